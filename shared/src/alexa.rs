@@ -1,0 +1,2 @@
+//! Alexa Smart Properties WebRTC calling: `Alexa.Comms.CallSignaling` wire models and session
+//! state transitions.

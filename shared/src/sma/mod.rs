@@ -1,0 +1,1 @@
+//! SIP media application wire models.

@@ -1,0 +1,227 @@
+//! In-memory stores with the same semantics as the DynamoDB ones (ownership-checked release,
+//! idempotent claims, leases). For unit tests and the emulator's storage-free mode; the
+//! DynamoDB store is tested against DynamoDB Local, not against this.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{
+    CallStore, Claim, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
+    ReleaseOutcome, StoreError, TransferIntent,
+};
+
+#[derive(Debug, Clone)]
+struct Holder {
+    transaction_id: String,
+    original_calling_number: String,
+    original_called_number: String,
+    call_timestamp_ms: i64,
+    lease_expires_at: i64,
+    contact_id: Option<String>,
+}
+
+/// Fault to inject into the next store call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectedFault {
+    Throttle,
+    Unavailable,
+}
+
+#[derive(Debug)]
+struct InjectedError(&'static str);
+impl std::fmt::Display for InjectedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+impl std::error::Error for InjectedError {}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pairs: Mutex<BTreeMap<PairKey, Option<Holder>>>,
+    intents: Mutex<HashMap<String, TransferIntent>>,
+    lease_seconds: i64,
+    /// Seconds added to the wall clock, so tests can expire leases.
+    clock_offset: AtomicU64,
+    fault: Mutex<Option<InjectedFault>>,
+    requests: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn new(pairs: impl IntoIterator<Item = PairKey>, lease_seconds: i64) -> Self {
+        Self {
+            pairs: Mutex::new(pairs.into_iter().map(|p| (p, None)).collect()),
+            lease_seconds,
+            ..Self::default()
+        }
+    }
+
+    /// Makes the next store call fail once with `fault`.
+    pub fn inject_fault(&self, fault: InjectedFault) {
+        *lock(&self.fault) = Some(fault);
+    }
+
+    pub fn advance_clock(&self, seconds: u64) {
+        self.clock_offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    /// Pairs currently held by a live claim.
+    pub fn held_pairs(&self) -> Vec<(PairKey, String)> {
+        let now = self.now();
+        lock(&self.pairs)
+            .iter()
+            .filter_map(|(k, h)| {
+                h.as_ref()
+                    .filter(|h| h.lease_expires_at > now)
+                    .map(|h| (k.clone(), h.transaction_id.clone()))
+            })
+            .collect()
+    }
+
+    /// Store calls made so far (for per-call request counts in the emulator).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn now(&self) -> i64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        wall + self.clock_offset.load(Ordering::SeqCst) as i64
+    }
+
+    fn enter(&self) -> Result<(), StoreError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        match lock(&self.fault).take() {
+            None => Ok(()),
+            Some(InjectedFault::Throttle) => Err(StoreError::Throttled(Box::new(InjectedError(
+                "injected throttling",
+            )))),
+            Some(InjectedFault::Unavailable) => Err(StoreError::Unavailable(Box::new(
+                InjectedError("injected unavailability"),
+            ))),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another test thread panicked; the data is still consistent
+    // because every critical section here is a single map operation.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PairStore for MemoryStore {
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        self.enter()?;
+        let now = self.now();
+        let mut pairs = lock(&self.pairs);
+        // Idempotent per transaction: a re-delivered event gets the pair it already holds.
+        if let Some((key, holder)) = pairs.iter().find_map(|(k, h)| {
+            h.as_ref()
+                .filter(|h| h.transaction_id == request.transaction_id && h.lease_expires_at > now)
+                .map(|h| (k.clone(), h.clone()))
+        }) {
+            return Ok(ClaimOutcome::Claimed(Claim {
+                pair: key,
+                transaction_id: holder.transaction_id,
+                lease_expires_at: holder.lease_expires_at,
+            }));
+        }
+        let free = pairs
+            .iter_mut()
+            .find(|(_, h)| h.as_ref().is_none_or(|h| h.lease_expires_at <= now));
+        match free {
+            None => Ok(ClaimOutcome::Busy),
+            Some((key, slot)) => {
+                let lease_expires_at = now + self.lease_seconds;
+                *slot = Some(Holder {
+                    transaction_id: request.transaction_id.clone(),
+                    original_calling_number: request.original_calling_number.clone(),
+                    original_called_number: request.original_called_number.clone(),
+                    call_timestamp_ms: now * 1000,
+                    lease_expires_at,
+                    contact_id: None,
+                });
+                Ok(ClaimOutcome::Claimed(Claim {
+                    pair: key.clone(),
+                    transaction_id: request.transaction_id.clone(),
+                    lease_expires_at,
+                }))
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        pair: &PairKey,
+        transaction_id: &str,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        self.enter()?;
+        let mut pairs = lock(&self.pairs);
+        match pairs.get_mut(pair) {
+            Some(slot)
+                if slot
+                    .as_ref()
+                    .is_some_and(|h| h.transaction_id == transaction_id) =>
+            {
+                *slot = None;
+                Ok(ReleaseOutcome::Released)
+            }
+            _ => Ok(ReleaseOutcome::NotHeld),
+        }
+    }
+
+    async fn lookup(
+        &self,
+        pair: &PairKey,
+        contact_id: &str,
+        mode: LookupMode,
+    ) -> Result<Option<LiveClaim>, StoreError> {
+        self.enter()?;
+        let now = self.now();
+        let mut pairs = lock(&self.pairs);
+        let Some(slot) = pairs.get_mut(pair) else {
+            return Ok(None);
+        };
+        let Some(holder) = slot.as_mut().filter(|h| h.lease_expires_at > now) else {
+            return Ok(None);
+        };
+        holder.contact_id = Some(contact_id.to_owned());
+        let live = LiveClaim {
+            pair: pair.clone(),
+            transaction_id: holder.transaction_id.clone(),
+            original_calling_number: holder.original_calling_number.clone(),
+            original_called_number: holder.original_called_number.clone(),
+            call_timestamp_ms: holder.call_timestamp_ms,
+            contact_id: holder.contact_id.clone(),
+            released: mode == LookupMode::ReleaseOnLookup,
+        };
+        if mode == LookupMode::ReleaseOnLookup {
+            *slot = None;
+        }
+        Ok(Some(live))
+    }
+}
+
+impl CallStore for MemoryStore {
+    async fn record_transfer_intent(
+        &self,
+        transaction_id: &str,
+        intent: &TransferIntent,
+    ) -> Result<(), StoreError> {
+        self.enter()?;
+        lock(&self.intents).insert(transaction_id.to_owned(), intent.clone());
+        Ok(())
+    }
+
+    async fn transfer_intent(
+        &self,
+        transaction_id: &str,
+    ) -> Result<Option<TransferIntent>, StoreError> {
+        self.enter()?;
+        Ok(lock(&self.intents).get(transaction_id).cloned())
+    }
+}
