@@ -1,1 +1,30 @@
-fn main() {}
+// The DynamoDB store's nested async state machines exceed the default layout depth.
+#![recursion_limit = "256"]
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use sma_handler::config::Config;
+use sma_handler::{Deps, handle};
+use takeback_core::connect::config::process_env;
+use takeback_core::store::dynamo::{ClaimConfig, DynamoStore};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    takeback_core::telemetry::init_json_logs();
+    let config = Config::from_env(&process_env())?;
+    let sdk = takeback_core::sdk::load().await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.pairs_table,
+        config.calls_table,
+    )
+    .with_config(ClaimConfig {
+        lease_seconds: config.lease_seconds,
+        ..ClaimConfig::default()
+    });
+    let deps = Deps { store, flow: config.flow };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
+        handle(&deps, event.payload).await.map_err(Error::from)
+    }))
+    .await
+}

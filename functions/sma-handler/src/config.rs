@@ -1,0 +1,190 @@
+//! Configuration of the SMA handler, read once at cold start. A missing or invalid variable
+//! stops the function with the variable's name.
+//!
+//! | variable | required | meaning |
+//! |---|---|---|
+//! | `PAIRS_TABLE` | yes | rolling-DNIS pairs table |
+//! | `CALLS_TABLE` | yes | per-transaction call records (claim idempotency, transfer intents) |
+//! | `LEASE_SECONDS` | no (7200) | how long a claim holds its pair unless released |
+//! | `CONNECT_CALL_TIMEOUT_SECONDS` | no (30) | ring time toward Connect, 1–120 |
+//! | `TRANSFER_CALL_TIMEOUT_SECONDS` | no (30) | ring time toward the SIP target, 1–120 |
+//! | `DEFAULT_TRANSFER_TARGET` / `DEFAULT_TRANSFER_TARGET_ARN` | no (both or neither) | target when an update names none |
+//! | `ALLOWED_VOICE_CONNECTOR_ARNS` | no | comma-separated ARNs a transfer may use (the default's is always allowed) |
+//! | `FALLBACK_TARGET` / `FALLBACK_TARGET_ARN` | no (both or neither) | where callers go when no pair is free or Connect/the target fails |
+//! | `VOICE_ID`, `LANGUAGE_CODE`, `SPEECH_ENGINE` | no (Joanna, en-US, neural) | voice of announcements |
+//! | `MESSAGE_BUSY`, `MESSAGE_UNAVAILABLE`, `MESSAGE_CONNECT_FAILED`, `MESSAGE_TRANSFER_HOLD`, `MESSAGE_TRANSFER_FAILED` | no | announcement texts (≤ 1,000 chars) |
+
+use takeback_core::call_flow::{FlowConfig, Messages, TargetRules, TransferTarget};
+use takeback_core::connect::config::{ConfigError, Env};
+use takeback_core::sma::action::SpeechEngine;
+use takeback_core::sma::{AwsEndpointUri, CallTimeout, SpeakText, Voice, VoiceConnectorArn};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub pairs_table: String,
+    pub calls_table: String,
+    pub lease_seconds: i64,
+    pub flow: FlowConfig,
+}
+
+fn invalid(name: &'static str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        message: message.to_string(),
+        source: None,
+    }
+}
+
+fn target<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    uri_var: &'static str,
+    arn_var: &'static str,
+) -> Result<Option<TransferTarget>, ConfigError> {
+    match (env.optional(uri_var), env.optional(arn_var)) {
+        (None, None) => Ok(None),
+        (Some(uri), Some(arn)) => Ok(Some(TransferTarget {
+            uri: AwsEndpointUri::parse(&uri).map_err(|e| invalid(uri_var, e))?,
+            arn: VoiceConnectorArn::parse(&arn).map_err(|e| invalid(arn_var, e))?,
+        })),
+        (None, Some(_)) => Err(ConfigError::Missing(uri_var)),
+        (Some(_), None) => Err(ConfigError::Missing(arn_var)),
+    }
+}
+
+fn seconds<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    default: u32,
+) -> Result<CallTimeout, ConfigError> {
+    let value = match env.optional(name) {
+        None => default,
+        Some(v) => v.parse().map_err(|e| invalid(name, e))?,
+    };
+    CallTimeout::seconds(value).map_err(|e| invalid(name, e))
+}
+
+fn message<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    default: SpeakText,
+) -> Result<SpeakText, ConfigError> {
+    match env.optional(name) {
+        None => Ok(default),
+        Some(text) => SpeakText::parse(&text).map_err(|e| invalid(name, e)),
+    }
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let lease_seconds = match env.optional("LEASE_SECONDS") {
+            None => 7200,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|s| *s >= 60)
+                .ok_or_else(|| invalid("LEASE_SECONDS", "must be a whole number of seconds >= 60"))?,
+        };
+        let default_target = target(env, "DEFAULT_TRANSFER_TARGET", "DEFAULT_TRANSFER_TARGET_ARN")?;
+        let mut allowed_arns = Vec::new();
+        for arn in env
+            .optional("ALLOWED_VOICE_CONNECTOR_ARNS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            VoiceConnectorArn::parse(arn).map_err(|e| invalid("ALLOWED_VOICE_CONNECTOR_ARNS", e))?;
+            allowed_arns.push(arn.to_owned());
+        }
+        let defaults = Messages::default();
+        let engine = match env.optional("SPEECH_ENGINE").as_deref() {
+            None | Some("neural") => SpeechEngine::Neural,
+            Some("standard") => SpeechEngine::Standard,
+            Some(other) => return Err(invalid("SPEECH_ENGINE", format!("{other:?} is neither neural nor standard"))),
+        };
+        let voice_defaults = Voice::default();
+        Ok(Self {
+            pairs_table: env.required("PAIRS_TABLE")?,
+            calls_table: env.required("CALLS_TABLE")?,
+            lease_seconds,
+            flow: FlowConfig {
+                connect_timeout: seconds(env, "CONNECT_CALL_TIMEOUT_SECONDS", 30)?,
+                transfer_timeout: seconds(env, "TRANSFER_CALL_TIMEOUT_SECONDS", 30)?,
+                voice: Voice {
+                    engine,
+                    language_code: env.optional("LANGUAGE_CODE").unwrap_or(voice_defaults.language_code),
+                    voice_id: env.optional("VOICE_ID").unwrap_or(voice_defaults.voice_id),
+                },
+                messages: Messages {
+                    busy: message(env, "MESSAGE_BUSY", defaults.busy)?,
+                    unavailable: message(env, "MESSAGE_UNAVAILABLE", defaults.unavailable)?,
+                    connect_failed: message(env, "MESSAGE_CONNECT_FAILED", defaults.connect_failed)?,
+                    transfer_hold: message(env, "MESSAGE_TRANSFER_HOLD", defaults.transfer_hold)?,
+                    transfer_failed: message(env, "MESSAGE_TRANSFER_FAILED", defaults.transfer_failed)?,
+                },
+                targets: TargetRules {
+                    allowed_arns,
+                    default_target,
+                },
+                fallback: target(env, "FALLBACK_TARGET", "FALLBACK_TARGET_ARN")?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Env(move |name: &str| map.get(name).cloned())
+    }
+
+    const VC: &str = "arn:aws:chime:us-east-1:123456789012:vc/pbx";
+
+    #[test]
+    fn missing_table_is_named() {
+        let err = Config::from_env(&env(&[("CALLS_TABLE", "c")])).unwrap_err();
+        assert!(err.to_string().contains("PAIRS_TABLE"), "{err}");
+    }
+
+    #[test]
+    fn minimal_config_has_safe_defaults() {
+        let c = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c")])).unwrap();
+        assert_eq!(c.flow.connect_timeout.get(), 30);
+        assert!(c.flow.fallback.is_none());
+        assert!(c.flow.targets.default_target.is_none());
+    }
+
+    #[test]
+    fn half_a_target_is_an_error_naming_the_missing_half() {
+        let err = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c"), ("FALLBACK_TARGET", "0")])).unwrap_err();
+        assert!(err.to_string().contains("FALLBACK_TARGET_ARN"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_timeout_and_bad_arn_are_rejected_by_name() {
+        let err = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c"), ("CONNECT_CALL_TIMEOUT_SECONDS", "500")])).unwrap_err();
+        assert!(err.to_string().contains("CONNECT_CALL_TIMEOUT_SECONDS"), "{err}");
+        let err = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c"), ("ALLOWED_VOICE_CONNECTOR_ARNS", "nope")])).unwrap_err();
+        assert!(err.to_string().contains("ALLOWED_VOICE_CONNECTOR_ARNS"), "{err}");
+    }
+
+    #[test]
+    fn full_config_parses_targets() {
+        let c = Config::from_env(&env(&[
+            ("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c"),
+            ("DEFAULT_TRANSFER_TARGET", "2000"), ("DEFAULT_TRANSFER_TARGET_ARN", VC),
+            ("FALLBACK_TARGET", "0"), ("FALLBACK_TARGET_ARN", VC),
+            ("MESSAGE_BUSY", "Busy, sorry."),
+        ]))
+        .unwrap();
+        assert_eq!(c.flow.targets.default_target.unwrap().uri.as_str(), "2000");
+        assert_eq!(c.flow.messages.busy.as_str(), "Busy, sorry.");
+        assert!(c.flow.fallback.is_some());
+    }
+}

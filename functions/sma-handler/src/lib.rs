@@ -1,0 +1,148 @@
+//! The SIP media application handler: parse the event, do the store work the state machine
+//! asks for, decide, answer. `main.rs` only wires; tests and the emulator call [`handle`].
+
+pub mod config;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use takeback_core::call_flow::{
+    self, CallAttributes, Decision, FlowConfig, StoreFailed, StoreResults, StoreWork,
+};
+use takeback_core::error::chain;
+use takeback_core::mask::mask_number;
+use takeback_core::sma::{
+    Action, Actions, HangupCode, LegRef, LegTag, NotAnSmaEvent, SmaEvent, SmaResponse,
+    TransactionAttributes,
+};
+use takeback_core::store::{CallStore, PairStore, StoreError};
+use tracing::{Instrument, error, info, warn};
+
+/// The SMA re-invokes after 5 s; the store work of one invocation must be done well before.
+pub const STORE_BUDGET: Duration = Duration::from_millis(3500);
+
+pub struct Deps<S> {
+    pub store: S,
+    pub flow: FlowConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Not an SMA event at all: there is no call to answer, so this is an invocation error
+    /// that names what is missing.
+    #[error(transparent)]
+    NotAnSmaEvent(#[from] NotAnSmaEvent),
+}
+
+/// Handles one SMA invocation. Any recognisable event gets a valid response, never an error.
+pub async fn handle<S: PairStore + CallStore>(
+    deps: &Deps<S>,
+    payload: Value,
+) -> Result<SmaResponse, HandlerError> {
+    let event = SmaEvent::from_value(payload)?;
+    let span = tracing::info_span!(
+        "sma_invocation",
+        transaction_id = event.call_details.transaction_id.as_deref().unwrap_or("-"),
+        event_type = %event.invocation_event_type,
+        sequence = event.sequence.unwrap_or_default(),
+    );
+    Ok(decide_and_answer(deps, &event).instrument(span).await)
+}
+
+async fn decide_and_answer<S: PairStore + CallStore>(deps: &Deps<S>, event: &SmaEvent) -> SmaResponse {
+    let attrs = CallAttributes::from_map(&event.call_details.transaction_attributes);
+    if let Some(error_type) = event.error_type() {
+        warn!(
+            error_type,
+            error_message = event.action_data.as_ref().and_then(|a| a.error_message.as_deref()).or(event.error_message.as_deref()),
+            action = event.action_type().map(|a| a.as_str()),
+            "SMA reported a failure"
+        );
+    }
+    let work = call_flow::store_work(event, &attrs);
+    let results = run_store_work(&deps.store, work).await;
+    let decision = call_flow::decide(event, &attrs, &deps.flow, &results);
+    info!(
+        outcome = decision.outcome,
+        state_before = attrs.state.as_str(),
+        state_after = decision.attributes.as_ref().map(|a| a.state.as_str()),
+        caller = attrs.caller.as_deref().or_else(|| event.participant(LegTag::A).and_then(|p| p.from.as_deref())).map(mask_number),
+        actions = ?decision.actions.iter().map(Action::type_name).collect::<Vec<_>>(),
+        "decided"
+    );
+    into_response(event, decision)
+}
+
+/// Performs the store operations, bounded by [`STORE_BUDGET`]; failures are logged with their
+/// cause chain and reported to the state machine as [`StoreFailed`].
+pub async fn run_store_work<S: PairStore + CallStore>(store: &S, work: StoreWork) -> StoreResults {
+    match tokio::time::timeout(STORE_BUDGET, run_store_work_unbounded(store, &work)).await {
+        Ok(results) => results,
+        Err(_) => {
+            error!(?work, budget_ms = STORE_BUDGET.as_millis() as u64, "store work timed out");
+            match work {
+                StoreWork::Nothing => StoreResults::default(),
+                StoreWork::Claim(_) => StoreResults { claim: Some(Err(StoreFailed)), ..StoreResults::default() },
+                StoreWork::Release { .. } => StoreResults { release: Some(Err(StoreFailed)), ..StoreResults::default() },
+                StoreWork::ConnectLegEnded { pair, .. } => StoreResults {
+                    transfer_intent: Some(Err(StoreFailed)),
+                    release: pair.map(|_| Err(StoreFailed)),
+                    ..StoreResults::default()
+                },
+            }
+        }
+    }
+}
+
+fn logged<T>(operation: &'static str, result: Result<T, StoreError>) -> Result<T, StoreFailed> {
+    result.map_err(|e| {
+        error!(operation, error = %chain(&e), "store operation failed");
+        StoreFailed
+    })
+}
+
+async fn run_store_work_unbounded<S: PairStore + CallStore>(store: &S, work: &StoreWork) -> StoreResults {
+    match work {
+        StoreWork::Nothing => StoreResults::default(),
+        StoreWork::Claim(request) => StoreResults {
+            claim: Some(logged("claim", store.claim(request).await)),
+            ..StoreResults::default()
+        },
+        StoreWork::Release { pair, transaction_id } => StoreResults {
+            release: Some(logged("release", store.release(pair, transaction_id).await)),
+            ..StoreResults::default()
+        },
+        StoreWork::ConnectLegEnded { pair, transaction_id } => {
+            // Read the intent first: it decides where the caller goes; the release only frees
+            // capacity and is retried by the caller's hangup if it fails here.
+            let transfer_intent = Some(logged("transfer_intent", store.transfer_intent(transaction_id).await));
+            let release = match pair {
+                Some(pair) => Some(logged("release", store.release(pair, transaction_id).await)),
+                None => None,
+            };
+            StoreResults { claim: None, release, transfer_intent }
+        }
+    }
+}
+
+/// Turns a decision into the wire response. A decision that breaks a limit is a bug; the
+/// caller still gets a proper hangup rather than an invalid response.
+fn into_response(event: &SmaEvent, decision: Decision) -> SmaResponse {
+    let attributes = decision
+        .attributes
+        .map(|a| TransactionAttributes::new(a.to_map()))
+        .transpose();
+    match (Actions::new(decision.actions), attributes) {
+        (Ok(actions), Ok(attributes)) => SmaResponse::new(actions, attributes),
+        (actions, attributes) => {
+            error!(actions_ok = actions.is_ok(), attributes_ok = attributes.is_ok(), "decision broke a response limit; hanging up");
+            let leg = event
+                .participant(LegTag::A)
+                .and_then(|p| p.call_id.clone())
+                .map(LegRef::CallId)
+                .unwrap_or(LegRef::Tag(LegTag::A.as_str()));
+            let hangup = Action::hangup(leg, HangupCode::TemporarilyUnavailable);
+            SmaResponse::new(Actions::new(vec![hangup]).unwrap_or_default(), None)
+        }
+    }
+}
