@@ -1,1 +1,51 @@
-fn main() {}
+//! Parse one SMA event and decide its actions: the CPU work of one SMA invocation apart from
+//! the store round trips. Run with `cargo bench -p takeback-core --bench sma_decide`.
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use takeback_core::call_flow::{self, CallAttributes, FlowConfig, StoreResults};
+use takeback_core::sma::{Actions, SmaEvent, SmaResponse, TransactionAttributes};
+use takeback_core::store::{Claim, ClaimOutcome, PairKey};
+
+fn load(name: &str) -> String {
+    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// Bytes in, bytes out: parse, plan, decide, build and serialize the response.
+fn parse_and_decide(raw: &str, config: &FlowConfig, store: &StoreResults) -> String {
+    let event: SmaEvent = serde_json::from_str(raw).unwrap();
+    let attrs = CallAttributes::from_map(&event.call_details.transaction_attributes);
+    let _work = call_flow::store_work(&event, &attrs);
+    let decision = call_flow::decide(&event, &attrs, config, store);
+    let attributes = decision.attributes.map(|a| TransactionAttributes::new(a.to_map()).unwrap());
+    let response = SmaResponse::new(Actions::new(decision.actions).unwrap(), attributes);
+    serde_json::to_string(&response).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let config = FlowConfig::default();
+    let claimed = StoreResults {
+        claim: Some(Ok(ClaimOutcome::Claimed(Claim {
+            pair: PairKey { sma_number: "+18005557777".into(), connect_number: "+18005551111".into() },
+            transaction_id: "t".into(),
+            lease_expires_at: 0,
+        }))),
+        ..StoreResults::default()
+    };
+    let new_call = load("sma-new-inbound-call-basic");
+    c.bench_function("new_inbound_call", |b| {
+        b.iter(|| parse_and_decide(black_box(&new_call), &config, &claimed))
+    });
+    let transfer = load("sma-action-successful-hangup-transfer-pending");
+    let mut transfer_config = FlowConfig::default();
+    transfer_config.targets.allowed_arns = vec!["arn:aws:chime:us-east-1:123456789012:vc/abcdefghijklmnopqrstu".into()];
+    c.bench_function("transfer_bridge", |b| {
+        b.iter(|| parse_and_decide(black_box(&transfer), &transfer_config, &StoreResults::default()))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
