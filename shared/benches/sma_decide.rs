@@ -20,7 +20,9 @@ fn parse_and_decide(raw: &str, config: &FlowConfig, store: &StoreResults) -> Str
     let attrs = CallAttributes::from_map(&event.call_details.transaction_attributes);
     let _work = call_flow::store_work(&event, &attrs);
     let decision = call_flow::decide(&event, &attrs, config, store);
-    let attributes = decision.attributes.map(|a| TransactionAttributes::new(a.to_map()).unwrap());
+    let attributes = decision
+        .attributes
+        .map(|a| TransactionAttributes::new(a.to_map()).unwrap());
     let response = SmaResponse::new(Actions::new(decision.actions).unwrap(), attributes);
     serde_json::to_string(&response).unwrap()
 }
@@ -29,7 +31,10 @@ fn bench(c: &mut Criterion) {
     let config = FlowConfig::default();
     let claimed = StoreResults {
         claim: Some(Ok(ClaimOutcome::Claimed(Claim {
-            pair: PairKey { sma_number: "+18005557777".into(), connect_number: "+18005551111".into() },
+            pair: PairKey {
+                sma_number: "+18005557777".into(),
+                connect_number: "+18005551111".into(),
+            },
             transaction_id: "t".into(),
             lease_expires_at: 0,
         }))),
@@ -41,9 +46,16 @@ fn bench(c: &mut Criterion) {
     });
     let transfer = load("sma-action-successful-hangup-transfer-pending");
     let mut transfer_config = FlowConfig::default();
-    transfer_config.targets.allowed_arns = vec!["arn:aws:chime:us-east-1:123456789012:vc/abcdefghijklmnopqrstu".into()];
+    transfer_config.targets.allowed_arns =
+        vec!["arn:aws:chime:us-east-1:123456789012:vc/abcdefghijklmnopqrstu".into()];
     c.bench_function("transfer_bridge", |b| {
-        b.iter(|| parse_and_decide(black_box(&transfer), &transfer_config, &StoreResults::default()))
+        b.iter(|| {
+            parse_and_decide(
+                black_box(&transfer),
+                &transfer_config,
+                &StoreResults::default(),
+            )
+        })
     });
 }
 

@@ -11,7 +11,9 @@ pub enum ActionError {
     InvalidVoiceConnectorArn(String),
     #[error("CallTimeoutSeconds must be 1-120, got {0}")]
     CallTimeoutOutOfRange(u32),
-    #[error("SIP header {0:?} is not allowed (only X- custom headers, never X-AMZN, User-to-User, Diversion)")]
+    #[error(
+        "SIP header {0:?} is not allowed (only X- custom headers, never X-AMZN, User-to-User, Diversion)"
+    )]
     SipHeaderNotAllowed(String),
     #[error("SIP header {0:?} value exceeds 2048 characters")]
     SipHeaderTooLong(String),

@@ -78,13 +78,15 @@ impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let lease_seconds = match env.optional("LEASE_SECONDS") {
             None => 7200,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|s| *s >= 60)
-                .ok_or_else(|| invalid("LEASE_SECONDS", "must be a whole number of seconds >= 60"))?,
+            Some(v) => v.parse::<i64>().ok().filter(|s| *s >= 60).ok_or_else(|| {
+                invalid("LEASE_SECONDS", "must be a whole number of seconds >= 60")
+            })?,
         };
-        let default_target = target(env, "DEFAULT_TRANSFER_TARGET", "DEFAULT_TRANSFER_TARGET_ARN")?;
+        let default_target = target(
+            env,
+            "DEFAULT_TRANSFER_TARGET",
+            "DEFAULT_TRANSFER_TARGET_ARN",
+        )?;
         let mut allowed_arns = Vec::new();
         for arn in env
             .optional("ALLOWED_VOICE_CONNECTOR_ARNS")
@@ -93,14 +95,20 @@ impl Config {
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            VoiceConnectorArn::parse(arn).map_err(|e| invalid("ALLOWED_VOICE_CONNECTOR_ARNS", e))?;
+            VoiceConnectorArn::parse(arn)
+                .map_err(|e| invalid("ALLOWED_VOICE_CONNECTOR_ARNS", e))?;
             allowed_arns.push(arn.to_owned());
         }
         let defaults = Messages::default();
         let engine = match env.optional("SPEECH_ENGINE").as_deref() {
             None | Some("neural") => SpeechEngine::Neural,
             Some("standard") => SpeechEngine::Standard,
-            Some(other) => return Err(invalid("SPEECH_ENGINE", format!("{other:?} is neither neural nor standard"))),
+            Some(other) => {
+                return Err(invalid(
+                    "SPEECH_ENGINE",
+                    format!("{other:?} is neither neural nor standard"),
+                ));
+            }
         };
         let voice_defaults = Voice::default();
         Ok(Self {
@@ -112,15 +120,25 @@ impl Config {
                 transfer_timeout: seconds(env, "TRANSFER_CALL_TIMEOUT_SECONDS", 30)?,
                 voice: Voice {
                     engine,
-                    language_code: env.optional("LANGUAGE_CODE").unwrap_or(voice_defaults.language_code),
+                    language_code: env
+                        .optional("LANGUAGE_CODE")
+                        .unwrap_or(voice_defaults.language_code),
                     voice_id: env.optional("VOICE_ID").unwrap_or(voice_defaults.voice_id),
                 },
                 messages: Messages {
                     busy: message(env, "MESSAGE_BUSY", defaults.busy)?,
                     unavailable: message(env, "MESSAGE_UNAVAILABLE", defaults.unavailable)?,
-                    connect_failed: message(env, "MESSAGE_CONNECT_FAILED", defaults.connect_failed)?,
+                    connect_failed: message(
+                        env,
+                        "MESSAGE_CONNECT_FAILED",
+                        defaults.connect_failed,
+                    )?,
                     transfer_hold: message(env, "MESSAGE_TRANSFER_HOLD", defaults.transfer_hold)?,
-                    transfer_failed: message(env, "MESSAGE_TRANSFER_FAILED", defaults.transfer_failed)?,
+                    transfer_failed: message(
+                        env,
+                        "MESSAGE_TRANSFER_FAILED",
+                        defaults.transfer_failed,
+                    )?,
                 },
                 targets: TargetRules {
                     allowed_arns,
@@ -139,8 +157,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Env(move |name: &str| map.get(name).cloned())
     }
 
@@ -162,24 +182,48 @@ mod tests {
 
     #[test]
     fn half_a_target_is_an_error_naming_the_missing_half() {
-        let err = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c"), ("FALLBACK_TARGET", "0")])).unwrap_err();
+        let err = Config::from_env(&env(&[
+            ("PAIRS_TABLE", "p"),
+            ("CALLS_TABLE", "c"),
+            ("FALLBACK_TARGET", "0"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("FALLBACK_TARGET_ARN"), "{err}");
     }
 
     #[test]
     fn out_of_range_timeout_and_bad_arn_are_rejected_by_name() {
-        let err = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c"), ("CONNECT_CALL_TIMEOUT_SECONDS", "500")])).unwrap_err();
-        assert!(err.to_string().contains("CONNECT_CALL_TIMEOUT_SECONDS"), "{err}");
-        let err = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c"), ("ALLOWED_VOICE_CONNECTOR_ARNS", "nope")])).unwrap_err();
-        assert!(err.to_string().contains("ALLOWED_VOICE_CONNECTOR_ARNS"), "{err}");
+        let err = Config::from_env(&env(&[
+            ("PAIRS_TABLE", "p"),
+            ("CALLS_TABLE", "c"),
+            ("CONNECT_CALL_TIMEOUT_SECONDS", "500"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("CONNECT_CALL_TIMEOUT_SECONDS"),
+            "{err}"
+        );
+        let err = Config::from_env(&env(&[
+            ("PAIRS_TABLE", "p"),
+            ("CALLS_TABLE", "c"),
+            ("ALLOWED_VOICE_CONNECTOR_ARNS", "nope"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("ALLOWED_VOICE_CONNECTOR_ARNS"),
+            "{err}"
+        );
     }
 
     #[test]
     fn full_config_parses_targets() {
         let c = Config::from_env(&env(&[
-            ("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c"),
-            ("DEFAULT_TRANSFER_TARGET", "2000"), ("DEFAULT_TRANSFER_TARGET_ARN", VC),
-            ("FALLBACK_TARGET", "0"), ("FALLBACK_TARGET_ARN", VC),
+            ("PAIRS_TABLE", "p"),
+            ("CALLS_TABLE", "c"),
+            ("DEFAULT_TRANSFER_TARGET", "2000"),
+            ("DEFAULT_TRANSFER_TARGET_ARN", VC),
+            ("FALLBACK_TARGET", "0"),
+            ("FALLBACK_TARGET_ARN", VC),
             ("MESSAGE_BUSY", "Busy, sorry."),
         ]))
         .unwrap();

@@ -49,12 +49,19 @@ pub async fn handle<S: PairStore + CallStore>(
     Ok(decide_and_answer(deps, &event).instrument(span).await)
 }
 
-async fn decide_and_answer<S: PairStore + CallStore>(deps: &Deps<S>, event: &SmaEvent) -> SmaResponse {
+async fn decide_and_answer<S: PairStore + CallStore>(
+    deps: &Deps<S>,
+    event: &SmaEvent,
+) -> SmaResponse {
     let attrs = CallAttributes::from_map(&event.call_details.transaction_attributes);
     if let Some(error_type) = event.error_type() {
         warn!(
             error_type,
-            error_message = event.action_data.as_ref().and_then(|a| a.error_message.as_deref()).or(event.error_message.as_deref()),
+            error_message = event
+                .action_data
+                .as_ref()
+                .and_then(|a| a.error_message.as_deref())
+                .or(event.error_message.as_deref()),
             action = event.action_type().map(|a| a.as_str()),
             "SMA reported a failure"
         );
@@ -79,11 +86,21 @@ pub async fn run_store_work<S: PairStore + CallStore>(store: &S, work: StoreWork
     match tokio::time::timeout(STORE_BUDGET, run_store_work_unbounded(store, &work)).await {
         Ok(results) => results,
         Err(_) => {
-            error!(?work, budget_ms = STORE_BUDGET.as_millis() as u64, "store work timed out");
+            error!(
+                ?work,
+                budget_ms = STORE_BUDGET.as_millis() as u64,
+                "store work timed out"
+            );
             match work {
                 StoreWork::Nothing => StoreResults::default(),
-                StoreWork::Claim(_) => StoreResults { claim: Some(Err(StoreFailed)), ..StoreResults::default() },
-                StoreWork::Release { .. } => StoreResults { release: Some(Err(StoreFailed)), ..StoreResults::default() },
+                StoreWork::Claim(_) => StoreResults {
+                    claim: Some(Err(StoreFailed)),
+                    ..StoreResults::default()
+                },
+                StoreWork::Release { .. } => StoreResults {
+                    release: Some(Err(StoreFailed)),
+                    ..StoreResults::default()
+                },
                 StoreWork::ConnectLegEnded { pair, .. } => StoreResults {
                     transfer_intent: Some(Err(StoreFailed)),
                     release: pair.map(|_| Err(StoreFailed)),
@@ -101,26 +118,42 @@ fn logged<T>(operation: &'static str, result: Result<T, StoreError>) -> Result<T
     })
 }
 
-async fn run_store_work_unbounded<S: PairStore + CallStore>(store: &S, work: &StoreWork) -> StoreResults {
+async fn run_store_work_unbounded<S: PairStore + CallStore>(
+    store: &S,
+    work: &StoreWork,
+) -> StoreResults {
     match work {
         StoreWork::Nothing => StoreResults::default(),
         StoreWork::Claim(request) => StoreResults {
             claim: Some(logged("claim", store.claim(request).await)),
             ..StoreResults::default()
         },
-        StoreWork::Release { pair, transaction_id } => StoreResults {
+        StoreWork::Release {
+            pair,
+            transaction_id,
+        } => StoreResults {
             release: Some(logged("release", store.release(pair, transaction_id).await)),
             ..StoreResults::default()
         },
-        StoreWork::ConnectLegEnded { pair, transaction_id } => {
+        StoreWork::ConnectLegEnded {
+            pair,
+            transaction_id,
+        } => {
             // Read the intent first: it decides where the caller goes; the release only frees
             // capacity and is retried by the caller's hangup if it fails here.
-            let transfer_intent = Some(logged("transfer_intent", store.transfer_intent(transaction_id).await));
+            let transfer_intent = Some(logged(
+                "transfer_intent",
+                store.transfer_intent(transaction_id).await,
+            ));
             let release = match pair {
                 Some(pair) => Some(logged("release", store.release(pair, transaction_id).await)),
                 None => None,
             };
-            StoreResults { claim: None, release, transfer_intent }
+            StoreResults {
+                claim: None,
+                release,
+                transfer_intent,
+            }
         }
     }
 }
@@ -135,7 +168,11 @@ fn into_response(event: &SmaEvent, decision: Decision) -> SmaResponse {
     match (Actions::new(decision.actions), attributes) {
         (Ok(actions), Ok(attributes)) => SmaResponse::new(actions, attributes),
         (actions, attributes) => {
-            error!(actions_ok = actions.is_ok(), attributes_ok = attributes.is_ok(), "decision broke a response limit; hanging up");
+            error!(
+                actions_ok = actions.is_ok(),
+                attributes_ok = attributes.is_ok(),
+                "decision broke a response limit; hanging up"
+            );
             let leg = event
                 .participant(LegTag::A)
                 .and_then(|p| p.call_id.clone())

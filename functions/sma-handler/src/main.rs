@@ -22,7 +22,10 @@ async fn main() -> Result<(), Error> {
         lease_seconds: config.lease_seconds,
         ..ClaimConfig::default()
     });
-    let deps = Deps { store, flow: config.flow };
+    let deps = Deps {
+        store,
+        flow: config.flow,
+    };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
         handle(&deps, event.payload).await.map_err(Error::from)
     }))

@@ -12,25 +12,90 @@ use takeback_core::store::{CallStore, ClaimRequest, PairStore, TransferIntent};
 /// (fixture, action types, state after — `None` when the response leaves attributes out,
 /// whether the fixture's transaction still holds the pair afterwards).
 const EXPECTED: &[(&str, &[&str], Option<&str>, bool)] = &[
-    ("sma-new-inbound-call-basic", &["CallAndBridge"], Some("connecting"), true),
-    ("sma-new-inbound-call-leg-a-mixed-case", &["CallAndBridge"], Some("connecting"), true),
-    ("sma-new-inbound-call-missing-participants", &["Hangup"], Some("ending"), false),
+    (
+        "sma-new-inbound-call-basic",
+        &["CallAndBridge"],
+        Some("connecting"),
+        true,
+    ),
+    (
+        "sma-new-inbound-call-leg-a-mixed-case",
+        &["CallAndBridge"],
+        Some("connecting"),
+        true,
+    ),
+    (
+        "sma-new-inbound-call-missing-participants",
+        &["Hangup"],
+        Some("ending"),
+        false,
+    ),
     ("sma-new-outbound-call-basic", &[], None, false),
     ("sma-ringing-basic", &[], None, true),
     ("sma-call-answered-basic", &[], None, true),
-    ("sma-action-successful-call-and-bridge-connect", &[], Some("in_connect"), true),
-    ("sma-action-successful-hangup-transfer-pending", &["Speak", "CallAndBridge"], Some("transferring"), false),
-    ("sma-action-successful-call-and-bridge-target", &[], Some("transferred"), false),
-    ("sma-action-failed-call-and-bridge-connect-not-answered", &["Speak", "Hangup"], Some("ending"), false),
-    ("sma-action-failed-call-and-bridge-target-busy", &["Speak", "Hangup"], Some("ending"), false),
+    (
+        "sma-action-successful-call-and-bridge-connect",
+        &[],
+        Some("in_connect"),
+        true,
+    ),
+    (
+        "sma-action-successful-hangup-transfer-pending",
+        &["Speak", "CallAndBridge"],
+        Some("transferring"),
+        false,
+    ),
+    (
+        "sma-action-successful-call-and-bridge-target",
+        &[],
+        Some("transferred"),
+        false,
+    ),
+    (
+        "sma-action-failed-call-and-bridge-connect-not-answered",
+        &["Speak", "Hangup"],
+        Some("ending"),
+        false,
+    ),
+    (
+        "sma-action-failed-call-and-bridge-target-busy",
+        &["Speak", "Hangup"],
+        Some("ending"),
+        false,
+    ),
     ("sma-action-interrupted-basic", &[], None, true),
     ("sma-hangup-leg-a-caller", &["Hangup"], Some("ended"), false),
-    ("sma-hangup-leg-b-connect-before-update", &["Hangup"], Some("ending"), false),
-    ("sma-hangup-leg-b-far-end-after-transfer", &["Hangup"], Some("ending"), false),
-    ("sma-hangup-receive-digits-type", &["Hangup"], Some("ended"), false),
-    ("sma-call-update-requested-transfer", &["Hangup"], Some("transfer_pending"), false),
+    (
+        "sma-hangup-leg-b-connect-before-update",
+        &["Hangup"],
+        Some("ending"),
+        false,
+    ),
+    (
+        "sma-hangup-leg-b-far-end-after-transfer",
+        &["Hangup"],
+        Some("ending"),
+        false,
+    ),
+    (
+        "sma-hangup-receive-digits-type",
+        &["Hangup"],
+        Some("ended"),
+        false,
+    ),
+    (
+        "sma-call-update-requested-transfer",
+        &["Hangup"],
+        Some("transfer_pending"),
+        false,
+    ),
     ("sma-call-update-requested-duplicate", &[], None, false),
-    ("sma-invalid-lambda-response-top-level-error", &["Hangup", "Hangup"], Some("ending"), false),
+    (
+        "sma-invalid-lambda-response-top-level-error",
+        &["Hangup", "Hangup"],
+        Some("ending"),
+        false,
+    ),
     ("sma-digits-received-basic", &[], None, true),
     ("sma-unknown-event-type", &[], None, true),
 ];
@@ -71,7 +136,8 @@ async fn every_sma_fixture_is_covered_by_an_expectation() {
         .collect();
     names.sort();
     for name in &names {
-        let covered = EXPECTED.iter().any(|(n, ..)| n == name) || name == "sma-malformed-not-an-sma-event";
+        let covered =
+            EXPECTED.iter().any(|(n, ..)| n == name) || name == "sma-malformed-not-an-sma-event";
         assert!(covered, "fixture {name} has no expectation in this test");
     }
     assert!(names.len() >= EXPECTED.len());
@@ -81,11 +147,18 @@ async fn every_sma_fixture_is_covered_by_an_expectation() {
 async fn every_sma_fixture_gets_the_expected_answer() {
     for (name, types, state_after, still_held) in EXPECTED {
         let event = fixture(name);
-        let deps = Deps { store: store_for(&event).await, flow: flow() };
+        let deps = Deps {
+            store: store_for(&event).await,
+            flow: flow(),
+        };
         let response = serde_json::to_value(handle(&deps, event).await.unwrap()).unwrap();
         assert_eq!(action_types(&response), *types, "{name}: actions");
         let attrs = response.get("TransactionAttributes");
-        assert_eq!(attrs.map(|a| a["state"].as_str().unwrap()), *state_after, "{name}: state");
+        assert_eq!(
+            attrs.map(|a| a["state"].as_str().unwrap()),
+            *state_after,
+            "{name}: state"
+        );
         if let Some(a) = attrs {
             let keys = a.as_object().unwrap().len();
             assert!((1..=10).contains(&keys), "{name}: {keys} attribute keys");
@@ -97,40 +170,80 @@ async fn every_sma_fixture_gets_the_expected_answer() {
 
 #[tokio::test]
 async fn a_payload_that_is_not_an_sma_event_is_an_error_naming_the_field() {
-    let deps = Deps { store: store(), flow: flow() };
-    let err = handle(&deps, fixture("sma-malformed-not-an-sma-event")).await.unwrap_err();
+    let deps = Deps {
+        store: store(),
+        flow: flow(),
+    };
+    let err = handle(&deps, fixture("sma-malformed-not-an-sma-event"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("InvocationEventType"), "{err}");
 }
 
 #[tokio::test]
 async fn new_call_gets_the_fixture_pair_and_a_redelivery_gets_the_same_pair() {
-    let deps = Deps { store: store(), flow: flow() };
-    let first = serde_json::to_value(handle(&deps, fixture("sma-new-inbound-call-basic")).await.unwrap()).unwrap();
-    let again = serde_json::to_value(handle(&deps, fixture("sma-new-inbound-call-basic")).await.unwrap()).unwrap();
-    assert_eq!(first, again, "the SMA retry after 5 s must get the same answer");
+    let deps = Deps {
+        store: store(),
+        flow: flow(),
+    };
+    let first = serde_json::to_value(
+        handle(&deps, fixture("sma-new-inbound-call-basic"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let again = serde_json::to_value(
+        handle(&deps, fixture("sma-new-inbound-call-basic"))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        first, again,
+        "the SMA retry after 5 s must get the same answer"
+    );
     assert_eq!(first["Actions"][0]["Parameters"]["CallerIdNumber"], SMA);
     assert_eq!(deps.store.held_pairs(), vec![(pair(), TXN.to_owned())]);
 }
 
 #[tokio::test]
 async fn second_caller_with_every_pair_taken_hears_busy() {
-    let deps = Deps { store: store(), flow: flow() };
-    handle(&deps, fixture("sma-new-inbound-call-basic")).await.unwrap();
+    let deps = Deps {
+        store: store(),
+        flow: flow(),
+    };
+    handle(&deps, fixture("sma-new-inbound-call-basic"))
+        .await
+        .unwrap();
     let mut other = fixture("sma-new-inbound-call-basic");
     other["CallDetails"]["TransactionId"] = "another-transaction".into();
     let response = serde_json::to_value(handle(&deps, other).await.unwrap()).unwrap();
     assert_eq!(action_types(&response), ["Speak", "Hangup"]);
-    assert_eq!(response["Actions"][1]["Parameters"]["SipResponseCode"], "486");
+    assert_eq!(
+        response["Actions"][1]["Parameters"]["SipResponseCode"],
+        "486"
+    );
 }
 
 #[tokio::test]
 async fn throttled_store_on_a_new_call_gives_safe_actions() {
     for fault in [InjectedFault::Throttle, InjectedFault::Unavailable] {
-        let deps = Deps { store: store(), flow: flow() };
+        let deps = Deps {
+            store: store(),
+            flow: flow(),
+        };
         deps.store.inject_fault(fault);
-        let response = serde_json::to_value(handle(&deps, fixture("sma-new-inbound-call-basic")).await.unwrap()).unwrap();
+        let response = serde_json::to_value(
+            handle(&deps, fixture("sma-new-inbound-call-basic"))
+                .await
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(action_types(&response), ["Speak", "Hangup"], "{fault:?}");
-        assert_eq!(response["Actions"][1]["Parameters"]["SipResponseCode"], "480");
+        assert_eq!(
+            response["Actions"][1]["Parameters"]["SipResponseCode"],
+            "480"
+        );
         assert!(deps.store.held_pairs().is_empty());
     }
 }
@@ -138,15 +251,31 @@ async fn throttled_store_on_a_new_call_gives_safe_actions() {
 #[tokio::test]
 async fn connect_hangup_before_the_update_completes_a_recorded_transfer() {
     let event = fixture("sma-hangup-leg-b-connect-before-update");
-    let deps = Deps { store: store_for(&event).await, flow: flow() };
+    let deps = Deps {
+        store: store_for(&event).await,
+        flow: flow(),
+    };
     deps.store
-        .record_transfer_intent(TXN, &TransferIntent { target_uri: "2042".into(), target_arn: VC.into(), contact_id: None })
+        .record_transfer_intent(
+            TXN,
+            &TransferIntent {
+                target_uri: "2042".into(),
+                target_arn: VC.into(),
+                contact_id: None,
+            },
+        )
         .await
         .unwrap();
     let response = serde_json::to_value(handle(&deps, event).await.unwrap()).unwrap();
     assert_eq!(action_types(&response), ["Speak", "CallAndBridge"]);
-    assert_eq!(response["Actions"][1]["Parameters"]["Endpoints"][0]["Uri"], "2042");
-    assert_eq!(response["Actions"][1]["Parameters"]["SipHeaders"]["X-Original-Calling-Number"], "+12065550123");
+    assert_eq!(
+        response["Actions"][1]["Parameters"]["Endpoints"][0]["Uri"],
+        "2042"
+    );
+    assert_eq!(
+        response["Actions"][1]["Parameters"]["SipHeaders"]["X-Original-Calling-Number"],
+        "+12065550123"
+    );
     assert!(deps.store.held_pairs().is_empty(), "the pair is released");
 }
 
@@ -154,7 +283,10 @@ async fn connect_hangup_before_the_update_completes_a_recorded_transfer() {
 async fn responses_never_carry_an_empty_attribute_map() {
     for (name, ..) in EXPECTED {
         let event = fixture(name);
-        let deps = Deps { store: store_for(&event).await, flow: flow() };
+        let deps = Deps {
+            store: store_for(&event).await,
+            flow: flow(),
+        };
         let text = serde_json::to_string(&handle(&deps, event).await.unwrap()).unwrap();
         assert!(!text.contains("\"TransactionAttributes\":{}"), "{name}");
     }

@@ -58,16 +58,52 @@ fn participants(b_call_id: &str) -> Value {
 fn event(step: Step, attrs: &BTreeMap<String, String>) -> Value {
     let (kind, action, b) = match step {
         Step::NewInbound => ("NEW_INBOUND_CALL", Value::Null, "none"),
-        Step::BridgeSucceeded { to_target } => ("ACTION_SUCCESSFUL", json!({"Type": "CallAndBridge"}), if to_target { "target" } else { "connect" }),
+        Step::BridgeSucceeded { to_target } => (
+            "ACTION_SUCCESSFUL",
+            json!({"Type": "CallAndBridge"}),
+            if to_target { "target" } else { "connect" },
+        ),
         Step::HangupSucceeded => ("ACTION_SUCCESSFUL", json!({"Type": "Hangup"}), "connect"),
-        Step::BridgeFailed => ("ACTION_FAILED", json!({"Type": "CallAndBridge", "ErrorType": "CallNotAnswered"}), "none"),
-        Step::HangupFailed => ("ACTION_FAILED", json!({"Type": "Hangup", "ErrorType": "InvalidActionParameter"}), "connect"),
-        Step::SpeakFailed => ("ACTION_FAILED", json!({"Type": "Speak", "ErrorType": "SystemException"}), "none"),
-        Step::CallerHangsUp => ("HANGUP", json!({"Type": "Hangup", "Parameters": {"CallId": "leg-a", "ParticipantTag": "LEG-A", "SipResponseCode": 0}}), "connect"),
-        Step::ConnectLegHangsUp => ("HANGUP", json!({"Type": "Hangup", "Parameters": {"CallId": "connect", "ParticipantTag": "LEG-B", "SipResponseCode": 0}}), "connect"),
-        Step::TargetLegHangsUp => ("HANGUP", json!({"Type": "Hangup", "Parameters": {"CallId": "target", "ParticipantTag": "LEG-B", "SipResponseCode": 0}}), "target"),
-        Step::TransferUpdate => ("CALL_UPDATE_REQUESTED", json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true", "TransferTarget": "2001", "TransferTargetArn": VC}}}), "connect"),
-        Step::UpdateWithBadTarget => ("CALL_UPDATE_REQUESTED", json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true", "TransferTarget": "no spaces allowed", "TransferTargetArn": VC}}}), "connect"),
+        Step::BridgeFailed => (
+            "ACTION_FAILED",
+            json!({"Type": "CallAndBridge", "ErrorType": "CallNotAnswered"}),
+            "none",
+        ),
+        Step::HangupFailed => (
+            "ACTION_FAILED",
+            json!({"Type": "Hangup", "ErrorType": "InvalidActionParameter"}),
+            "connect",
+        ),
+        Step::SpeakFailed => (
+            "ACTION_FAILED",
+            json!({"Type": "Speak", "ErrorType": "SystemException"}),
+            "none",
+        ),
+        Step::CallerHangsUp => (
+            "HANGUP",
+            json!({"Type": "Hangup", "Parameters": {"CallId": "leg-a", "ParticipantTag": "LEG-A", "SipResponseCode": 0}}),
+            "connect",
+        ),
+        Step::ConnectLegHangsUp => (
+            "HANGUP",
+            json!({"Type": "Hangup", "Parameters": {"CallId": "connect", "ParticipantTag": "LEG-B", "SipResponseCode": 0}}),
+            "connect",
+        ),
+        Step::TargetLegHangsUp => (
+            "HANGUP",
+            json!({"Type": "Hangup", "Parameters": {"CallId": "target", "ParticipantTag": "LEG-B", "SipResponseCode": 0}}),
+            "target",
+        ),
+        Step::TransferUpdate => (
+            "CALL_UPDATE_REQUESTED",
+            json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true", "TransferTarget": "2001", "TransferTargetArn": VC}}}),
+            "connect",
+        ),
+        Step::UpdateWithBadTarget => (
+            "CALL_UPDATE_REQUESTED",
+            json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true", "TransferTarget": "no spaces allowed", "TransferTargetArn": VC}}}),
+            "connect",
+        ),
         Step::Ringing => ("RINGING", Value::Null, "connect"),
         Step::InvalidResponse => ("INVALID_LAMBDA_RESPONSE", Value::Null, "connect"),
         Step::Unknown => ("SOMETHING_NEW", Value::Null, "connect"),
@@ -83,7 +119,8 @@ fn event(step: Step, attrs: &BTreeMap<String, String>) -> Value {
 }
 
 fn is_transfer_bridge(action: &Value) -> bool {
-    action["Type"] == "CallAndBridge" && action["Parameters"]["Endpoints"][0]["BridgeEndpointType"] == "AWS"
+    action["Type"] == "CallAndBridge"
+        && action["Parameters"]["Endpoints"][0]["BridgeEndpointType"] == "AWS"
 }
 
 proptest! {

@@ -22,7 +22,11 @@ pub struct TargetRules {
 impl TargetRules {
     /// Resolves a requested target: a named Uri with an allowed ARN (the default target's ARN
     /// when the request names none), or the default target when the request names nothing.
-    pub fn resolve(&self, uri: Option<&str>, arn: Option<&str>) -> Result<TransferTarget, TargetRejected> {
+    pub fn resolve(
+        &self,
+        uri: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<TransferTarget, TargetRejected> {
         let uri = uri.map(str::trim).filter(|s| !s.is_empty());
         let arn = arn.map(str::trim).filter(|s| !s.is_empty());
         let Some(uri) = uri else {
@@ -38,7 +42,8 @@ impl TargetRules {
                 .ok_or(TargetRejected::NoTarget)?,
         };
         let default_arn = self.default_target.as_ref().map(|t| t.arn.as_str());
-        let allowed = self.allowed_arns.iter().any(|a| a == arn.as_str()) || default_arn == Some(arn.as_str());
+        let allowed = self.allowed_arns.iter().any(|a| a == arn.as_str())
+            || default_arn == Some(arn.as_str());
         if !allowed {
             return Err(TargetRejected::ArnNotAllowed(arn.as_str().to_owned()));
         }
@@ -70,16 +75,24 @@ impl Default for Messages {
     fn default() -> Self {
         let text = |s: &str| SpeakText::parse(s).unwrap_or_else(|_| SpeakText::goodbye());
         Self {
-            busy: text("All of our lines are busy right now. Please call again in a few minutes. Goodbye."),
-            unavailable: text("We are sorry, we cannot take your call right now. Please try again later. Goodbye."),
-            connect_failed: text("We are sorry, we could not connect your call. Please try again later. Goodbye."),
+            busy: text(
+                "All of our lines are busy right now. Please call again in a few minutes. Goodbye.",
+            ),
+            unavailable: text(
+                "We are sorry, we cannot take your call right now. Please try again later. Goodbye.",
+            ),
+            connect_failed: text(
+                "We are sorry, we could not connect your call. Please try again later. Goodbye.",
+            ),
             transfer_hold: text("Please hold while we connect you."),
-            transfer_failed: text("We are sorry, we could not complete the transfer. Please try again later. Goodbye."),
+            transfer_failed: text(
+                "We are sorry, we could not complete the transfer. Please try again later. Goodbye.",
+            ),
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlowConfig {
     /// Ring time toward the Connect number.
     pub connect_timeout: CallTimeout,
@@ -91,17 +104,4 @@ pub struct FlowConfig {
     /// Where callers go when no pair is free, the store is down, or Connect cannot be reached,
     /// and once when a transfer target fails. `None`: they hear a message and are hung up.
     pub fallback: Option<TransferTarget>,
-}
-
-impl Default for FlowConfig {
-    fn default() -> Self {
-        Self {
-            connect_timeout: CallTimeout::default(),
-            transfer_timeout: CallTimeout::default(),
-            voice: Voice::default(),
-            messages: Messages::default(),
-            targets: TargetRules::default(),
-            fallback: None,
-        }
-    }
 }

@@ -13,7 +13,7 @@ mod config;
 
 use crate::sma::{
     Action, CallAndBridge, E164, HangupCode, InvocationEventType, LegRef, LegTag, SipHeaders,
-    Speak, SpeakText, SmaEvent,
+    SmaEvent, Speak, SpeakText,
 };
 use crate::store::{ClaimOutcome, ClaimRequest, PairKey, ReleaseOutcome, TransferIntent};
 
@@ -36,10 +36,16 @@ pub mod update_args {
 pub enum StoreWork {
     Nothing,
     Claim(ClaimRequest),
-    Release { pair: PairKey, transaction_id: String },
+    Release {
+        pair: PairKey,
+        transaction_id: String,
+    },
     /// Connect's leg ended before any update arrived: read the transfer intent the transfer
     /// function may have recorded, and release the pair if still held.
-    ConnectLegEnded { pair: Option<PairKey>, transaction_id: String },
+    ConnectLegEnded {
+        pair: Option<PairKey>,
+        transaction_id: String,
+    },
 }
 
 /// A store operation failed; the handler has logged the error with its cause chain.
@@ -219,7 +225,12 @@ impl Flow<'_> {
         attrs.caller = leg_a.and_then(|p| p.from.clone());
         attrs.called = leg_a.and_then(|p| p.to.clone());
         if self.leg_a_call_id.is_none() || self.event.call_details.transaction_id.is_none() {
-            return self.end_call(attrs, &self.config.messages.unavailable, HangupCode::TemporarilyUnavailable, "malformed_new_call");
+            return self.end_call(
+                attrs,
+                &self.config.messages.unavailable,
+                HangupCode::TemporarilyUnavailable,
+                "malformed_new_call",
+            );
         }
         match &store.claim {
             Some(Ok(ClaimOutcome::Claimed(claim))) => {
@@ -232,15 +243,27 @@ impl Flow<'_> {
                 );
                 let (Ok(caller_id), Ok(connect)) = numbers else {
                     // A mis-seeded pair: keep it marked held so the next event releases it.
-                    return self.fallback_or_end(attrs, &self.config.messages.unavailable, HangupCode::TemporarilyUnavailable, "bad_pair_numbers");
+                    return self.fallback_or_end(
+                        attrs,
+                        &self.config.messages.unavailable,
+                        HangupCode::TemporarilyUnavailable,
+                        "bad_pair_numbers",
+                    );
                 };
                 attrs.state = CallState::Connecting;
                 let bridge = CallAndBridge::pstn(caller_id, connect, self.config.connect_timeout);
-                Decision::with(vec![Action::CallAndBridge(bridge)], attrs, "bridging_to_connect")
+                Decision::with(
+                    vec![Action::CallAndBridge(bridge)],
+                    attrs,
+                    "bridging_to_connect",
+                )
             }
-            Some(Ok(ClaimOutcome::Busy)) => {
-                self.fallback_or_end(attrs, &self.config.messages.busy, HangupCode::BusyHere, "no_free_pair")
-            }
+            Some(Ok(ClaimOutcome::Busy)) => self.fallback_or_end(
+                attrs,
+                &self.config.messages.busy,
+                HangupCode::BusyHere,
+                "no_free_pair",
+            ),
             Some(Err(StoreFailed)) | None => self.fallback_or_end(
                 attrs,
                 &self.config.messages.unavailable,
@@ -284,9 +307,19 @@ impl Flow<'_> {
                         && attrs.target_arn.as_deref() == Some(f.arn.as_str())
                 });
                 if on_fallback {
-                    self.end_call(attrs, &self.config.messages.transfer_failed, HangupCode::TemporarilyUnavailable, "fallback_bridge_failed")
+                    self.end_call(
+                        attrs,
+                        &self.config.messages.transfer_failed,
+                        HangupCode::TemporarilyUnavailable,
+                        "fallback_bridge_failed",
+                    )
                 } else {
-                    self.fallback_or_end(attrs, &self.config.messages.transfer_failed, HangupCode::TemporarilyUnavailable, "transfer_bridge_failed")
+                    self.fallback_or_end(
+                        attrs,
+                        &self.config.messages.transfer_failed,
+                        HangupCode::TemporarilyUnavailable,
+                        "transfer_bridge_failed",
+                    )
                 }
             }
             // The Connect leg may already be gone when we hang it up: the transfer goes on.
@@ -357,13 +390,22 @@ impl Flow<'_> {
     fn connect_ended_first(&self, mut attrs: CallAttributes, store: &StoreResults) -> Decision {
         match &store.transfer_intent {
             Some(Ok(Some(intent))) => {
-                match self.config.targets.resolve(Some(&intent.target_uri), Some(&intent.target_arn)) {
+                match self
+                    .config
+                    .targets
+                    .resolve(Some(&intent.target_uri), Some(&intent.target_arn))
+                {
                     Ok(target) => {
                         attrs.target_uri = Some(target.uri.as_str().to_owned());
                         attrs.target_arn = Some(target.arn.as_str().to_owned());
                         self.bridge_to_target(attrs)
                     }
-                    Err(_) => self.end_call(attrs, &self.config.messages.transfer_failed, HangupCode::TemporarilyUnavailable, "intent_target_rejected"),
+                    Err(_) => self.end_call(
+                        attrs,
+                        &self.config.messages.transfer_failed,
+                        HangupCode::TemporarilyUnavailable,
+                        "intent_target_rejected",
+                    ),
                 }
             }
             Some(Ok(None)) => {
@@ -394,7 +436,8 @@ impl Flow<'_> {
         }
         let target = self.config.targets.resolve(
             args.get(update_args::TRANSFER_TARGET).map(String::as_str),
-            args.get(update_args::TRANSFER_TARGET_ARN).map(String::as_str),
+            args.get(update_args::TRANSFER_TARGET_ARN)
+                .map(String::as_str),
         );
         let Ok(target) = target else {
             // Leave the caller in Connect rather than send them somewhere unapproved; the pair
@@ -407,7 +450,11 @@ impl Flow<'_> {
         let connect_leg = attrs
             .connect_leg
             .clone()
-            .or_else(|| self.event.participant(LegTag::B).and_then(|p| p.call_id.clone()))
+            .or_else(|| {
+                self.event
+                    .participant(LegTag::B)
+                    .and_then(|p| p.call_id.clone())
+            })
             .map(LegRef::CallId)
             .unwrap_or(LegRef::Tag(LegTag::B.as_str()));
         Decision::with(
@@ -430,7 +477,10 @@ impl Flow<'_> {
         {
             actions.push(Action::hangup(LegRef::CallId(leg_b), HangupCode::Normal));
         }
-        actions.push(Action::hangup(self.leg_a(), HangupCode::TemporarilyUnavailable));
+        actions.push(Action::hangup(
+            self.leg_a(),
+            HangupCode::TemporarilyUnavailable,
+        ));
         let mut attrs = attrs;
         attrs.state = CallState::Ending;
         Decision::with(actions, attrs, "invalid_response_hangup")
@@ -451,15 +501,29 @@ impl Flow<'_> {
             .targets
             .resolve(attrs.target_uri.as_deref(), attrs.target_arn.as_deref());
         let Ok(target) = target else {
-            return self.end_call(attrs, &self.config.messages.transfer_failed, HangupCode::TemporarilyUnavailable, "stored_target_invalid");
+            return self.end_call(
+                attrs,
+                &self.config.messages.transfer_failed,
+                HangupCode::TemporarilyUnavailable,
+                "stored_target_invalid",
+            );
         };
         let Some(bridge) = self.bridge_to(&attrs, &target) else {
-            return self.end_call(attrs, &self.config.messages.transfer_failed, HangupCode::TemporarilyUnavailable, "no_caller_id");
+            return self.end_call(
+                attrs,
+                &self.config.messages.transfer_failed,
+                HangupCode::TemporarilyUnavailable,
+                "no_caller_id",
+            );
         };
         attrs.state = CallState::Transferring;
         let mut actions = Vec::with_capacity(2);
         if let Some(call_id) = self.leg_a_call_id.as_ref().filter(|_| announce) {
-            actions.push(Action::Speak(Speak::new(call_id, self.config.messages.transfer_hold.clone(), &self.config.voice)));
+            actions.push(Action::Speak(Speak::new(
+                call_id,
+                self.config.messages.transfer_hold.clone(),
+                &self.config.voice,
+            )));
         }
         actions.push(Action::CallAndBridge(bridge));
         Decision::with(actions, attrs, "bridging_to_target")
@@ -475,7 +539,11 @@ impl Flow<'_> {
         let headers = attrs
             .caller
             .as_deref()
-            .and_then(|caller| SipHeaders::new().with(ORIGINAL_CALLING_NUMBER_HEADER, caller).ok())
+            .and_then(|caller| {
+                SipHeaders::new()
+                    .with(ORIGINAL_CALLING_NUMBER_HEADER, caller)
+                    .ok()
+            })
             .unwrap_or_default();
         Some(CallAndBridge::voice_connector(
             caller_id,
@@ -493,13 +561,17 @@ impl Flow<'_> {
         code: HangupCode,
         outcome: &'static str,
     ) -> Decision {
-        if let Some(fallback) = &self.config.fallback {
-            if let Some(bridge) = self.bridge_to(&attrs, fallback) {
-                attrs.target_uri = Some(fallback.uri.as_str().to_owned());
-                attrs.target_arn = Some(fallback.arn.as_str().to_owned());
-                attrs.state = CallState::Transferring;
-                return Decision::with(vec![Action::CallAndBridge(bridge)], attrs, "bridging_to_fallback");
-            }
+        if let Some(fallback) = &self.config.fallback
+            && let Some(bridge) = self.bridge_to(&attrs, fallback)
+        {
+            attrs.target_uri = Some(fallback.uri.as_str().to_owned());
+            attrs.target_arn = Some(fallback.arn.as_str().to_owned());
+            attrs.state = CallState::Transferring;
+            return Decision::with(
+                vec![Action::CallAndBridge(bridge)],
+                attrs,
+                "bridging_to_fallback",
+            );
         }
         self.end_call(attrs, message, code, outcome)
     }
@@ -515,7 +587,11 @@ impl Flow<'_> {
         attrs.state = CallState::Ending;
         let mut actions = Vec::with_capacity(2);
         if let Some(call_id) = &self.leg_a_call_id {
-            actions.push(Action::Speak(Speak::new(call_id, message.clone(), &self.config.voice)));
+            actions.push(Action::Speak(Speak::new(
+                call_id,
+                message.clone(),
+                &self.config.voice,
+            )));
         }
         actions.push(Action::hangup(self.leg_a(), code));
         Decision::with(actions, attrs, outcome)

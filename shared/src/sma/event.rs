@@ -132,7 +132,9 @@ impl SmaEvent {
     }
 
     pub fn action_type(&self) -> Option<&ActionType> {
-        self.action_data.as_ref().and_then(|a| a.action_type.as_ref())
+        self.action_data
+            .as_ref()
+            .and_then(|a| a.action_type.as_ref())
     }
 }
 
@@ -330,9 +332,11 @@ where
 /// Numbers that may arrive as JSON numbers or numeric strings; anything else becomes `None`
 /// rather than failing the whole event.
 fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Option::<serde_json::Value>::deserialize(deserializer)? {
-        Some(serde_json::Value::Number(n)) => n.as_u64(),
-        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    })
+    Ok(
+        match Option::<serde_json::Value>::deserialize(deserializer)? {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        },
+    )
 }

@@ -7,9 +7,12 @@ pub mod response;
 
 pub use action::{
     Action, AwsEndpointUri, BridgeEndpoint, CallAndBridge, CallTimeout, E164, HangupCode, LegRef,
-    SipHeaders, Speak, SpeakText, VoiceConnectorArn, Voice,
+    SipHeaders, Speak, SpeakText, Voice, VoiceConnectorArn,
 };
-pub use event::{ActionData, ActionType, CallDetails, InvocationEventType, LegTag, NotAnSmaEvent, Participant, SmaEvent};
+pub use event::{
+    ActionData, ActionType, CallDetails, InvocationEventType, LegTag, NotAnSmaEvent, Participant,
+    SmaEvent,
+};
 pub use response::{Actions, SmaResponse, TransactionAttributes};
 
 #[cfg(test)]

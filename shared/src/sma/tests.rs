@@ -12,8 +12,19 @@ fn vc_arn() -> VoiceConnectorArn {
 #[test]
 fn e164_accepts_plus_and_digits_only() {
     assert!(E164::parse("+18005551234").is_ok());
-    for bad in ["18005551234", "+", "+0123", "+1800555123456789", "+1-800-555", "anonymous", ""] {
-        assert!(matches!(E164::parse(bad), Err(ActionError::NotE164(_))), "{bad}");
+    for bad in [
+        "18005551234",
+        "+",
+        "+0123",
+        "+1800555123456789",
+        "+1-800-555",
+        "anonymous",
+        "",
+    ] {
+        assert!(
+            matches!(E164::parse(bad), Err(ActionError::NotE164(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -47,15 +58,28 @@ fn call_timeout_is_1_to_120_seconds() {
 
 #[test]
 fn sip_headers_allow_only_custom_x_headers_and_never_x_amzn() {
-    assert!(SipHeaders::new().with("X-Original-Calling-Number", "+1").is_ok());
+    assert!(
+        SipHeaders::new()
+            .with("X-Original-Calling-Number", "+1")
+            .is_ok()
+    );
     assert!(SipHeaders::new().with("x-room", "12").is_ok());
     assert!(SipHeaders::new().with("User-to-User", "abc").is_ok());
     assert!(SipHeaders::new().with("Diversion", "<sip:1@x>").is_ok());
     for bad in ["X-AMZN-Foo", "x-amzn-id", "From", "Contact", "X-"] {
-        assert!(matches!(SipHeaders::new().with(bad, "v"), Err(ActionError::SipHeaderNotAllowed(_))), "{bad}");
+        assert!(
+            matches!(
+                SipHeaders::new().with(bad, "v"),
+                Err(ActionError::SipHeaderNotAllowed(_))
+            ),
+            "{bad}"
+        );
     }
     let long = "a".repeat(2049);
-    assert!(matches!(SipHeaders::new().with("X-Long", &long), Err(ActionError::SipHeaderTooLong(_))));
+    assert!(matches!(
+        SipHeaders::new().with("X-Long", &long),
+        Err(ActionError::SipHeaderTooLong(_))
+    ));
 }
 
 #[test]
@@ -76,7 +100,9 @@ fn send_digits_validates_alphabet_and_tone() {
 
 #[test]
 fn call_and_bridge_to_voice_connector_serializes_as_documented() {
-    let headers = SipHeaders::new().with("X-Original-Calling-Number", "+15551230000").unwrap();
+    let headers = SipHeaders::new()
+        .with("X-Original-Calling-Number", "+15551230000")
+        .unwrap();
     let action = Action::CallAndBridge(CallAndBridge::voice_connector(
         E164::parse("+18005557777").unwrap(),
         AwsEndpointUri::parse("2001").unwrap(),
@@ -128,7 +154,11 @@ fn hangup_sends_code_as_string_and_leg_by_id_or_tag() {
 
 #[test]
 fn speak_carries_call_id_and_voice() {
-    let speak = Action::Speak(Speak::new("leg-a", SpeakText::parse("Hi").unwrap(), &Voice::default()));
+    let speak = Action::Speak(Speak::new(
+        "leg-a",
+        SpeakText::parse("Hi").unwrap(),
+        &Voice::default(),
+    ));
     assert_eq!(
         serde_json::to_value(&speak).unwrap(),
         json!({"Type": "Speak", "Parameters": {"Text": "Hi", "CallId": "leg-a", "Engine": "neural",
@@ -138,18 +168,36 @@ fn speak_carries_call_id_and_voice() {
 
 #[test]
 fn response_rejects_more_than_ten_actions() {
-    let pause = || Action::Pause(action::Pause { leg: LegRef::Tag("LEG-A"), duration_in_milliseconds: 100 });
+    let pause = || {
+        Action::Pause(action::Pause {
+            leg: LegRef::Tag("LEG-A"),
+            duration_in_milliseconds: 100,
+        })
+    };
     assert!(Actions::new((0..10).map(|_| pause()).collect()).is_ok());
-    assert_eq!(Actions::new((0..11).map(|_| pause()).collect()), Err(ActionError::TooManyActions(11)));
+    assert_eq!(
+        Actions::new((0..11).map(|_| pause()).collect()),
+        Err(ActionError::TooManyActions(11))
+    );
 }
 
 #[test]
 fn transaction_attributes_are_never_empty_and_at_most_ten_keys() {
     use std::collections::BTreeMap;
-    assert_eq!(TransactionAttributes::new(BTreeMap::new()), Err(ActionError::EmptyAttributes));
-    let map = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect::<BTreeMap<_, _>>();
+    assert_eq!(
+        TransactionAttributes::new(BTreeMap::new()),
+        Err(ActionError::EmptyAttributes)
+    );
+    let map = |n: usize| {
+        (0..n)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect::<BTreeMap<_, _>>()
+    };
     assert!(TransactionAttributes::new(map(10)).is_ok());
-    assert_eq!(TransactionAttributes::new(map(11)), Err(ActionError::TooManyAttributes(11)));
+    assert_eq!(
+        TransactionAttributes::new(map(11)),
+        Err(ActionError::TooManyAttributes(11))
+    );
 }
 
 #[test]
@@ -171,11 +219,26 @@ fn event_parses_unknown_type_and_lenient_fields() {
         "Extra": {"anything": true}
     }))
     .unwrap();
-    assert_eq!(event.invocation_event_type, InvocationEventType::Unknown("SOMETHING_NEW".into()));
+    assert_eq!(
+        event.invocation_event_type,
+        InvocationEventType::Unknown("SOMETHING_NEW".into())
+    );
     assert_eq!(event.sequence, Some(7));
-    assert_eq!(event.call_details.sip_media_application_id.as_deref(), Some("sma-1"));
-    assert_eq!(event.participant(LegTag::A).unwrap().call_id.as_deref(), Some("a"));
-    assert_eq!(event.participant(LegTag::B).unwrap().start_time_in_milliseconds, Some(1_641_998_241_509));
+    assert_eq!(
+        event.call_details.sip_media_application_id.as_deref(),
+        Some("sma-1")
+    );
+    assert_eq!(
+        event.participant(LegTag::A).unwrap().call_id.as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        event
+            .participant(LegTag::B)
+            .unwrap()
+            .start_time_in_milliseconds,
+        Some(1_641_998_241_509)
+    );
 }
 
 #[test]

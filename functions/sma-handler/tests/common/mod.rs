@@ -37,7 +37,10 @@ pub fn flow() -> FlowConfig {
 }
 
 pub fn pair() -> PairKey {
-    PairKey { sma_number: SMA.into(), connect_number: CONNECT.into() }
+    PairKey {
+        sma_number: SMA.into(),
+        connect_number: CONNECT.into(),
+    }
 }
 
 pub fn store() -> MemoryStore {
