@@ -9,6 +9,8 @@ pub mod call_flow;
 pub mod connect;
 pub mod error;
 pub mod mask;
+pub mod sdk;
 pub mod sma;
 pub mod store;
 pub mod tables;
+pub mod telemetry;

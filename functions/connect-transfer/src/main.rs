@@ -1,1 +1,46 @@
-fn main() {}
+//! `connect-transfer` Lambda: wiring only (see `lib.rs` for the contract).
+//!
+//! Environment:
+//! - `PAIRS_TABLE` (required): the rolling-DNIS pairs table (finding the call by number pair);
+//! - `CALLS_TABLE` (required): call records, where the transfer intent is stored;
+//! - `SIP_MEDIA_APPLICATION_ID` (required): the SMA whose call is updated;
+//! - `DEFAULT_TRANSFER_TARGET` (required): Uri used when the flow passes no `TransferTarget`
+//!   (1–30 chars of `a-zA-Z0-9&=+$/%-_!~*().`, e.g. the front desk `+18005550100` or `100`);
+//! - `DEFAULT_TRANSFER_TARGET_ARN` (required): Voice Connector (group) ARN used when the flow
+//!   passes no `TransferTargetArn`; always allowed;
+//! - `ALLOWED_VOICE_CONNECTOR_ARNS` (optional): comma-separated further ARNs a flow may pass;
+//! - `TRANSFER_TARGET_PATTERN` (optional): regular expression a per-call `TransferTarget` must
+//!   match as a whole (anchored for you); default `[0-9]{1,6}`;
+//! - `RUST_LOG` (optional, default `info`);
+//! - the standard AWS variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_DYNAMODB`,
+//!   `AWS_ENDPOINT_URL_CHIME_SDK_VOICE` for the local stack).
+//!
+//! IAM: `dynamodb:UpdateItem` on both tables, `chime:UpdateSipMediaApplicationCall` on the SMA.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use takeback_core::connect::config::TransferConfig;
+use takeback_core::store::dynamo::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    takeback_core::telemetry::init_json_logs();
+    let config = TransferConfig::from_env()?;
+    let sdk_config = takeback_core::sdk::load().await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config),
+        config.pairs_table,
+        config.calls_table,
+    );
+    let deps = connect_transfer::Deps::new(
+        store,
+        connect_transfer::chime::client(&sdk_config),
+        config.sip_media_application_id,
+        config.policy,
+    );
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        Ok::<_, std::convert::Infallible>(connect_transfer::handle(deps, event.payload).await)
+    }))
+    .await
+}

@@ -1,1 +1,526 @@
-fn main() {}
+//! Claim benchmark: N concurrent claimers, each running `rounds` claim → lookup → release cycles
+//! against DynamoDB (Local: `AWS_ENDPOINT_URL_DYNAMODB`), on fresh tables with P pairs.
+//!
+//! ```text
+//! claim-bench [--mode spread|hash|seed] [--claimers 64] [--pairs 64] [--rounds 1] [--hold-ms 0]
+//! ```
+//!
+//! Modes:
+//! - `spread`: this project's `DynamoStore` (claim tickets over pool slots, bounded attempts,
+//!   idempotent per transaction).
+//! - `hash`: the same store with tickets off (start from a hash of the transaction id only).
+//! - `seed`: the seed's strategy — query the index with `Limit=1`, conditional update, retry
+//!   until success (or until the index shows no free pair: that counts as busy); its lookup is a
+//!   key query and its release an unconditional update.
+//!
+//! Every claimer starts at the same instant (a barrier) — the worst case for contention.
+//! DynamoDB requests are counted by an SDK interceptor on a client used only for claims, so SDK
+//! retries count too. A double claim is a pair handed to a claimer while another still holds it
+//! (checked in memory between claim and release), or a lookup that returns another transaction.
+//! Prints progress to stderr and the JSON result as the last line of stdout.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use takeback_core::store::dynamo::{ClaimConfig, DynamoStore, IN_USE_FALSE, IN_USE_TRUE, attr};
+use takeback_core::store::seed::seed_pairs;
+use takeback_core::store::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
+use takeback_core::tables::{self, create_table};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Spread,
+    Hash,
+    Seed,
+}
+
+#[derive(Debug, Clone)]
+struct Args {
+    mode: Mode,
+    claimers: usize,
+    pairs: usize,
+    rounds: usize,
+    hold: Duration,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args {
+        mode: Mode::Spread,
+        claimers: 64,
+        pairs: 64,
+        rounds: 1,
+        hold: Duration::ZERO,
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let num = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{flag}: not a number: {value}"))
+        };
+        match flag.as_str() {
+            "--mode" => {
+                args.mode = match value.as_str() {
+                    "spread" => Mode::Spread,
+                    "hash" => Mode::Hash,
+                    "seed" => Mode::Seed,
+                    other => return Err(format!("unknown mode {other}")),
+                }
+            }
+            "--claimers" => args.claimers = num()?.max(1),
+            "--pairs" => args.pairs = num()?.max(1),
+            "--rounds" => args.rounds = num()?.max(1),
+            "--hold-ms" => args.hold = Duration::from_millis(num()? as u64),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// Counts every HTTP attempt the client makes.
+#[derive(Debug, Clone, Default)]
+struct RequestCounter(Arc<AtomicU64>);
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// `n` pairs: SMA number i/8 × Connect number i%8 (8 Connect numbers, as many SMA numbers as
+/// needed).
+fn bench_pairs(n: usize) -> Vec<PairKey> {
+    (0..n)
+        .map(|i| PairKey {
+            sma_number: format!("+1800555{:04}", i / 8),
+            connect_number: format!("+1888444{:04}", i % 8),
+        })
+        .collect()
+}
+
+/// What one claim attempt sequence produced.
+struct ClaimResult {
+    pair: Option<PairKey>,
+    write_attempts: u64,
+}
+
+#[derive(Clone)]
+struct Seed {
+    client: Client,
+    table: String,
+}
+
+impl Seed {
+    /// The seed's claim: Query Limit=1 on `in_use = false`, conditional UpdateItem, retry.
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimResult, String> {
+        let mut write_attempts = 0;
+        // "Until success": bounded only so a broken run cannot spin forever.
+        while write_attempts < 10_000 {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("in_use")
+                .key_condition_expression("in_use = :false")
+                .expression_attribute_values(":false", AttributeValue::S(IN_USE_FALSE.into()))
+                .limit(1)
+                .send()
+                .await
+                .map_err(|e| format!("query: {e:?}"))?;
+            let Some(item) = out.items().first() else {
+                return Ok(ClaimResult {
+                    pair: None,
+                    write_attempts,
+                });
+            };
+            let pair = PairKey {
+                sma_number: s_of(item, attr::SMA_NUMBER)?,
+                connect_number: s_of(item, attr::CONNECT_NUMBER)?,
+            };
+            write_attempts += 1;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::SMA_NUMBER, AttributeValue::S(pair.sma_number.clone()))
+                .key(
+                    attr::CONNECT_NUMBER,
+                    AttributeValue::S(pair.connect_number.clone()),
+                )
+                .update_expression(
+                    "SET transaction_id = :transaction_id, call_timestamp = :current_timestamp, \
+                     in_use = :true, original_calling_number = :original_calling_number",
+                )
+                .condition_expression("attribute_not_exists(in_use) OR in_use = :false")
+                .expression_attribute_values(
+                    ":transaction_id",
+                    AttributeValue::S(request.transaction_id.clone()),
+                )
+                .expression_attribute_values(
+                    ":original_calling_number",
+                    AttributeValue::S(request.original_calling_number.clone()),
+                )
+                .expression_attribute_values(
+                    ":current_timestamp",
+                    AttributeValue::N(now_ms().to_string()),
+                )
+                .expression_attribute_values(":true", AttributeValue::S(IN_USE_TRUE.into()))
+                .expression_attribute_values(":false", AttributeValue::S(IN_USE_FALSE.into()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {
+                    return Ok(ClaimResult {
+                        pair: Some(pair),
+                        write_attempts,
+                    });
+                }
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => {}
+                Err(e) => return Err(format!("update: {e:?}")),
+            }
+        }
+        Err("seed claim did not finish in 10000 attempts".into())
+    }
+
+    /// The seed's lookup: a key query; the transaction id it finds.
+    async fn lookup(&self, pair: &PairKey) -> Result<Option<String>, String> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(
+                "sma_number = :sma_number and connect_number = :connect_number",
+            )
+            .expression_attribute_values(":sma_number", AttributeValue::S(pair.sma_number.clone()))
+            .expression_attribute_values(
+                ":connect_number",
+                AttributeValue::S(pair.connect_number.clone()),
+            )
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| format!("lookup: {e:?}"))?;
+        Ok(out
+            .items()
+            .first()
+            .and_then(|i| i.get(attr::TRANSACTION_ID))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    /// The seed's release: unconditional.
+    async fn release(&self, pair: &PairKey) -> Result<(), String> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::SMA_NUMBER, AttributeValue::S(pair.sma_number.clone()))
+            .key(
+                attr::CONNECT_NUMBER,
+                AttributeValue::S(pair.connect_number.clone()),
+            )
+            .update_expression("SET in_use = :false")
+            .expression_attribute_values(":false", AttributeValue::S(IN_USE_FALSE.into()))
+            .send()
+            .await
+            .map_err(|e| format!("release: {e:?}"))?;
+        Ok(())
+    }
+}
+
+fn s_of(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, String> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| format!("item without {name}"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+enum Backend {
+    Store {
+        claims: DynamoStore,
+        others: DynamoStore,
+    },
+    Seed {
+        claims: Seed,
+        others: Seed,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    claims: u64,
+    busy: u64,
+    write_attempts: u64,
+    double_claims: u64,
+    lookup_misses: u64,
+    release_misses: u64,
+    claim_ms: Vec<f64>,
+    cycle_ms: Vec<f64>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+async fn run(args: Args) -> Result<serde_json::Value, String> {
+    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
+        eprintln!(
+            "claim-bench: AWS_ENDPOINT_URL_DYNAMODB is not set; this talks to whatever DynamoDB \
+             the SDK finds"
+        );
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let setup = Client::new(&sdk);
+    let claim_counter = RequestCounter::default();
+    let claim_client = Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(claim_counter.clone())
+            .build(),
+    );
+    let other_client = Client::new(&sdk);
+
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let pairs_table = format!("bench-pairs-{suffix}");
+    let calls_table = format!("bench-calls-{suffix}");
+    for (def, name) in [
+        (&tables::PAIRS, &pairs_table),
+        (&tables::CALLS, &calls_table),
+    ] {
+        create_table(&setup, def, name)
+            .await
+            .map_err(|e| format!("create {name}: {e:?}"))?;
+    }
+    let pairs = bench_pairs(args.pairs);
+    seed_pairs(&setup, &pairs_table, &pairs)
+        .await
+        .map_err(|e| format!("seed: {e:?}"))?;
+
+    let backend = Arc::new(match args.mode {
+        Mode::Spread | Mode::Hash => {
+            let config = ClaimConfig {
+                use_ticket: args.mode == Mode::Spread,
+                ..ClaimConfig::default()
+            };
+            Backend::Store {
+                claims: DynamoStore::new(claim_client, &pairs_table, &calls_table)
+                    .with_config(config.clone()),
+                others: DynamoStore::new(other_client, &pairs_table, &calls_table)
+                    .with_config(config),
+            }
+        }
+        Mode::Seed => Backend::Seed {
+            claims: Seed {
+                client: claim_client,
+                table: pairs_table.clone(),
+            },
+            others: Seed {
+                client: other_client,
+                table: pairs_table.clone(),
+            },
+        },
+    });
+
+    let holders: Arc<Mutex<HashMap<PairKey, String>>> = Arc::default();
+    let tally: Arc<Mutex<Tally>> = Arc::default();
+    let barrier = Arc::new(tokio::sync::Barrier::new(args.claimers));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.claimers {
+        let (backend, holders, tally, barrier, args) = (
+            backend.clone(),
+            holders.clone(),
+            tally.clone(),
+            barrier.clone(),
+            args.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            for _ in 0..args.rounds {
+                let tx = uuid::Uuid::new_v4().to_string();
+                let contact = uuid::Uuid::new_v4().to_string();
+                let request = ClaimRequest {
+                    transaction_id: tx.clone(),
+                    original_calling_number: format!("+1415555{c:04}"),
+                    original_called_number: "+18005550199".into(),
+                };
+                let t0 = Instant::now();
+                let claim = match &*backend {
+                    Backend::Store { claims, .. } => {
+                        let store = claims.clone().with_fresh_metrics();
+                        let outcome = store.claim(&request).await.map_err(|e| format!("{e:?}"))?;
+                        ClaimResult {
+                            pair: match outcome {
+                                ClaimOutcome::Claimed(c) => Some(c.pair),
+                                ClaimOutcome::Busy => None,
+                            },
+                            write_attempts: store.metrics().claim_write_attempts,
+                        }
+                    }
+                    Backend::Seed { claims, .. } => claims.claim(&request).await?,
+                };
+                let claim_ms = t0.elapsed().as_secs_f64() * 1000.0;
+                {
+                    let mut t = tally.lock().map_err(|_| "poisoned")?;
+                    t.write_attempts += claim.write_attempts;
+                    t.claim_ms.push(claim_ms);
+                }
+                let Some(pair) = claim.pair else {
+                    tally.lock().map_err(|_| "poisoned")?.busy += 1;
+                    continue;
+                };
+                let double = {
+                    let mut h = holders.lock().map_err(|_| "poisoned")?;
+                    h.insert(pair.clone(), tx.clone())
+                        .is_some_and(|other| other != tx)
+                };
+                let found = match &*backend {
+                    Backend::Store { others, .. } => others
+                        .lookup(&pair, &contact, LookupMode::KeepClaim)
+                        .await
+                        .map_err(|e| format!("{e:?}"))?
+                        .map(|l| l.transaction_id),
+                    Backend::Seed { others, .. } => others.lookup(&pair).await?,
+                };
+                if !args.hold.is_zero() {
+                    tokio::time::sleep(args.hold).await;
+                }
+                holders.lock().map_err(|_| "poisoned")?.remove(&pair);
+                let released = match &*backend {
+                    Backend::Store { others, .. } => {
+                        others
+                            .release(&pair, &tx)
+                            .await
+                            .map_err(|e| format!("{e:?}"))?
+                            == takeback_core::store::ReleaseOutcome::Released
+                    }
+                    Backend::Seed { others, .. } => {
+                        others.release(&pair).await?;
+                        true
+                    }
+                };
+                let mut t = tally.lock().map_err(|_| "poisoned")?;
+                t.claims += 1;
+                t.cycle_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+                if double || found.as_deref().is_some_and(|f| f != tx) {
+                    t.double_claims += 1;
+                }
+                if found.is_none() {
+                    t.lookup_misses += 1;
+                }
+                if !released {
+                    t.release_misses += 1;
+                }
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| format!("claimer panicked: {e}"))??;
+    }
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let mut t = std::mem::take(&mut *tally.lock().map_err(|_| "poisoned")?);
+    t.claim_ms.sort_by(f64::total_cmp);
+    t.cycle_ms.sort_by(f64::total_cmp);
+    let claims = t.claims.max(1) as f64;
+    let requests = claim_counter.0.load(Ordering::Relaxed);
+    Ok(serde_json::json!({
+        "mode": match args.mode { Mode::Spread => "spread", Mode::Hash => "hash", Mode::Seed => "seed" },
+        "claimers": args.claimers,
+        "pairs": args.pairs,
+        "rounds": args.rounds,
+        "claims": t.claims,
+        "busy": t.busy,
+        "double_claims": t.double_claims,
+        "lookup_misses": t.lookup_misses,
+        "release_misses": t.release_misses,
+        "requests_per_claim": round2(requests as f64 / claims),
+        "write_attempts_per_claim": round2(t.write_attempts as f64 / claims),
+        "claim_requests": requests,
+        "claim_write_attempts": t.write_attempts,
+        "claim_p50_ms": round2(percentile(&t.claim_ms, 50.0)),
+        "claim_p99_ms": round2(percentile(&t.claim_ms, 99.0)),
+        "cycle_p50_ms": round2(percentile(&t.cycle_ms, 50.0)),
+        "cycle_p99_ms": round2(percentile(&t.cycle_ms, 99.0)),
+        "wall_ms": round2(wall_ms),
+    }))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("claim-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!(
+        "claim-bench: mode {:?}, {} claimers, {} pairs, {} rounds",
+        args.mode, args.claimers, args.pairs, args.rounds
+    );
+    match run(args).await {
+        Ok(result) => {
+            println!("{result}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("claim-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn bench_pairs_are_distinct() {
+        let p = bench_pairs(100);
+        let set: std::collections::HashSet<_> = p.iter().collect();
+        assert_eq!(set.len(), 100);
+    }
+}

@@ -3,7 +3,9 @@
 
 use std::future::Future;
 
+pub mod dynamo;
 pub mod memory;
+pub mod seed;
 
 /// One rolling-DNIS pair: the SMA number presented as caller id toward the Connect number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,6 +88,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store request failed")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Throttling and unavailability are transient: a handler answers the caller with a safe
+    /// action (busy message, fallback target) and a retried invocation may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Throttled(_) | StoreError::Unavailable(_))
+    }
 }
 
 /// Rolling-DNIS pair claims.

@@ -1,0 +1,160 @@
+# Take back and transfer: the verbs. `make help` lists them.
+#
+# Two commands on a fresh machine:   make demo   (the whole call flow, locally)
+#                                    make test   (every test, against a DynamoDB Local it starts)
+# Tools (cargo-lambda, SAM CLI, cfn-lint, checkov, DynamoDB Local) are pinned and installed into
+# .tools/ by infra/tools.sh on first use; nothing is installed system-wide except the Rust
+# aarch64 target (rustup).
+
+# ---- variables -------------------------------------------------------------------------------
+SHELL        := bash
+.SHELLFLAGS  := -eu -o pipefail -c
+ROOT         := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+
+CARGO        ?= cargo
+REGION       ?= us-east-1
+FUNCTIONS    ?= sma-handler connect-lookup connect-transfer call-signaling signaling-api
+TEST_FLAGS   ?=
+CLIPPY_FLAGS ?= -D warnings
+SAM_DEPLOY_FLAGS ?= --guided
+
+# Which function and which events/ file `make invoke` uses: FN=sma-handler EVENT=sma-new-inbound-call-basic
+FN           ?= sma-handler
+EVENT        ?=
+WATCH_FLAGS  ?=
+
+# Local tables (created and seeded by `make seed` in DynamoDB Local).
+PAIRS_TABLE  ?= pairs
+CALLS_TABLE  ?= calls
+SEED_FLAGS   ?=
+
+DDB          := $(ROOT)/infra/dynamodb-local.sh
+TOOLS        := $(ROOT)/infra/tools.sh
+# One DynamoDB Local per `make test` run (named after the recipe shell's PID), so parallel runs
+# never stop each other's server.
+TEST_DB       = test-$$$$
+LOCAL_DB     ?= default
+
+# Project-local tools first on PATH: SAM's cargo-lambda builder needs the venv's python3 (it
+# imports ziglang). checkov lives in its own venv (its boto3 pin conflicts with SAM CLI's).
+export PATH  := $(ROOT)/.tools/venv/bin:$(PATH):$(ROOT)/.tools/checkov-venv/bin
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= $(REGION)
+
+TOOLS_STAMP  := $(ROOT)/.tools/venv/.pins
+CARGO_LAMBDA_PACKAGES := $(addprefix -p ,$(FUNCTIONS))
+
+.DEFAULT_GOAL := help
+
+.PHONY: help tools build test lint fmt clippy local-db-up local-db-down local-db-env seed watch \
+        invoke lambda-build sizes sam-build validate deploy demo scenarios bench-claims bench clean-local
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+# ---- tools -----------------------------------------------------------------------------------
+tools: ## install the pinned tools into .tools/ (idempotent; ~2 min the first time)
+	@$(TOOLS) install
+
+$(TOOLS_STAMP):
+	@$(TOOLS) install
+
+# ---- build, test, lint -----------------------------------------------------------------------
+build: ## debug build of the whole workspace
+	$(CARGO) build --workspace --all-targets
+
+test: ## all tests, against a DynamoDB Local this target starts and always stops
+	@$(DDB) install >/dev/null
+	@name="$(TEST_DB)"; \
+	trap '$(DDB) stop "$$name" >/dev/null; rm -f "$(ROOT)/.local/dynamodb-local/$$name.log"' EXIT; \
+	$(DDB) start "$$name" >/dev/null; \
+	eval "$$($(DDB) env "$$name")"; \
+	echo "make test: DynamoDB Local at $$AWS_ENDPOINT_URL_DYNAMODB"; \
+	$(CARGO) test --workspace $(TEST_FLAGS)
+
+lint: fmt clippy ## rustfmt check + clippy -D warnings
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- $(CLIPPY_FLAGS)
+
+# ---- local stack -----------------------------------------------------------------------------
+local-db-up: ## start DynamoDB Local (kept running); prints the env to export
+	@$(DDB) start $(LOCAL_DB) >/dev/null
+	@$(DDB) status $(LOCAL_DB)
+	@echo 'use it:  eval "$$(infra/dynamodb-local.sh env)"'
+
+local-db-down: ## stop DynamoDB Local
+	@$(DDB) stop $(LOCAL_DB)
+
+local-db-env:
+	@$(DDB) env $(LOCAL_DB)
+
+seed: ## create the tables and seed pairs in the local DynamoDB (SEED_FLAGS=... for more)
+	@$(DDB) status $(LOCAL_DB) >/dev/null || $(MAKE) --no-print-directory local-db-up
+	@eval "$$($(DDB) env $(LOCAL_DB))"; \
+	PAIRS_TABLE=$(PAIRS_TABLE) CALLS_TABLE=$(CALLS_TABLE) $(CARGO) run -q -p seed-pairs -- $(SEED_FLAGS)
+
+watch: $(TOOLS_STAMP) ## cargo lambda watch: every function on http://127.0.0.1:9000, against the local DynamoDB
+	@$(DDB) status $(LOCAL_DB) >/dev/null || $(MAKE) --no-print-directory local-db-up
+	@eval "$$($(DDB) env $(LOCAL_DB))"; \
+	PAIRS_TABLE=$(PAIRS_TABLE) CALLS_TABLE=$(CALLS_TABLE) $(CARGO) lambda watch $(WATCH_FLAGS)
+
+invoke: $(TOOLS_STAMP) ## send an events/ file to a watched function: make invoke FN=sma-handler EVENT=sma-new-inbound-call-basic
+	@test -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<events/ file, with or without .json>"; ls events; exit 2; }
+	@f="$(EVENT)"; [ -f "$$f" ] || f="events/$(EVENT)"; [ -f "$$f" ] || f="events/$(EVENT).json"; \
+	[ -f "$$f" ] || { echo "no such event file: $(EVENT)"; exit 2; }; \
+	$(CARGO) lambda invoke $(FN) --data-file "$$f"
+
+# ---- Lambda artifacts and AWS ----------------------------------------------------------------
+lambda-build: $(TOOLS_STAMP) ## release arm64 bootstraps (zipped) of every function in target/lambda/
+	$(CARGO) lambda build --release --arm64 --output-format zip $(CARGO_LAMBDA_PACKAGES)
+	@$(MAKE) --no-print-directory sizes
+
+sizes: ## print each function's bootstrap.zip size
+	@python3 "$(ROOT)/infra/lambda-sizes.py" $(FUNCTIONS)
+
+sam-build: $(TOOLS_STAMP) ## sam build: every function through cargo-lambda into .aws-sam/
+	sam build
+
+validate: $(TOOLS_STAMP) ## cfn-lint, sam validate --lint, checkov on template.yaml
+	cfn-lint template.yaml
+	sam validate --lint --region $(REGION)
+	checkov --skip-download --quiet --compact -f template.yaml
+
+deploy: sam-build ## sam deploy (--guided the first time; SAM_DEPLOY_FLAGS= to reuse samconfig.toml)
+	sam deploy $(SAM_DEPLOY_FLAGS)
+
+# ---- emulator and benchmarks -----------------------------------------------------------------
+# The emulator plays the SMA, Connect and the Chime SDK Voice API against the real handlers and
+# a DynamoDB Local that this target starts and stops.
+demo: ## the main job, locally: calls through the emulator against DynamoDB Local
+	@grep -rqs -- '"demo"' infra/emulator/src || { echo "make demo: the emulator is not built yet (infra/emulator has no demo command)"; exit 1; }
+	@$(DDB) install >/dev/null
+	@name="demo-$$$$"; \
+	trap '$(DDB) stop "$$name" >/dev/null; rm -f "$(ROOT)/.local/dynamodb-local/$$name.log"' EXIT; \
+	$(DDB) start "$$name" >/dev/null; \
+	eval "$$($(DDB) env "$$name")"; \
+	$(CARGO) run -q -p emulator -- demo
+
+scenarios: ## every emulator scenario, with a summary
+	@grep -rqs -- '"scenarios"' infra/emulator/src || { echo "make scenarios: the emulator has no scenarios command yet"; exit 1; }
+	@$(DDB) install >/dev/null
+	@name="scenarios-$$$$"; \
+	trap '$(DDB) stop "$$name" >/dev/null; rm -f "$(ROOT)/.local/dynamodb-local/$$name.log"' EXIT; \
+	$(DDB) start "$$name" >/dev/null; \
+	eval "$$($(DDB) env "$$name")"; \
+	$(CARGO) run -q -p emulator -- scenarios
+
+bench-claims: ## concurrent pair-claim benchmark against DynamoDB Local
+	@test -x infra/bench-claims.sh || { echo "make bench-claims: infra/bench-claims.sh is not there yet"; exit 1; }
+	infra/bench-claims.sh
+
+bench: ## criterion benches of the core crate
+	$(CARGO) bench -p takeback-core
+
+clean-local: ## stop the local DynamoDB and remove .local/ state
+	@$(DDB) stop $(LOCAL_DB) >/dev/null || true
+	rm -rf .local .aws-sam

@@ -1,0 +1,518 @@
+//! The Alexa skill endpoint for Alexa Smart Properties WebRTC calling.
+//!
+//! - `Alexa.Comms.CallSignaling.*` requests: the skill id is checked, the message validated,
+//!   applied to the call session in DynamoDB (conditional, idempotent per Alexa `requestId`),
+//!   forwarded to the property backend's webhook (signed, bounded retries), and answered with
+//!   the deferred response `{"version":"1.0","response":{}}`. When the backend cannot take an
+//!   `InitiateOutboundCall`, the call is ended toward Alexa (`CallEnded` with `INTERNAL_ERROR`,
+//!   or `UNAUTHORIZED` when the backend refused our signature).
+//! - Account linking: `Alexa.Authorization.Grant` (custom-skill form) and the smart-home
+//!   `AcceptGrant` directive; the code is exchanged with Login with Amazon and the tokens stored.
+//! - Launch/intents get a short spoken answer (a custom skill needs a voice interface); any other
+//!   request type is logged and answered with an empty response.
+//!
+//! The deferred response is returned once the webhook delivery finished or its budget
+//! (`WEBHOOK_BUDGET_MS`) ran out, so Alexa gets its answer within a few seconds at worst; the
+//! real answer (ringing, accepted, ...) travels later through `signaling-api`.
+//!
+//! # Environment
+//!
+//! | variable | required | default | meaning |
+//! |---|---|---|---|
+//! | `SKILL_ID` | yes | | the skill's id; requests for another id are refused |
+//! | `SIGNALING_SESSIONS_TABLE` | yes | | sessions table name |
+//! | `TOKENS_TABLE` | yes | | LWA tokens table name |
+//! | `WEBHOOK_URL` | yes | | the property backend's webhook (https) |
+//! | `WEBHOOK_SECRET` | yes | | HMAC-SHA256 key for `X-Signature` (secret) |
+//! | `LWA_CLIENT_ID` | yes | | the skill's LWA client id |
+//! | `LWA_CLIENT_SECRET` | yes | | the skill's LWA client secret (secret) |
+//! | `LWA_TOKEN_URL` | no | `https://api.amazon.com/auth/o2/token` | |
+//! | `LWA_TOKEN_ID` | no | `alexa-calling` | key of the token item |
+//! | `LWA_TIMEOUT_MS` | no | `3000` | per LWA request |
+//! | `TOKEN_REFRESH_MARGIN_SECONDS` | no | `300` | refresh this long before expiry |
+//! | `ALEXA_API_ENDPOINT` | no | `https://api.amazonalexa.com` | fallback endpoint; also allowed as a session's `apiEndpoint` |
+//! | `SIGNALING_MAX_ATTEMPTS` | no | `2` | attempts for the `CallEnded` this function may send |
+//! | `SIGNALING_TIMEOUT_MS` | no | `1500` | per attempt |
+//! | `WEBHOOK_MAX_ATTEMPTS` | no | `3` | |
+//! | `WEBHOOK_TIMEOUT_MS` | no | `1500` | per attempt |
+//! | `WEBHOOK_BUDGET_MS` | no | `4000` | all webhook attempts together |
+//! | `RETRY_BASE_DELAY_MS` / `RETRY_MAX_DELAY_MS` | no | `100` / `2000` | backoff |
+//! | `SESSION_TTL_SECONDS` / `ENDED_SESSION_TTL_SECONDS` | no | `86400` / `3600` | session expiry |
+//! | `RUST_LOG` | no | `info` | log filter |
+//!
+//! With the defaults the worst case is ~4 s of webhook attempts plus ~3 s for the `CallEnded`:
+//! give the function a timeout of at least 10 s. Configure the Alexa Skills Kit trigger with
+//! skill-id verification too (the smart-home `AcceptGrant` directive carries no skill id).
+
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use takeback_core::alexa::config::{
+    self, ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings,
+};
+use takeback_core::alexa::lwa::AccessTokenProvider;
+use takeback_core::alexa::model::{
+    AlexaEvent, CallResult, CallResultCode, DirectiveEnvelope, GrantPayload, MessageKind,
+    RequestHeader, SignalingMessage, SkillRequest, SkillRequestEnvelope, deferred_response,
+    speech_response,
+};
+use takeback_core::alexa::retry::RetryPolicy;
+use takeback_core::alexa::session::{CallState, Incoming, Session, Side};
+use takeback_core::alexa::session_store::{self, Recorded, SessionStore};
+use takeback_core::alexa::signaling::SignalingClient;
+use takeback_core::alexa::token_store::TokenStore;
+use takeback_core::alexa::webhook::{WebhookClient, WebhookEnvelope, WebhookError};
+use takeback_core::alexa::{Secret, now_epoch_seconds};
+use takeback_core::store::StoreError;
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// Typed configuration (see the module documentation for the variables).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub skill_id: String,
+    pub sessions_table: String,
+    pub tokens_table: String,
+    pub webhook_url: String,
+    pub webhook_secret: Secret,
+    pub webhook_retry: RetryPolicy,
+    pub webhook_budget: Duration,
+    pub lwa: LwaSettings,
+    pub signaling: SignalingSettings,
+    pub ttl: SessionTtl,
+}
+
+impl Config {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let mut signaling = SignalingSettings::from_env(env)?;
+        signaling.retry = config::retry_policy(
+            env,
+            "SIGNALING_MAX_ATTEMPTS",
+            "SIGNALING_TIMEOUT_MS",
+            2,
+            1500,
+        )?;
+        Ok(Self {
+            skill_id: config::required(env, "SKILL_ID")?,
+            sessions_table: config::required(
+                env,
+                takeback_core::tables::SIGNALING_SESSIONS.env_var,
+            )?,
+            tokens_table: config::required(env, takeback_core::tables::TOKENS.env_var)?,
+            webhook_url: config::url(env, "WEBHOOK_URL", None)?,
+            webhook_secret: config::required_secret(env, "WEBHOOK_SECRET")?,
+            webhook_retry: config::retry_policy(
+                env,
+                "WEBHOOK_MAX_ATTEMPTS",
+                "WEBHOOK_TIMEOUT_MS",
+                3,
+                1500,
+            )?,
+            webhook_budget: Duration::from_millis(config::number_or(
+                env,
+                "WEBHOOK_BUDGET_MS",
+                4000,
+            )?),
+            lwa: LwaSettings::from_env(env)?,
+            signaling,
+            ttl: SessionTtl::from_env(env)?,
+        })
+    }
+}
+
+/// What the handler needs; built once per process in `main`, directly in tests.
+pub struct Deps<S, T> {
+    pub skill_id: String,
+    pub sessions: S,
+    pub tokens: Arc<AccessTokenProvider<T>>,
+    pub signaling: SignalingClient<T>,
+    pub signaling_settings: SignalingSettings,
+    pub webhook: WebhookClient,
+    pub ttl: SessionTtl,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("request refused: it is addressed to skill {received:?}, not to this skill")]
+    WrongSkill { received: Option<String> },
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("the session store failed")]
+    Store(#[source] StoreError),
+}
+
+/// Handles one Lambda event (a custom-skill request or a smart-home directive).
+pub async fn handle<S: SessionStore, T: TokenStore>(
+    deps: &Deps<S, T>,
+    event: Value,
+) -> Result<Value, HandlerError> {
+    if event.get("directive").is_some() {
+        return handle_directive(deps, event).await;
+    }
+    let envelope: SkillRequestEnvelope = serde_json::from_value(event)
+        .map_err(|e| HandlerError::Malformed(format!("not an Alexa request envelope: {e}")))?;
+    let header = envelope.header();
+    let request_type = header.request_type.clone().unwrap_or_default();
+    let session_hint = envelope
+        .request
+        .as_ref()
+        .and_then(|r| r.get("sessionId"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let span = info_span!(
+        "alexa_request",
+        request_type = %request_type,
+        request_id = header.request_id.as_deref().unwrap_or_default(),
+        session_id = %session_hint,
+    );
+    async move {
+        let received = envelope.application_id();
+        if received != Some(deps.skill_id.as_str()) {
+            warn!(received_skill_id = ?received, "refusing a request for another skill");
+            return Err(HandlerError::WrongSkill {
+                received: received.map(str::to_owned),
+            });
+        }
+        let request = envelope.classify().map_err(|e| {
+            warn!(error = %e, "malformed request");
+            HandlerError::Malformed(e.to_string())
+        })?;
+        match request {
+            SkillRequest::CallSignaling { kind, signal } => {
+                let message = signal.validate(kind, false).map_err(|e| {
+                    warn!(error = %e, "malformed CallSignaling request; nothing recorded");
+                    HandlerError::Malformed(format!("{}: {e}", kind.full_type()))
+                })?;
+                on_signal(deps, &envelope, &header, message).await?;
+                Ok(deferred_response())
+            }
+            SkillRequest::UnknownCallSignaling { name } => {
+                warn!(name = %name, "unknown CallSignaling request type: answered, not recorded");
+                Ok(deferred_response())
+            }
+            SkillRequest::AuthorizationGrant(payload) => {
+                Ok(accept_grant(deps, payload).await.to_custom_skill_json())
+            }
+            SkillRequest::Launch | SkillRequest::Intent { .. } => Ok(speech_response(
+                "This skill connects calls between Alexa and the property's devices. \
+                 Ask Alexa to call a contact to start a call.",
+            )),
+            SkillRequest::SessionEnded => Ok(serde_json::json!({"version": "1.0", "response": {}})),
+            SkillRequest::Other { request_type } => {
+                info!(request_type = %request_type, "request type not handled by this skill: empty answer");
+                Ok(serde_json::json!({"version": "1.0", "response": {}}))
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle_directive<S: SessionStore, T: TokenStore>(
+    deps: &Deps<S, T>,
+    event: Value,
+) -> Result<Value, HandlerError> {
+    let directive: DirectiveEnvelope = serde_json::from_value(event)
+        .map_err(|e| HandlerError::Malformed(format!("not a directive: {e}")))?;
+    let span = info_span!(
+        "alexa_directive",
+        namespace = directive
+            .directive
+            .header
+            .namespace
+            .as_deref()
+            .unwrap_or_default(),
+        name = directive
+            .directive
+            .header
+            .name
+            .as_deref()
+            .unwrap_or_default(),
+    );
+    async move {
+        if !directive.is_accept_grant() {
+            warn!("unsupported directive: answered with INVALID_DIRECTIVE");
+            let mut event = AlexaEvent::accept_grant_failed("unsupported directive");
+            event.event.header.namespace = "Alexa".into();
+            if let takeback_core::alexa::model::EventPayload::Error(p) = &mut event.event.payload {
+                p.error_type = "INVALID_DIRECTIVE".into();
+            }
+            return Ok(event.to_json());
+        }
+        let payload = match directive.grant_payload() {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "malformed AcceptGrant payload");
+                return Ok(
+                    AlexaEvent::accept_grant_failed("malformed AcceptGrant payload").to_json(),
+                );
+            }
+        };
+        Ok(accept_grant(deps, payload).await.to_json())
+    }
+    .instrument(span)
+    .await
+}
+
+async fn accept_grant<S: SessionStore, T: TokenStore>(
+    deps: &Deps<S, T>,
+    payload: GrantPayload,
+) -> AlexaEvent {
+    let grant = payload.grant.unwrap_or_default();
+    match deps
+        .tokens
+        .link(grant.grant_type.as_deref(), grant.code.as_ref())
+        .await
+    {
+        Ok(()) => AlexaEvent::accept_grant_response(),
+        Err(e) => {
+            error!(error = %e, source = ?std::error::Error::source(&e).map(|s| s.to_string()), "account linking failed");
+            AlexaEvent::accept_grant_failed(format!("Account linking failed: {e}"))
+        }
+    }
+}
+
+/// A stable id for a request that lacks `requestId`, so a re-delivery still deduplicates.
+fn message_id(header: &RequestHeader, message: &SignalingMessage) -> String {
+    match header.request_id.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => r.to_owned(),
+        None => format!(
+            "{}:{}:{}",
+            message.kind.name(),
+            message.session_id,
+            header.timestamp.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
+async fn on_signal<S: SessionStore, T: TokenStore>(
+    deps: &Deps<S, T>,
+    envelope: &SkillRequestEnvelope,
+    header: &RequestHeader,
+    message: SignalingMessage,
+) -> Result<(), HandlerError> {
+    let id = message_id(header, &message);
+    let api_endpoint = match envelope.api_endpoint() {
+        Some(e) if deps.signaling_settings.is_allowed_endpoint(e) => Some(e.trim_end_matches('/')),
+        Some(e) => {
+            warn!(api_endpoint = %e, "apiEndpoint is not an Alexa endpoint; using the configured one");
+            None
+        }
+        None => None,
+    };
+    info!(
+        message = message.kind.name(),
+        participants = ?message.participants.iter().map(|p| p.log_label()).collect::<Vec<_>>(),
+        sdp_bytes = message.sdp_len(),
+        result = message.call_result.as_ref().map(|r| r.code.as_str()),
+        "CallSignaling request"
+    );
+    let now = now_epoch_seconds();
+    let incoming = Incoming {
+        message: &message,
+        from: Side::Alexa,
+        message_id: &id,
+        api_endpoint,
+        now,
+        ttl: deps.ttl,
+    };
+    let recorded = session_store::record(&deps.sessions, &incoming)
+        .await
+        .map_err(|e| {
+            error!(error = %e, "session store failed; nothing forwarded");
+            HandlerError::Store(e)
+        })?;
+    match recorded {
+        Recorded::Applied { previous, session } => {
+            info!(
+                from = previous.as_ref().map(|p| p.state.as_str()),
+                to = session.state.as_str(),
+                version = session.version,
+                "session updated"
+            );
+            forward(deps, &message, &session, &id, false).await;
+        }
+        Recorded::Duplicate { session, delivered } => {
+            let latest = session.applied.last().map(String::as_str) == Some(id.as_str());
+            if !delivered && latest {
+                info!(
+                    state = session.state.as_str(),
+                    "re-delivered request never forwarded: forwarding again"
+                );
+                forward(deps, &message, &session, &id, true).await;
+            } else {
+                info!(
+                    state = session.state.as_str(),
+                    delivered, "re-delivered request: already handled"
+                );
+            }
+        }
+        Recorded::Ignored { state, reason } => {
+            info!(
+                state = state.as_str(),
+                reason = reason.as_str(),
+                "message not applied (repeat or out of date)"
+            );
+        }
+        Recorded::Rejected(rejection) => {
+            warn!(reason = %rejection, "impossible transition rejected; state unchanged, nothing forwarded");
+        }
+    }
+    Ok(())
+}
+
+async fn forward<S: SessionStore, T: TokenStore>(
+    deps: &Deps<S, T>,
+    message: &SignalingMessage,
+    session: &Session,
+    id: &str,
+    redelivery: bool,
+) {
+    let envelope = WebhookEnvelope {
+        message_id: id.to_owned(),
+        received_at: now_epoch_seconds() * 1000,
+        redelivery,
+        session: session.into(),
+        message: message.to_forward_json(),
+    };
+    match deps.webhook.deliver(&envelope).await {
+        Ok(_) => {
+            if let Err(e) = session_store::mark_delivered(
+                &deps.sessions,
+                &session.session_id,
+                id,
+                now_epoch_seconds(),
+            )
+            .await
+            {
+                warn!(error = %e, "could not mark the message delivered (a re-delivery would forward it again)");
+            }
+        }
+        Err(e) => {
+            error!(error = %e, "forwarding to the property backend failed");
+            if message.kind == MessageKind::InitiateOutboundCall
+                && session.state == CallState::Offered
+            {
+                end_call_after_failed_offer(deps, session, id, &e).await;
+            }
+        }
+    }
+}
+
+/// The backend never took the offer: end the call toward Alexa so the caller is not left
+/// listening to nothing.
+async fn end_call_after_failed_offer<S: SessionStore, T: TokenStore>(
+    deps: &Deps<S, T>,
+    session: &Session,
+    offer_id: &str,
+    failure: &WebhookError,
+) {
+    let result = match failure {
+        WebhookError::Rejected { status: 401 | 403 } => CallResult::new(
+            CallResultCode::Unauthorized,
+            "The calling service refused the request",
+        ),
+        WebhookError::Rejected { status: 409 | 486 } => {
+            CallResult::new(CallResultCode::DeviceBusy, "The called device is busy")
+        }
+        _ => CallResult::new(
+            CallResultCode::InternalError,
+            "The calling service is unavailable",
+        ),
+    };
+    let ended = SignalingMessage::call_ended(session.session_id.clone(), result);
+    let ended_id = format!("{offer_id}#ended");
+    let incoming = Incoming {
+        message: &ended,
+        from: Side::Provider,
+        message_id: &ended_id,
+        api_endpoint: None,
+        now: now_epoch_seconds(),
+        ttl: deps.ttl,
+    };
+    match session_store::record(&deps.sessions, &incoming).await {
+        Ok(Recorded::Applied { .. }) => {}
+        Ok(other) => {
+            info!(outcome = ?other, "the call was already ending; no CallEnded sent");
+            return;
+        }
+        Err(e) => {
+            // Still tell Alexa: a stale session is better than a hanging caller.
+            error!(error = %e, "could not record the CallEnded; sending it anyway");
+        }
+    }
+    let endpoint = deps
+        .signaling_settings
+        .endpoint_for(session.api_endpoint.as_deref());
+    match deps.signaling.send(endpoint, &ended).await {
+        Ok(d) => {
+            info!(status = d.status, code = ?ended.call_result.as_ref().map(|r| r.code.as_str()), "ended the Alexa call after the backend failed");
+            let _ = session_store::mark_delivered(
+                &deps.sessions,
+                &session.session_id,
+                &ended_id,
+                now_epoch_seconds(),
+            )
+            .await;
+        }
+        Err(e) => error!(error = %e, "could not end the Alexa call"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    const ALL: &[(&str, &str)] = &[
+        ("SKILL_ID", "amzn1.ask.skill.x"),
+        ("SIGNALING_SESSIONS_TABLE", "sessions"),
+        ("TOKENS_TABLE", "tokens"),
+        ("WEBHOOK_URL", "https://backend.example.com/alexa"),
+        ("WEBHOOK_SECRET", "whsec-value"),
+        ("LWA_CLIENT_ID", "cid"),
+        ("LWA_CLIENT_SECRET", "csecret-value"),
+    ];
+
+    #[test]
+    fn every_required_variable_is_named_when_missing() {
+        for (name, _) in ALL {
+            let rest: Vec<_> = ALL.iter().copied().filter(|(n, _)| n != name).collect();
+            let err = Config::from_env(&env(&rest)).unwrap_err();
+            assert_eq!(err, ConfigError::Missing(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_redacted_debug() {
+        let c = Config::from_env(&env(ALL)).unwrap();
+        assert_eq!(c.signaling.retry.max_attempts, 2);
+        assert_eq!(c.webhook_retry.max_attempts, 3);
+        assert_eq!(c.webhook_budget, Duration::from_secs(4));
+        assert_eq!(
+            c.signaling.default_api_endpoint,
+            "https://api.amazonalexa.com"
+        );
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("whsec-value") && !debug.contains("csecret-value"));
+        let mut bad = ALL.to_vec();
+        bad.push(("WEBHOOK_URL", "not a url"));
+        // later pairs win in the test map
+        assert!(matches!(
+            Config::from_env(&env(&bad)),
+            Err(ConfigError::Invalid {
+                name: "WEBHOOK_URL",
+                ..
+            })
+        ));
+    }
+}

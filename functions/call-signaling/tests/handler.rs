@@ -1,0 +1,684 @@
+//! The skill handler against in-memory stores and loopback fakes of LWA, Alexa's signaling
+//! endpoint and the property backend's webhook (which verifies every signature). Driven by the
+//! `events/alexa-*.json` fixtures.
+#![allow(clippy::unwrap_used)]
+
+use call_signaling::{Deps, HandlerError, handle};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use takeback_core::alexa::Secret;
+use takeback_core::alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
+use takeback_core::alexa::http::HttpClient;
+use takeback_core::alexa::lwa::{AccessTokenProvider, LwaClient};
+use takeback_core::alexa::model::{MessageKind, SignalingMessage};
+use takeback_core::alexa::retry::RetryPolicy;
+use takeback_core::alexa::session::{CallState, Incoming, Side};
+use takeback_core::alexa::session_store::{self, MemorySessionStore, Recorded, SessionStore};
+use takeback_core::alexa::signaling::SignalingClient;
+use takeback_core::alexa::testing::{
+    FakeLwa, FakeSignaling, RunningLwa, RunningSignaling, RunningWebhook, WebhookReceiver,
+    closed_port_url,
+};
+use takeback_core::alexa::token_store::{MemoryTokenStore, StoredTokens, TokenStore};
+use takeback_core::alexa::webhook::WebhookClient;
+
+const SKILL_ID: &str = "amzn1.ask.skill.00000000-0000-4000-8000-000000000001";
+const CLIENT_ID: &str = "amzn1.application-oa2-client.fixture";
+const CLIENT_SECRET: &str = "lwa-client-secret-value-0123456789";
+const WEBHOOK_SECRET: &str = "webhook-hmac-secret-value-abcdef";
+const S_OUT: &str = "fixture-session-alexa-to-staff-0001";
+const S_IN: &str = "fixture-session-staff-to-room-0001";
+
+struct Harness {
+    lwa: RunningLwa,
+    alexa: RunningSignaling,
+    webhook: RunningWebhook,
+    token_store: Arc<MemoryTokenStore>,
+    deps: Deps<MemorySessionStore, MemoryTokenStore>,
+}
+
+async fn harness_with_webhook_url(webhook_url: Option<String>) -> Harness {
+    let lwa = FakeLwa::start(CLIENT_ID, CLIENT_SECRET).await;
+    let alexa = FakeSignaling::start(&lwa.fake).await;
+    let webhook = WebhookReceiver::start(WEBHOOK_SECRET).await;
+    let http = HttpClient::new().unwrap();
+    let token_store = Arc::new(MemoryTokenStore::new());
+    let lwa_settings = LwaSettings {
+        token_url: lwa.token_url(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        token_id: "alexa-calling".into(),
+        refresh_margin: Duration::from_secs(300),
+        timeout: Duration::from_secs(2),
+    };
+    let tokens = Arc::new(AccessTokenProvider::new(
+        token_store.clone(),
+        LwaClient::new(http.clone(), lwa_settings),
+    ));
+    let deps = Deps {
+        skill_id: SKILL_ID.into(),
+        sessions: MemorySessionStore::new(),
+        signaling: SignalingClient::new(http.clone(), tokens.clone(), RetryPolicy::fast(3)),
+        tokens,
+        signaling_settings: SignalingSettings {
+            default_api_endpoint: alexa.api_endpoint(),
+            retry: RetryPolicy::fast(3),
+        },
+        webhook: WebhookClient::new(
+            http,
+            webhook_url.unwrap_or_else(|| webhook.url()),
+            Secret::new(WEBHOOK_SECRET),
+            RetryPolicy::fast(3),
+            Duration::from_secs(5),
+        ),
+        ttl: SessionTtl::default(),
+    };
+    Harness {
+        lwa,
+        alexa,
+        webhook,
+        token_store,
+        deps,
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with_webhook_url(None).await
+}
+
+impl Harness {
+    /// An Alexa fixture with its `apiEndpoint` pointed at the fake signaling endpoint.
+    fn event(&self, name: &str) -> Value {
+        let mut v = fixture(name);
+        if v.pointer("/context/System").is_some() {
+            v["context"]["System"]["apiEndpoint"] = json!(self.alexa.api_endpoint());
+        }
+        v
+    }
+
+    async fn send(&self, name: &str) -> Result<Value, HandlerError> {
+        handle(&self.deps, self.event(name)).await
+    }
+
+    /// A fixture re-targeted at another session.
+    async fn send_for(&self, name: &str, session_id: &str) -> Result<Value, HandlerError> {
+        let mut v = self.event(name);
+        v["request"]["sessionId"] = json!(session_id);
+        handle(&self.deps, v).await
+    }
+
+    /// Tokens as if account linking had happened.
+    async fn seed_tokens(&self) {
+        self.lwa.fake.add_access_token("Atza|seeded-access");
+        self.lwa.fake.add_refresh_token("Atzr|seeded-refresh");
+        self.token_store
+            .put(
+                "alexa-calling",
+                &StoredTokens {
+                    access_token: Secret::new("Atza|seeded-access"),
+                    refresh_token: Some(Secret::new("Atzr|seeded-refresh")),
+                    expires_at: takeback_core::alexa::now_epoch_seconds() + 3600,
+                    version: 1,
+                    updated_at: 0,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// What the property backend would do through `signaling-api`, applied to the store.
+    async fn provider(&self, kind: MessageKind, session_id: &str, id: &str) -> Recorded {
+        let mut m = SignalingMessage::bare(kind, session_id);
+        if let Some(t) = kind.required_sdp() {
+            m.sdp = Some(takeback_core::alexa::model::SdpDetails {
+                sdp_type: t,
+                value: "v=0".into(),
+            });
+        }
+        if kind == MessageKind::InitiateInboundCall {
+            m.participants = vec![];
+        }
+        let inc = Incoming {
+            message: &m,
+            from: Side::Provider,
+            message_id: id,
+            api_endpoint: Some("https://api.amazonalexa.com"),
+            now: takeback_core::alexa::now_epoch_seconds(),
+            ttl: SessionTtl::default(),
+        };
+        session_store::record(&self.deps.sessions, &inc)
+            .await
+            .unwrap()
+    }
+
+    async fn state(&self, session_id: &str) -> Option<CallState> {
+        self.deps
+            .sessions
+            .get(session_id, takeback_core::alexa::now_epoch_seconds())
+            .await
+            .unwrap()
+            .map(|s| s.state)
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn deferred() -> Value {
+    json!({"version": "1.0", "response": {}})
+}
+
+#[tokio::test]
+async fn every_alexa_fixture_is_understood() {
+    // Each fixture parses into the request kind its name says; none is malformed except the
+    // one named so.
+    let dir = format!("{}/../../events", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.starts_with("alexa-") || name.contains("acceptgrant-directive") {
+            continue;
+        }
+        seen += 1;
+        let v = fixture(name.trim_end_matches(".json"));
+        let env: takeback_core::alexa::model::SkillRequestEnvelope =
+            serde_json::from_value(v).unwrap();
+        let req = env.classify().unwrap();
+        let request_name = name.split('-').nth(1).unwrap();
+        use takeback_core::alexa::model::SkillRequest as R;
+        match req {
+            R::CallSignaling { kind, signal } => {
+                assert_eq!(kind.name().to_lowercase(), request_name, "{name}");
+                let valid = signal.validate(kind, false);
+                assert_eq!(
+                    valid.is_err(),
+                    name.contains("missing"),
+                    "{name}: {valid:?}"
+                );
+            }
+            R::UnknownCallSignaling { name: n } => assert_eq!(n, "CallTransfer"),
+            R::AuthorizationGrant(g) => assert!(g.grant.unwrap().code.is_some()),
+            R::Launch => assert_eq!(request_name, "launchrequest"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // 11 request types + unknown + grant + launch + the malformed/wrong-skill/unauthorised cases
+    assert!(seen >= 17, "only {seen} fixtures");
+    for kind in MessageKind::ALL {
+        if kind == MessageKind::InitiateInboundCall {
+            continue; // only the property sends it
+        }
+        let lower = kind.name().to_lowercase();
+        let found = std::fs::read_dir(format!("{}/../../events", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .into_string()
+                    .unwrap()
+                    .starts_with(&format!("alexa-{lower}-"))
+            });
+        assert!(found, "no fixture for {}", kind.name());
+    }
+}
+
+#[tokio::test]
+async fn outbound_call_is_recorded_forwarded_signed_and_answered_deferred() {
+    let h = harness().await;
+    let answer = h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    assert_eq!(answer, deferred());
+    assert_eq!(h.state(S_OUT).await, Some(CallState::Offered));
+    let envs = h.webhook.envelopes();
+    assert_eq!(envs.len(), 1);
+    assert_eq!(h.webhook.bad_signatures(), 0);
+    let e = &envs[0];
+    assert_eq!(e["messageId"], "amzn1.echo-api.request.fixture-ioc-1");
+    assert_eq!(e["redelivery"], false);
+    assert_eq!(e["session"]["state"], "OFFERED");
+    assert_eq!(e["session"]["direction"], "ALEXA_TO_PROVIDER");
+    assert_eq!(
+        e["message"]["type"],
+        "Alexa.Comms.CallSignaling.InitiateOutboundCall"
+    );
+    assert_eq!(e["message"]["sessionId"], S_OUT);
+    assert_eq!(e["message"]["sdpDetails"]["type"], "OFFER");
+    assert!(
+        e["message"]["sdpDetails"]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("v=0")
+    );
+    assert_eq!(e["message"]["participants"].as_array().unwrap().len(), 2);
+    // the skill's context never reaches the backend
+    assert!(!e.to_string().contains("apiAccessToken"));
+    let stored = h.deps.sessions.raw(S_OUT).unwrap();
+    assert_eq!(
+        stored.api_endpoint.as_deref(),
+        Some(h.alexa.api_endpoint().as_str())
+    );
+    assert!(stored.was_delivered("amzn1.echo-api.request.fixture-ioc-1"));
+}
+
+#[tokio::test]
+async fn redelivered_request_is_answered_but_not_applied_or_forwarded_twice() {
+    let h = harness().await;
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    let v1 = h.deps.sessions.raw(S_OUT).unwrap().version;
+    assert_eq!(
+        h.send("alexa-initiateoutboundcall-basic").await.unwrap(),
+        deferred()
+    );
+    assert_eq!(h.webhook.envelopes().len(), 1);
+    assert_eq!(h.deps.sessions.raw(S_OUT).unwrap().version, v1);
+}
+
+#[tokio::test]
+async fn redelivery_after_a_failed_forward_is_forwarded_again_and_marked() {
+    let h = harness().await;
+    // The first delivery fails for good (retries exhausted); the skill then ends the call.
+    // Use an ack instead, whose failure has no side effect: ringing first.
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    h.provider(MessageKind::CallRinging, S_OUT, "backend:r1")
+        .await;
+    h.webhook.receiver.fail_next(503, 3);
+    h.send("alexa-callringingack-basic").await.unwrap();
+    assert_eq!(h.webhook.envelopes().len(), 1, "the ack was not delivered");
+    h.send("alexa-callringingack-basic").await.unwrap();
+    let envs = h.webhook.envelopes();
+    assert_eq!(envs.len(), 2);
+    assert_eq!(
+        envs[1]["message"]["type"],
+        "Alexa.Comms.CallSignaling.CallRingingAck"
+    );
+    assert_eq!(envs[1]["redelivery"], true);
+    // delivered now: a third copy is not forwarded
+    h.send("alexa-callringingack-basic").await.unwrap();
+    assert_eq!(h.webhook.envelopes().len(), 2);
+}
+
+#[tokio::test]
+async fn transient_webhook_failures_are_retried() {
+    let h = harness().await;
+    h.webhook.receiver.fail_next(503, 1);
+    h.webhook.receiver.fail_next(429, 1);
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    assert_eq!(h.webhook.envelopes().len(), 1);
+    assert_eq!(h.webhook.server.request_count(), 3);
+    assert!(
+        h.alexa.accepted().is_empty(),
+        "no CallEnded when the backend got the offer"
+    );
+    assert_eq!(h.state(S_OUT).await, Some(CallState::Offered));
+}
+
+#[tokio::test]
+async fn unreachable_backend_ends_the_alexa_call_with_internal_error() {
+    let h = harness_with_webhook_url(Some(closed_port_url().await)).await;
+    h.seed_tokens().await;
+    assert_eq!(
+        h.send("alexa-initiateoutboundcall-basic").await.unwrap(),
+        deferred()
+    );
+    let sent = h.alexa.accepted();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["type"], "Alexa.Comms.CallSignaling.CallEnded");
+    assert_eq!(sent[0]["sessionId"], S_OUT);
+    assert_eq!(sent[0]["callResult"]["code"], "INTERNAL_ERROR");
+    let s = h.deps.sessions.raw(S_OUT).unwrap();
+    assert_eq!(s.state, CallState::Ended);
+    assert_eq!(s.end_code.as_deref(), Some("INTERNAL_ERROR"));
+    // Alexa re-delivers the offer: the call stays ended and nothing is forwarded or sent again.
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    assert_eq!(h.alexa.accepted().len(), 1);
+    assert_eq!(h.state(S_OUT).await, Some(CallState::Ended));
+}
+
+#[tokio::test]
+async fn backend_refusing_the_signature_ends_the_call_unauthorized() {
+    let h = harness().await;
+    h.seed_tokens().await;
+    h.webhook.receiver.fail_next(403, 1);
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    assert_eq!(h.webhook.server.request_count(), 1, "4xx is final");
+    let sent = h.alexa.accepted();
+    assert_eq!(sent[0]["callResult"]["code"], "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn provider_originated_call_messages_from_alexa_follow_the_state_machine() {
+    let h = harness().await;
+    h.provider(MessageKind::InitiateInboundCall, S_IN, "backend:iic")
+        .await;
+    for (fixture, state) in [
+        ("alexa-callringing-basic", CallState::Ringing),
+        ("alexa-callinprogress-basic", CallState::InProgress),
+        ("alexa-callaccepted-basic", CallState::Accepted),
+        ("alexa-callupdate-hold", CallState::Updating),
+    ] {
+        assert_eq!(h.send(fixture).await.unwrap(), deferred());
+        assert_eq!(h.state(S_IN).await, Some(state), "{fixture}");
+    }
+    h.provider(MessageKind::CallUpdateResponse, S_IN, "backend:uresp")
+        .await;
+    h.send("alexa-callended-unauthorised").await.unwrap();
+    let s = h.deps.sessions.raw(S_IN).unwrap();
+    assert_eq!(s.state, CallState::Ended);
+    assert_eq!(s.end_code.as_deref(), Some("UNAUTHORIZED"));
+    assert_eq!(s.ended_by, Some(Side::Alexa));
+    assert_eq!(
+        h.webhook.message_names(),
+        [
+            "CallRinging",
+            "CallInProgress",
+            "CallAccepted",
+            "CallUpdate",
+            "CallEnded"
+        ]
+    );
+    let hold = &h.webhook.envelopes()[3];
+    assert_eq!(hold["message"]["renegotiationType"], "CALL_HOLD");
+    assert_eq!(h.webhook.bad_signatures(), 0);
+}
+
+#[tokio::test]
+async fn alexa_to_staff_acks_and_update_response_are_forwarded() {
+    let h = harness().await;
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    h.provider(MessageKind::CallRinging, S_OUT, "backend:1")
+        .await;
+    h.send("alexa-callringingack-basic").await.unwrap();
+    h.provider(MessageKind::CallInProgress, S_OUT, "backend:2")
+        .await;
+    h.send("alexa-callinprogressack-basic").await.unwrap();
+    h.provider(MessageKind::CallAccepted, S_OUT, "backend:3")
+        .await;
+    h.send("alexa-callacceptedack-basic").await.unwrap();
+    h.provider(MessageKind::CallUpdate, S_OUT, "backend:4")
+        .await;
+    h.send_for("alexa-callupdateack-basic", S_OUT)
+        .await
+        .unwrap();
+    assert_eq!(h.state(S_OUT).await, Some(CallState::Updating));
+    h.send("alexa-callupdateresponse-basic").await.unwrap();
+    assert_eq!(h.state(S_OUT).await, Some(CallState::Accepted));
+    h.send("alexa-callended-basic").await.unwrap();
+    assert_eq!(
+        h.webhook.message_names(),
+        [
+            "InitiateOutboundCall",
+            "CallRingingAck",
+            "CallInProgressAck",
+            "CallAcceptedAck",
+            "CallUpdateAck",
+            "CallUpdateResponse",
+            "CallEnded"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn impossible_transition_is_answered_logged_and_changes_nothing() {
+    let h = harness().await;
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    let before = h.deps.sessions.raw(S_OUT).unwrap();
+    // Alexa acknowledging an answer the provider never sent.
+    assert_eq!(
+        h.send("alexa-callacceptedack-basic").await.unwrap(),
+        deferred()
+    );
+    // A message for a call nobody started.
+    assert_eq!(h.send("alexa-callringing-basic").await.unwrap(), deferred());
+    assert_eq!(h.deps.sessions.raw(S_OUT).unwrap(), before);
+    assert!(h.deps.sessions.raw(S_IN).is_none());
+    assert_eq!(h.webhook.message_names(), ["InitiateOutboundCall"]);
+}
+
+#[tokio::test]
+async fn malformed_request_gets_a_clear_error_and_no_state() {
+    let h = harness().await;
+    let err = h
+        .send("alexa-initiateoutboundcall-missing-sdp")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("InitiateOutboundCall") && text.contains("OFFER"),
+        "{text}"
+    );
+    assert!(h.deps.sessions.is_empty());
+    assert_eq!(h.webhook.server.request_count(), 0);
+
+    for bad in [
+        json!("not an object"),
+        json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}}}),
+        json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}},
+               "request": {"type": "Alexa.Comms.CallSignaling.CallRinging", "requestId": "r"}}),
+        json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}},
+               "request": {"type": "Alexa.Comms.CallSignaling.CallRinging", "sessionId": 42}}),
+    ] {
+        let r = handle(&h.deps, bad.clone()).await;
+        assert!(matches!(r, Err(HandlerError::Malformed(_))), "{bad}: {r:?}");
+    }
+    assert!(h.deps.sessions.is_empty());
+}
+
+#[tokio::test]
+async fn wrong_skill_id_is_refused() {
+    let h = harness().await;
+    h.provider(MessageKind::InitiateInboundCall, S_IN, "backend:iic")
+        .await;
+    let err = h.send("alexa-callringing-wrong-skill").await.unwrap_err();
+    assert!(matches!(err, HandlerError::WrongSkill { .. }));
+    assert_eq!(h.state(S_IN).await, Some(CallState::Offered));
+    assert_eq!(h.webhook.server.request_count(), 0);
+}
+
+#[tokio::test]
+async fn unknown_request_type_is_answered_and_not_recorded() {
+    let h = harness().await;
+    h.provider(MessageKind::InitiateInboundCall, S_IN, "backend:iic")
+        .await;
+    assert_eq!(
+        h.send("alexa-unknown-calltransfer").await.unwrap(),
+        deferred()
+    );
+    assert_eq!(h.deps.sessions.raw(S_IN).unwrap().version, 1);
+    assert_eq!(h.webhook.server.request_count(), 0);
+    let other = json!({"version": "1.0",
+        "context": {"System": {"application": {"applicationId": SKILL_ID}}},
+        "request": {"type": "Connections.Response", "requestId": "r"}});
+    assert_eq!(
+        handle(&h.deps, other).await.unwrap(),
+        json!({"version": "1.0", "response": {}})
+    );
+}
+
+#[tokio::test]
+async fn launch_request_gets_speech() {
+    let h = harness().await;
+    let r = h.send("alexa-launchrequest-basic").await.unwrap();
+    assert_eq!(r["response"]["outputSpeech"]["type"], "PlainText");
+    assert_eq!(r["response"]["shouldEndSession"], true);
+}
+
+#[tokio::test]
+async fn custom_skill_grant_links_the_account() {
+    let h = harness().await;
+    h.lwa.fake.add_code("fixture-authorization-code-1");
+    let r = h.send("alexa-authorizationgrant-basic").await.unwrap();
+    assert_eq!(r["version"], "1.0");
+    assert_eq!(
+        r["response"]["event"]["header"]["name"],
+        "AcceptGrant.Response"
+    );
+    assert_eq!(
+        r["response"]["event"]["header"]["namespace"],
+        "Alexa.Authorization"
+    );
+    let stored = h.token_store.get("alexa-calling").await.unwrap().unwrap();
+    assert!(
+        stored
+            .access_token
+            .expose()
+            .starts_with("Atza|fake-access-")
+    );
+    assert!(stored.refresh_token.is_some());
+    assert_eq!(h.lwa.grant_requests("authorization_code"), 1);
+    // The stored token is what the signaling client now uses, without a refresh.
+    let token = h.deps.tokens.access_token().await.unwrap();
+    assert_eq!(token, stored.access_token);
+    assert_eq!(h.lwa.grant_requests("refresh_token"), 0);
+}
+
+#[tokio::test]
+async fn smart_home_accept_grant_directive_links_the_account() {
+    let h = harness().await;
+    h.lwa.fake.add_code("fixture-authorization-code-2");
+    let r = h.send("alexa-acceptgrant-directive").await.unwrap();
+    assert!(
+        r.get("version").is_none(),
+        "directive answers are not wrapped"
+    );
+    assert_eq!(r["event"]["header"]["name"], "AcceptGrant.Response");
+    assert_eq!(r["event"]["header"]["payloadVersion"], "3");
+    assert_eq!(r["event"]["payload"], json!({}));
+    assert!(h.token_store.get("alexa-calling").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn invalid_code_answers_accept_grant_failed_and_stores_nothing() {
+    let h = harness().await;
+    // no code registered with the fake LWA: invalid_grant
+    let r = h.send("alexa-acceptgrant-directive").await.unwrap();
+    assert_eq!(r["event"]["header"]["name"], "ErrorResponse");
+    assert_eq!(r["event"]["payload"]["type"], "ACCEPT_GRANT_FAILED");
+    assert!(
+        r["event"]["payload"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant")
+    );
+    assert!(h.token_store.get("alexa-calling").await.unwrap().is_none());
+    // the code is single-use: a second exchange of a used code fails too
+    h.lwa.fake.add_code("fixture-authorization-code-1");
+    h.send("alexa-authorizationgrant-basic").await.unwrap();
+    let again = h.send("alexa-authorizationgrant-basic").await.unwrap();
+    assert_eq!(
+        again["response"]["event"]["payload"]["type"],
+        "ACCEPT_GRANT_FAILED"
+    );
+}
+
+/// A `MakeWriter` collecting log output.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_and_tokens_never_reach_the_logs() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = harness_with_webhook_url(Some(closed_port_url().await)).await;
+    h.lwa.fake.add_code("fixture-authorization-code-1");
+    h.send("alexa-authorizationgrant-basic").await.unwrap();
+    // Alexa no longer accepts the linked token: the CallEnded below gets a 401 and refreshes.
+    let stored = h.token_store.get("alexa-calling").await.unwrap().unwrap();
+    h.lwa.fake.revoke_access_tokens();
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    assert_eq!(h.alexa.accepted_names(), ["CallEnded"]);
+    // a failed grant too
+    h.send("alexa-acceptgrant-directive").await.unwrap();
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("account linked"),
+        "logs were captured: {logs}"
+    );
+    assert!(logs.contains("refresh"), "the 401 refresh path ran");
+    for secret in [
+        CLIENT_SECRET,
+        WEBHOOK_SECRET,
+        "fixture-authorization-code-1",
+        "fixture-authorization-code-2",
+        "fixture-grantee-token-not-a-secret",
+        "fixture-api-access-token-not-a-secret",
+        "Atza|",
+        "Atzr|",
+        stored.access_token.expose(),
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
+    // Debug of the dependencies (as a panic message might print them) is redacted too.
+    let debug = format!("{:?} {:?}", h.deps.webhook, h.deps.tokens);
+    assert!(!debug.contains(WEBHOOK_SECRET) && !debug.contains(CLIENT_SECRET));
+    drop(h);
+}
+
+#[tokio::test]
+async fn session_store_failure_is_an_error_not_a_silent_answer() {
+    // A store whose every call fails.
+    struct Broken;
+    #[derive(Debug, thiserror::Error)]
+    #[error("down")]
+    struct Down;
+    impl SessionStore for Broken {
+        async fn get(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> Result<Option<takeback_core::alexa::session::Session>, takeback_core::store::StoreError>
+        {
+            Err(takeback_core::store::StoreError::Unavailable(Box::new(
+                Down,
+            )))
+        }
+        async fn put(
+            &self,
+            _: &takeback_core::alexa::session::Session,
+            _: Option<u64>,
+            _: i64,
+        ) -> Result<session_store::PutOutcome, takeback_core::store::StoreError> {
+            Err(takeback_core::store::StoreError::Unavailable(Box::new(
+                Down,
+            )))
+        }
+    }
+    let h = harness().await;
+    let deps = Deps {
+        skill_id: h.deps.skill_id.clone(),
+        sessions: Broken,
+        tokens: h.deps.tokens.clone(),
+        signaling: SignalingClient::new(
+            HttpClient::new().unwrap(),
+            h.deps.tokens.clone(),
+            RetryPolicy::fast(1),
+        ),
+        signaling_settings: h.deps.signaling_settings.clone(),
+        webhook: h.deps.webhook.clone(),
+        ttl: SessionTtl::default(),
+    };
+    let r = handle(&deps, h.event("alexa-initiateoutboundcall-basic")).await;
+    assert!(matches!(r, Err(HandlerError::Store(_))));
+    assert_eq!(h.webhook.server.request_count(), 0);
+}

@@ -1,0 +1,116 @@
+//! Shared by the transfer tests: fixtures, the transfer policy they assume, a store wrapper
+//! that fakes can look into, and a loopback fake of the Chime SDK Voice API.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+pub mod fake_chime;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use takeback_core::connect::TransferPolicy;
+use takeback_core::store::memory::MemoryStore;
+use takeback_core::store::{
+    CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
+    ReleaseOutcome, StoreError, TransferIntent,
+};
+
+pub const TXN: &str = "5d5c8c2e-4f3a-4a55-9f0e-2b9d3c1a7e01";
+pub const CONTACT: &str = "7c0e5f3a-91d2-4b8e-a6f4-3d2c1b0a9e8f";
+pub const SMA_ID: &str = "sma-0a1b2c3d";
+pub const DEFAULT_TARGET: &str = "+18005550100";
+pub const VC: &str = "arn:aws:chime:us-east-1:111122223333:vc/abcdefghijklmnopqrst";
+pub const VCG: &str = "arn:aws:chime:us-east-1:111122223333:vcg/frontdeskgroup";
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn fixture_names(prefix: &str) -> Vec<String> {
+    let dir = format!("{}/../../events", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Default target `+18005550100` on `VC`; `VCG` also allowed; default pattern (1–6 digits).
+pub fn policy() -> TransferPolicy {
+    TransferPolicy::new(DEFAULT_TARGET, VC, [VCG], None).unwrap()
+}
+
+pub fn fixture_pair() -> PairKey {
+    PairKey {
+        sma_number: "+18005557777".into(),
+        connect_number: "+18005551111".into(),
+    }
+}
+
+/// A memory store that the test and a fake updater can both hold.
+#[derive(Clone)]
+pub struct SharedStore(pub Arc<MemoryStore>);
+
+impl SharedStore {
+    pub fn new() -> Self {
+        Self(Arc::new(MemoryStore::new([fixture_pair()], 300)))
+    }
+
+    /// The fixtures' pair held by `TXN`.
+    pub async fn with_live_claim() -> Self {
+        let store = Self::new();
+        let outcome = store
+            .claim(&ClaimRequest {
+                transaction_id: TXN.into(),
+                original_calling_number: "+13125550142".into(),
+                original_called_number: "+18005550000".into(),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
+        store
+    }
+}
+
+impl PairStore for SharedStore {
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        self.0.claim(request).await
+    }
+    async fn release(&self, pair: &PairKey, txn: &str) -> Result<ReleaseOutcome, StoreError> {
+        self.0.release(pair, txn).await
+    }
+    async fn lookup(
+        &self,
+        pair: &PairKey,
+        contact_id: &str,
+        mode: LookupMode,
+    ) -> Result<Option<LiveClaim>, StoreError> {
+        self.0.lookup(pair, contact_id, mode).await
+    }
+}
+
+impl CallStore for SharedStore {
+    async fn record_transfer_intent(
+        &self,
+        txn: &str,
+        intent: &TransferIntent,
+    ) -> Result<(), StoreError> {
+        self.0.record_transfer_intent(txn, intent).await
+    }
+    async fn transfer_intent(&self, txn: &str) -> Result<Option<TransferIntent>, StoreError> {
+        self.0.transfer_intent(txn).await
+    }
+}
+
+/// Every value a string (Connect's STRING_MAP validation).
+pub fn flat(response: &impl serde::Serialize) -> Value {
+    let v = serde_json::to_value(response).unwrap();
+    for (k, val) in v.as_object().unwrap() {
+        assert!(val.is_string(), "{k} must be a string: {val}");
+    }
+    v
+}

@@ -1,0 +1,360 @@
+//! Both directions of a WebRTC call, end to end: the skill handler (`call-signaling`) and the
+//! backend API (`signaling-api`) on the same DynamoDB Local tables, with loopback fakes of Login
+//! with Amazon, Alexa's signaling endpoint and the property backend's webhook (which verifies
+//! every signature). The "backend" here reads what the webhook received and answers through the
+//! API, as a real property backend would.
+//!
+//! Needs `AWS_ENDPOINT_URL_DYNAMODB` (+ dummy credentials); without it each test prints a loud
+//! SKIP line and returns.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use takeback_core::alexa::Secret;
+use takeback_core::alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
+use takeback_core::alexa::http::HttpClient;
+use takeback_core::alexa::lwa::{AccessTokenProvider, LwaClient};
+use takeback_core::alexa::now_epoch_seconds;
+use takeback_core::alexa::retry::RetryPolicy;
+use takeback_core::alexa::session::{CallDirection, CallState, Side};
+use takeback_core::alexa::session_store::{DynamoSessionStore, SessionStore};
+use takeback_core::alexa::signaling::SignalingClient;
+use takeback_core::alexa::testing::{
+    FakeLwa, FakeSignaling, RunningLwa, RunningSignaling, RunningWebhook, WebhookReceiver,
+};
+use takeback_core::alexa::token_store::DynamoTokenStore;
+use takeback_core::alexa::webhook::WebhookClient;
+use takeback_core::tables::{self, create_table};
+
+const SKILL_ID: &str = "amzn1.ask.skill.00000000-0000-4000-8000-000000000001";
+const CLIENT_ID: &str = "amzn1.application-oa2-client.fixture";
+const CLIENT_SECRET: &str = "lwa-client-secret-value-0123456789";
+const WEBHOOK_SECRET: &str = "webhook-hmac-secret-value-abcdef";
+
+struct Stack {
+    lwa: RunningLwa,
+    alexa: RunningSignaling,
+    webhook: RunningWebhook,
+    skill: call_signaling::Deps<DynamoSessionStore, DynamoTokenStore>,
+    api: signaling_api::Deps<DynamoSessionStore, DynamoTokenStore>,
+    sessions: DynamoSessionStore,
+}
+
+async fn stack(test: &str) -> Option<Stack> {
+    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
+        eprintln!(
+            "SKIP {test}: AWS_ENDPOINT_URL_DYNAMODB is not set \
+             (infra/dynamodb-local.sh start && eval \"$(infra/dynamodb-local.sh env)\")"
+        );
+        return None;
+    }
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let sessions_table = format!("e2e-sessions-{test}-{suffix}");
+    let tokens_table = format!("e2e-tokens-{test}-{suffix}");
+    create_table(&dynamo, &tables::SIGNALING_SESSIONS, &sessions_table)
+        .await
+        .unwrap();
+    create_table(&dynamo, &tables::TOKENS, &tokens_table)
+        .await
+        .unwrap();
+
+    let lwa = FakeLwa::start(CLIENT_ID, CLIENT_SECRET).await;
+    let alexa = FakeSignaling::start(&lwa.fake).await;
+    let webhook = WebhookReceiver::start(WEBHOOK_SECRET).await;
+    let lwa_settings = LwaSettings {
+        token_url: lwa.token_url(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        token_id: "alexa-calling".into(),
+        refresh_margin: Duration::from_secs(300),
+        timeout: Duration::from_secs(2),
+    };
+    let signaling_settings = SignalingSettings {
+        default_api_endpoint: alexa.api_endpoint(),
+        retry: RetryPolicy::fast(3),
+    };
+
+    // Two functions, two processes: separate HTTP clients and token caches, shared tables.
+    let skill = {
+        let http = HttpClient::new().unwrap();
+        let tokens = Arc::new(AccessTokenProvider::new(
+            Arc::new(DynamoTokenStore::new(dynamo.clone(), tokens_table.clone())),
+            LwaClient::new(http.clone(), lwa_settings.clone()),
+        ));
+        call_signaling::Deps {
+            skill_id: SKILL_ID.into(),
+            sessions: DynamoSessionStore::new(dynamo.clone(), sessions_table.clone()),
+            signaling: SignalingClient::new(http.clone(), tokens.clone(), RetryPolicy::fast(2)),
+            tokens,
+            signaling_settings: signaling_settings.clone(),
+            webhook: WebhookClient::new(
+                http,
+                webhook.url(),
+                Secret::new(WEBHOOK_SECRET),
+                RetryPolicy::fast(3),
+                Duration::from_secs(5),
+            ),
+            ttl: SessionTtl::default(),
+        }
+    };
+    let api = {
+        let http = HttpClient::new().unwrap();
+        let tokens = Arc::new(AccessTokenProvider::new(
+            Arc::new(DynamoTokenStore::new(dynamo.clone(), tokens_table.clone())),
+            LwaClient::new(http.clone(), lwa_settings),
+        ));
+        signaling_api::Deps {
+            sessions: DynamoSessionStore::new(dynamo.clone(), sessions_table.clone()),
+            signaling: SignalingClient::new(http, tokens, RetryPolicy::fast(3)),
+            settings: signaling_settings,
+            ttl: SessionTtl::default(),
+        }
+    };
+    Some(Stack {
+        lwa,
+        alexa,
+        webhook,
+        skill,
+        api,
+        sessions: DynamoSessionStore::new(dynamo, sessions_table),
+    })
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+impl Stack {
+    /// Account linking through the skill, as Alexa does when the skill is enabled.
+    async fn link_account(&self) {
+        self.lwa.fake.add_code("fixture-authorization-code-1");
+        let answer = call_signaling::handle(
+            &self.skill,
+            self.alexa_event("alexa-authorizationgrant-basic", None),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            answer["response"]["event"]["header"]["name"],
+            "AcceptGrant.Response"
+        );
+    }
+
+    /// An Alexa request fixture aimed at this stack (and at `session_id` if given).
+    fn alexa_event(&self, name: &str, session_id: Option<&str>) -> Value {
+        let mut v = fixture(name);
+        v["context"]["System"]["apiEndpoint"] = json!(self.alexa.api_endpoint());
+        if let Some(s) = session_id {
+            v["request"]["sessionId"] = json!(s);
+        }
+        v
+    }
+
+    /// Alexa sends the skill a request; the skill must answer with the deferred response.
+    async fn alexa(&self, name: &str, session_id: &str) {
+        let answer = call_signaling::handle(&self.skill, self.alexa_event(name, Some(session_id)))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"version": "1.0", "response": {}}), "{name}");
+    }
+
+    /// The property backend calls the API.
+    async fn backend(&self, body: Value) -> Value {
+        let mut event = fixture("backend-callringing-basic");
+        event["body"] = json!(body.to_string());
+        let r = signaling_api::handle(&self.api, event).await.unwrap();
+        let answer: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+        assert_eq!(r.status_code, 200, "{body} -> {answer}");
+        answer
+    }
+
+    async fn state(&self, session_id: &str) -> CallState {
+        self.sessions
+            .get(session_id, now_epoch_seconds())
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
+    /// The last webhook envelope, with its signature already verified by the receiver.
+    fn last_webhook(&self) -> Value {
+        self.webhook.envelopes().last().cloned().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn alexa_device_calls_a_staff_device() {
+    let Some(s) = stack("alexa-to-staff").await else {
+        return;
+    };
+    s.link_account().await;
+
+    // The resident says "Alexa, call the nurse station": Alexa sends the offer to the skill.
+    let answer = call_signaling::handle(
+        &s.skill,
+        s.alexa_event("alexa-initiateoutboundcall-basic", None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, json!({"version": "1.0", "response": {}}));
+    let offer = s.last_webhook();
+    assert_eq!(
+        offer["message"]["type"],
+        "Alexa.Comms.CallSignaling.InitiateOutboundCall"
+    );
+    let session_id = offer["message"]["sessionId"].as_str().unwrap().to_owned();
+    assert_eq!(s.state(&session_id).await, CallState::Offered);
+
+    // The staff device rings; Alexa acknowledges.
+    s.backend(json!({"type": "CallRinging", "sessionId": session_id, "messageId": "b-1"}))
+        .await;
+    s.alexa("alexa-callringingack-basic", &session_id).await;
+    assert_eq!(s.state(&session_id).await, CallState::Ringing);
+
+    // Staff answers with an SDP answer; Alexa acknowledges.
+    let r = s
+        .backend(json!({"type": "CallAccepted", "sessionId": session_id, "messageId": "b-2",
+                        "sdpDetails": {"type": "ANSWER", "value": "v=0\r\no=- 1 2 IN IP4 198.51.100.20\r\n"}}))
+        .await;
+    assert_eq!(r["state"], "ACCEPTED");
+    s.alexa("alexa-callacceptedack-basic", &session_id).await;
+
+    // The resident puts the call on hold: Alexa re-offers, the backend acks and answers.
+    s.alexa("alexa-callupdate-hold", &session_id).await;
+    assert_eq!(s.state(&session_id).await, CallState::Updating);
+    s.backend(json!({"type": "CallUpdateAck", "sessionId": session_id, "messageId": "b-3"}))
+        .await;
+    s.backend(
+        json!({"type": "CallUpdateResponse", "sessionId": session_id, "messageId": "b-4",
+                     "renegotiationType": "CALL_HOLD",
+                     "sdpDetails": {"type": "ANSWER", "value": "v=0\r\n"}}),
+    )
+    .await;
+    assert_eq!(s.state(&session_id).await, CallState::Accepted);
+
+    // Staff hangs up; Alexa's own CallEnded arriving afterwards changes nothing.
+    s.backend(
+        json!({"type": "CallEnded", "sessionId": session_id, "messageId": "b-5",
+                     "callResult": {"code": "SUCCESS", "message": "Staff hung up"}}),
+    )
+    .await;
+    s.alexa("alexa-callended-basic", &session_id).await;
+
+    assert_eq!(
+        s.webhook.message_names(),
+        [
+            "InitiateOutboundCall",
+            "CallRingingAck",
+            "CallAcceptedAck",
+            "CallUpdate"
+        ]
+    );
+    assert_eq!(s.webhook.bad_signatures(), 0);
+    assert_eq!(
+        s.alexa.accepted_names(),
+        [
+            "CallRinging",
+            "CallAccepted",
+            "CallUpdateAck",
+            "CallUpdateResponse",
+            "CallEnded"
+        ]
+    );
+    assert!(
+        s.alexa
+            .accepted()
+            .iter()
+            .all(|m| m["sessionId"] == session_id.as_str())
+    );
+    let session = s
+        .sessions
+        .get(&session_id, now_epoch_seconds())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.state, CallState::Ended);
+    assert_eq!(session.direction, CallDirection::AlexaToProvider);
+    assert_eq!(session.ended_by, Some(Side::Provider));
+    assert_eq!(session.end_code.as_deref(), Some("SUCCESS"));
+    assert!(
+        session.expires_at <= now_epoch_seconds() + 3600,
+        "ended sessions expire soon"
+    );
+    // One linked token served both functions: no refresh was needed.
+    assert_eq!(s.lwa.grant_requests("authorization_code"), 1);
+    assert_eq!(s.lwa.grant_requests("refresh_token"), 0);
+}
+
+#[tokio::test]
+async fn staff_device_calls_a_room() {
+    let Some(s) = stack("staff-to-room").await else {
+        return;
+    };
+    s.link_account().await;
+
+    // The nurse station calls room 101.
+    let r = signaling_api::handle(&s.api, fixture("backend-initiateinboundcall-basic"))
+        .await
+        .unwrap();
+    assert_eq!(r.status_code, 200);
+    let answer: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+    let session_id = answer["sessionId"].as_str().unwrap().to_owned();
+    assert_eq!(s.alexa.accepted_names(), ["InitiateInboundCall"]);
+
+    // The room's Echo rings: Alexa tells the skill, the skill tells the backend, which acks.
+    s.alexa("alexa-callringing-basic", &session_id).await;
+    let ringing = s.last_webhook();
+    assert_eq!(
+        ringing["message"]["type"],
+        "Alexa.Comms.CallSignaling.CallRinging"
+    );
+    assert_eq!(ringing["session"]["direction"], "PROVIDER_TO_ALEXA");
+    assert_eq!(ringing["session"]["state"], "RINGING");
+    s.backend(json!({"type": "CallRingingAck", "sessionId": session_id}))
+        .await;
+
+    // The resident answers.
+    s.alexa("alexa-callaccepted-basic", &session_id).await;
+    let accepted = s.last_webhook();
+    assert_eq!(accepted["message"]["sdpDetails"]["type"], "ANSWER");
+    s.backend(json!({"type": "CallAcceptedAck", "sessionId": session_id}))
+        .await;
+    assert_eq!(s.state(&session_id).await, CallState::Accepted);
+
+    // Alexa re-delivers the CallAccepted (same requestId): answered, not forwarded again.
+    s.alexa("alexa-callaccepted-basic", &session_id).await;
+
+    // The resident hangs up.
+    s.alexa("alexa-callended-basic", &session_id).await;
+    assert_eq!(s.state(&session_id).await, CallState::Ended);
+    // The backend's late hang-up is answered, not sent.
+    let late = s
+        .backend(json!({"type": "CallEnded", "sessionId": session_id, "callResult": {"code": "SUCCESS"}}))
+        .await;
+    assert_eq!(late["outcome"], "ignored");
+
+    assert_eq!(
+        s.webhook.message_names(),
+        ["CallRinging", "CallAccepted", "CallEnded"]
+    );
+    assert_eq!(s.webhook.bad_signatures(), 0);
+    assert_eq!(
+        s.alexa.accepted_names(),
+        ["InitiateInboundCall", "CallRingingAck", "CallAcceptedAck"]
+    );
+    let session = s
+        .sessions
+        .get(&session_id, now_epoch_seconds())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.direction, CallDirection::ProviderToAlexa);
+    assert_eq!(session.ended_by, Some(Side::Alexa));
+}

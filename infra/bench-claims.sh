@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Pair-claim benchmark (`make bench-claims`): starts a fresh DynamoDB Local, runs infra/claim-bench
+# (release build) with this project's store ("spread") and with the seed's Limit=1 strategy
+# ("seed"), stops the server by PID, and prints one JSON line per run plus a summary JSON line
+# last.
+#
+#   BENCH_PROFILE=debug   skip the release build (faster to build, slower to run)
+#   BENCH_RUNS="spread:64:64:0 seed:64:64:0"   mode:claimers:pairs:hold_ms runs to make
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DDB="$ROOT/infra/dynamodb-local.sh"
+PROFILE="${BENCH_PROFILE:-release}"
+# 64 claimers on 64 pairs (the target: <= 1.3 write attempts per claim, no double claims), and
+# 100 on 40 with each pair held 1 s so 60 claimers must be told "busy".
+RUNS="${BENCH_RUNS:-spread:64:64:0 seed:64:64:0 spread:100:40:1000 seed:100:40:1000}"
+
+"$DDB" install >/dev/null
+name="bench-$$"
+trap '"$DDB" stop "$name" >/dev/null; rm -f "$ROOT/.local/dynamodb-local/$name.log"' EXIT
+"$DDB" start "$name" >/dev/null
+eval "$("$DDB" env "$name")"
+echo "bench-claims: DynamoDB Local at $AWS_ENDPOINT_URL_DYNAMODB" >&2
+
+if [ "$PROFILE" = release ]; then
+  cargo build -q --release -p claim-bench
+  bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/claim-bench"
+else
+  cargo build -q -p claim-bench
+  bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/claim-bench"
+fi
+
+results=()
+for run in $RUNS; do
+  IFS=: read -r mode claimers pairs hold <<<"$run"
+  line="$("$bin" --mode "$mode" --claimers "$claimers" --pairs "$pairs" --hold-ms "${hold:-0}" | tail -n 1)"
+  echo "$line"
+  results+=("$line")
+done
+# Summary: every run as one JSON array.
+(
+  IFS=,
+  echo "{\"bench\":\"claims\",\"profile\":\"$PROFILE\",\"runs\":[${results[*]}]}"
+)

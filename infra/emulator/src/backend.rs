@@ -1,0 +1,407 @@
+//! What the handlers run against: the store (in memory, or DynamoDB — Local through
+//! `AWS_ENDPOINT_URL_DYNAMODB`), the tables (created from the shared definitions and seeded with
+//! the shared seeding code), and the in-process handlers built from the same configuration code
+//! their `main.rs` uses, fed an environment the emulator composes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::FutureExt;
+use serde_json::Value;
+use takeback_core::connect::config::{Env, LookupConfig, TransferConfig};
+use takeback_core::store::dynamo::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr};
+use takeback_core::store::memory::MemoryStore;
+use takeback_core::store::seed::seed_pairs;
+use takeback_core::store::{
+    CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore, ReleaseOutcome, StoreError,
+    TransferIntent,
+};
+use takeback_core::tables;
+
+use crate::invoke::{Handler, Invoker, LambdaApi};
+use crate::scenario::Scenario;
+use crate::world::Function;
+
+pub const DEFAULT_SMA_ID: &str = "sma-emulator";
+pub const DEFAULT_TARGET: &str = "2000";
+pub const DEFAULT_TARGET_ARN: &str = "arn:aws:chime:us-east-1:123456789012:vc/emulator-pbx";
+
+/// The in-process store, shared by the three functions as their one database.
+#[derive(Clone)]
+pub enum AnyStore {
+    Memory(Arc<MemoryStore>),
+    Dynamo(DynamoStore),
+}
+
+impl PairStore for AnyStore {
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        match self {
+            Self::Memory(m) => m.claim(request).await,
+            Self::Dynamo(d) => d.claim(request).await,
+        }
+    }
+
+    async fn release(&self, pair: &PairKey, transaction_id: &str) -> Result<ReleaseOutcome, StoreError> {
+        match self {
+            Self::Memory(m) => m.release(pair, transaction_id).await,
+            Self::Dynamo(d) => d.release(pair, transaction_id).await,
+        }
+    }
+
+    async fn lookup(&self, pair: &PairKey, contact_id: &str, mode: LookupMode) -> Result<Option<LiveClaim>, StoreError> {
+        match self {
+            Self::Memory(m) => m.lookup(pair, contact_id, mode).await,
+            Self::Dynamo(d) => d.lookup(pair, contact_id, mode).await,
+        }
+    }
+}
+
+impl CallStore for AnyStore {
+    async fn record_transfer_intent(&self, transaction_id: &str, intent: &TransferIntent) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => m.record_transfer_intent(transaction_id, intent).await,
+            Self::Dynamo(d) => d.record_transfer_intent(transaction_id, intent).await,
+        }
+    }
+
+    async fn transfer_intent(&self, transaction_id: &str) -> Result<Option<TransferIntent>, StoreError> {
+        match self {
+            Self::Memory(m) => m.transfer_intent(transaction_id).await,
+            Self::Dynamo(d) => d.transfer_intent(transaction_id).await,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Dynamo,
+}
+
+impl StoreKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Memory => "in-memory store",
+            Self::Dynamo => "DynamoDB",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("configuration of {function}: {source}")]
+    Config {
+        function: &'static str,
+        #[source]
+        source: takeback_core::connect::config::ConfigError,
+    },
+    #[error("{0}")]
+    Setup(String),
+    #[error("DynamoDB: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Who holds pairs right now, for the leak check and the occupancy samples.
+pub enum PairProbe {
+    Memory(Arc<MemoryStore>),
+    Dynamo { client: aws_sdk_dynamodb::Client, table: String },
+    None(String),
+}
+
+/// A pair held at the end of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HeldPair {
+    pub sma_number: String,
+    pub connect_number: String,
+    pub transaction_id: String,
+}
+
+impl PairProbe {
+    /// Pairs currently held (`None`: cannot tell).
+    pub async fn held(&self) -> Result<Option<Vec<HeldPair>>, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(Some(
+                m.held_pairs()
+                    .into_iter()
+                    .map(|(p, t)| HeldPair {
+                        sma_number: p.sma_number,
+                        connect_number: p.connect_number,
+                        transaction_id: t,
+                    })
+                    .collect(),
+            )),
+            Self::Dynamo { client, table } => {
+                let mut held = Vec::new();
+                let mut start = None;
+                loop {
+                    let out = client
+                        .scan()
+                        .table_name(table)
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(takeback_core::store::dynamo::map_sdk_error)?;
+                    for item in out.items() {
+                        let get = |k: &str| match item.get(k) {
+                            Some(AttributeValue::S(s)) => s.clone(),
+                            _ => String::new(),
+                        };
+                        if get(attr::IN_USE) == IN_USE_TRUE {
+                            held.push(HeldPair {
+                                sma_number: get(attr::SMA_NUMBER),
+                                connect_number: get(attr::CONNECT_NUMBER),
+                                transaction_id: get(attr::TRANSACTION_ID),
+                            });
+                        }
+                    }
+                    match out.last_evaluated_key() {
+                        Some(k) => start = Some(k.clone()),
+                        None => break,
+                    }
+                }
+                Ok(Some(held))
+            }
+            Self::None(_) => Ok(None),
+        }
+    }
+
+    /// How many pairs are held (cheap: an index count query on DynamoDB).
+    pub async fn held_count(&self) -> Option<usize> {
+        match self {
+            Self::Memory(m) => Some(m.held_pairs().len()),
+            Self::Dynamo { client, table } => client
+                .query()
+                .table_name(table)
+                .index_name("in_use")
+                .key_condition_expression("#u = :t")
+                .expression_attribute_names("#u", attr::IN_USE)
+                .expression_attribute_values(":t", AttributeValue::S(IN_USE_TRUE.into()))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .send()
+                .await
+                .ok()
+                .map(|o| o.count() as usize),
+            Self::None(_) => None,
+        }
+    }
+}
+
+pub struct Backend {
+    pub invoker: Invoker,
+    pub probe: PairProbe,
+    pub store: Option<AnyStore>,
+    pub env: BTreeMap<String, String>,
+    /// Tables this run created (deleted by [`Backend::cleanup`]).
+    created: Vec<String>,
+    ddb: Option<aws_sdk_dynamodb::Client>,
+}
+
+pub struct Options {
+    pub store: StoreKind,
+    pub lambda: Option<Arc<LambdaApi>>,
+    /// Existing tables to use (created if missing) instead of per-run ones.
+    pub tables: Option<(String, String)>,
+    pub lookup_mode: Option<String>,
+    pub sma_id: String,
+    pub sdk: Option<SdkConfig>,
+}
+
+impl Backend {
+    /// Requests the in-process store has made so far (DynamoDB API calls, or in-memory store
+    /// calls).
+    pub fn store_requests(&self) -> Option<u64> {
+        match &self.store {
+            Some(AnyStore::Dynamo(d)) => Some(d.metrics().requests),
+            Some(AnyStore::Memory(m)) => Some(m.request_count()),
+            None => None,
+        }
+    }
+
+    pub async fn cleanup(&self) {
+        if let Some(client) = &self.ddb {
+            for t in &self.created {
+                let _ = client.delete_table().table_name(t).send().await;
+            }
+        }
+    }
+}
+
+fn table_name(scenario: &str, run_id: &str, suffix: &str) -> String {
+    let clean: String = scenario
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .take(40)
+        .collect();
+    format!("emu-{clean}-{run_id}-{suffix}")
+}
+
+/// The environment the in-process functions see: the emulator's defaults, then the scenario's
+/// `env`, then command-line overrides.
+pub fn function_env(scenario: &Scenario, pairs_table: &str, calls_table: &str, opts: &Options) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([
+        ("PAIRS_TABLE".to_owned(), pairs_table.to_owned()),
+        ("CALLS_TABLE".to_owned(), calls_table.to_owned()),
+        ("SIP_MEDIA_APPLICATION_ID".to_owned(), opts.sma_id.clone()),
+        ("DEFAULT_TRANSFER_TARGET".to_owned(), DEFAULT_TARGET.to_owned()),
+        ("DEFAULT_TRANSFER_TARGET_ARN".to_owned(), DEFAULT_TARGET_ARN.to_owned()),
+        ("LOOKUP_MODE".to_owned(), "keep".to_owned()),
+    ]);
+    env.extend(scenario.env.clone());
+    if let Some(mode) = &opts.lookup_mode {
+        env.insert("LOOKUP_MODE".into(), mode.clone());
+    }
+    env
+}
+
+pub async fn prepare(scenario: &Scenario, opts: &Options, run_id: &str) -> Result<Backend, BackendError> {
+    let pairs = scenario
+        .pairs
+        .pairs()
+        .map_err(|e| BackendError::Setup(format!("pairs: {e}")))?;
+    let (pairs_table, calls_table) = opts.tables.clone().unwrap_or_else(|| {
+        (
+            table_name(&scenario.name, run_id, "pairs"),
+            table_name(&scenario.name, run_id, "calls"),
+        )
+    });
+    let env = function_env(scenario, &pairs_table, &calls_table, opts);
+    let lookup = |name: &str| env.get(name).cloned();
+    let env_fn = Env(lookup);
+
+    // DynamoDB: tables and seed (also in Lambda mode when tables are named, so the functions
+    // behind the Invoke API find the scenario's pairs).
+    let wants_ddb = opts.store == StoreKind::Dynamo || (opts.lambda.is_some() && opts.tables.is_some());
+    let mut created = Vec::new();
+    let ddb = match (&opts.sdk, wants_ddb) {
+        (Some(sdk), true) => {
+            let client = aws_sdk_dynamodb::Client::new(sdk);
+            for (def, name) in [(&tables::PAIRS, &pairs_table), (&tables::CALLS, &calls_table)] {
+                let outcome = tables::create_table(&client, def, name).await?;
+                if outcome == tables::CreateOutcome::Created && opts.tables.is_none() {
+                    created.push(name.clone());
+                }
+            }
+            seed_pairs(&client, &pairs_table, &pairs).await?;
+            Some(client)
+        }
+        _ => None,
+    };
+
+    if let Some(api) = &opts.lambda {
+        let probe = match &ddb {
+            Some(client) => PairProbe::Dynamo {
+                client: client.clone(),
+                table: pairs_table.clone(),
+            },
+            None => PairProbe::None("pair check skipped: the functions' tables are unknown (pass --pairs-table/--calls-table)".into()),
+        };
+        return Ok(Backend {
+            invoker: Invoker::Lambda(api.clone()),
+            probe,
+            store: None,
+            env,
+            created,
+            ddb,
+        });
+    }
+
+    let sma_config = sma_handler::config::Config::from_env(&env_fn).map_err(|source| BackendError::Config {
+        function: "sma-handler",
+        source,
+    })?;
+    let lookup_config = LookupConfig::from(&env_fn).map_err(|source| BackendError::Config {
+        function: "connect-lookup",
+        source,
+    })?;
+    let transfer_config = TransferConfig::from(&env_fn).map_err(|source| BackendError::Config {
+        function: "connect-transfer",
+        source,
+    })?;
+
+    let (store, probe) = match (&ddb, opts.store) {
+        (Some(client), StoreKind::Dynamo) => {
+            let store = DynamoStore::new(client.clone(), pairs_table.clone(), calls_table.clone()).with_config(ClaimConfig {
+                lease_seconds: sma_config.lease_seconds,
+                ..ClaimConfig::default()
+            });
+            (
+                AnyStore::Dynamo(store),
+                PairProbe::Dynamo {
+                    client: client.clone(),
+                    table: pairs_table.clone(),
+                },
+            )
+        }
+        _ => {
+            let m = Arc::new(MemoryStore::new(pairs, sma_config.lease_seconds));
+            (AnyStore::Memory(m.clone()), PairProbe::Memory(m))
+        }
+    };
+
+    let sdk = opts
+        .sdk
+        .clone()
+        .ok_or_else(|| BackendError::Setup("no AWS SDK configuration for the transfer function's Chime client".into()))?;
+    let mut handlers: HashMap<Function, Handler> = HashMap::new();
+
+    let sma_deps = Arc::new(sma_handler::Deps {
+        store: store.clone(),
+        flow: sma_config.flow,
+    });
+    handlers.insert(
+        Function::Sma,
+        Arc::new(move |event: Value| {
+            let deps = sma_deps.clone();
+            async move {
+                let response = sma_handler::handle(&deps, event).await.map_err(|e| e.to_string())?;
+                serde_json::to_value(response).map_err(|e| e.to_string())
+            }
+            .boxed()
+        }),
+    );
+
+    let lookup_deps = Arc::new(connect_lookup::Deps::new(store.clone(), lookup_config.lookup_mode));
+    handlers.insert(
+        Function::Lookup,
+        Arc::new(move |event: Value| {
+            let deps = lookup_deps.clone();
+            async move {
+                let response = connect_lookup::handle(&deps, event).await;
+                serde_json::to_value(response).map_err(|e| e.to_string())
+            }
+            .boxed()
+        }),
+    );
+
+    // The real SDK client, built the way the function's main.rs builds it: its endpoint comes
+    // from AWS_ENDPOINT_URL_CHIME_SDK_VOICE, which points at the emulator's fake API.
+    let transfer_deps = Arc::new(connect_transfer::Deps::new(
+        store.clone(),
+        connect_transfer::chime::client(&sdk),
+        transfer_config.sip_media_application_id,
+        transfer_config.policy,
+    ));
+    handlers.insert(
+        Function::Transfer,
+        Arc::new(move |event: Value| {
+            let deps = transfer_deps.clone();
+            async move {
+                let response = connect_transfer::handle(&deps, event).await;
+                serde_json::to_value(response).map_err(|e| e.to_string())
+            }
+            .boxed()
+        }),
+    );
+
+    Ok(Backend {
+        invoker: Invoker::InProcess(Arc::new(handlers)),
+        probe,
+        store: Some(store),
+        env,
+        created,
+        ddb,
+    })
+}

@@ -1,0 +1,333 @@
+//! Amazon Connect: a contact per answered bridge to a Connect number, running the contact flow
+//! (the same JSON users import into Connect) with the interpreter in [`crate::flow`].
+//!
+//! The contact's `CustomerEndpoint` is the caller id the SMA presented on LEG-B (the claimed SMA
+//! number) and its `SystemEndpoint` the Connect number dialled. Prompts take time on the virtual
+//! clock; Lambda invocations take none (their real latency is measured and held against the
+//! block's `InvocationTimeLimitSeconds`); the caller's keypad input comes from the scenario. The
+//! contact ends when the flow disconnects (LEG-B's far end hangs up on the SMA side), when the SMA
+//! hangs up LEG-B, or when the scenario makes Connect drop it.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::flow::{self, ContactData, InvokeResult, Step};
+use crate::run::Run;
+use crate::sma::CallEvent;
+use crate::world::{Actor, ContactRef, Function, Stamp, lock};
+
+/// Blocks without cost one contact may run at one instant before the flow counts as looping.
+const MAX_STEPS_PER_INSTANT: usize = 200;
+
+#[derive(Debug)]
+pub enum ContactEvent {
+    Start {
+        call: usize,
+        contact_id: String,
+        customer: String,
+        system: String,
+        leg_b: String,
+    },
+    /// A timed block is over (`epoch` guards against steps of an ended contact).
+    Step { epoch: u64 },
+    /// The SMA hung up the Connect leg.
+    Ended,
+    /// Connect drops the contact on its own (scenario knob).
+    Drop,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ContactRecord {
+    pub contact_id: String,
+    pub call: usize,
+    /// `result` of each lookup / transfer invocation (`error` for a failed invocation).
+    pub lookups: Vec<String>,
+    pub transfers: Vec<String>,
+    pub blocks_run: u32,
+    pub ended_by: String,
+}
+
+enum Pending {
+    None,
+    Input { store: bool, value: Option<String> },
+}
+
+pub struct Contact {
+    idx: usize,
+    call: usize,
+    leg_b: String,
+    data: ContactData,
+    at_block: Option<String>,
+    epoch: u64,
+    ended: bool,
+    pending: Pending,
+    inputs: VecDeque<String>,
+    input_after_ms: u64,
+    pub record: ContactRecord,
+}
+
+/// Which of our functions an ARN names: by the function name, `*lookup*` or `*transfer*`.
+pub fn function_of(arn: &str, run: &Run) -> Option<Function> {
+    let name = arn
+        .split(":function:")
+        .nth(1)
+        .unwrap_or(arn)
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for f in [Function::Lookup, Function::Transfer] {
+        if name == run.invoker.describe(f).to_ascii_lowercase() {
+            return Some(f);
+        }
+    }
+    if name.contains("lookup") {
+        Some(Function::Lookup)
+    } else if name.contains("transfer") {
+        Some(Function::Transfer)
+    } else {
+        None
+    }
+}
+
+impl Contact {
+    pub async fn handle(slot: &mut Option<Contact>, idx: usize, run: &Run, at: u64, seq: u64, event: ContactEvent) {
+        match event {
+            ContactEvent::Start { call, contact_id, customer, system, leg_b } => {
+                let plan = &run.plans[call];
+                let mut contact = Contact {
+                    idx,
+                    call,
+                    leg_b,
+                    data: ContactData {
+                        contact_id: contact_id.clone(),
+                        customer_address: customer.clone(),
+                        system_address: system.clone(),
+                        instance_arn: format!(
+                            "arn:aws:connect:{}:{}:instance/emulator",
+                            crate::run::REGION,
+                            crate::run::ACCOUNT_ID
+                        ),
+                        ..ContactData::default()
+                    },
+                    at_block: Some(run.flow.start.clone()),
+                    epoch: 0,
+                    ended: false,
+                    pending: Pending::None,
+                    inputs: plan.caller_behaviour.ivr_input.iter().cloned().collect(),
+                    input_after_ms: plan.caller_behaviour.input_after_ms,
+                    record: ContactRecord {
+                        contact_id: contact_id.clone(),
+                        call,
+                        ..ContactRecord::default()
+                    },
+                };
+                lock(&run.world.contacts).insert(contact_id.clone(), ContactRef { contact: idx, call, seq });
+                let stamp = Stamp { call, at, seq };
+                run.world.log(stamp.entry(
+                    Actor::Connect,
+                    format!(
+                        "contact {} starts the flow: CustomerEndpoint {customer}, SystemEndpoint {system}",
+                        short_id(&contact_id)
+                    ),
+                ));
+                if let Some(after) = plan.connect.hangs_up_after_ms {
+                    run.world.contact_event(at + after, idx, ContactEvent::Drop);
+                }
+                contact.run_flow(run, stamp).await;
+                *slot = Some(contact);
+            }
+            ContactEvent::Step { epoch } => {
+                let Some(contact) = slot.as_mut() else { return };
+                if contact.ended || epoch != contact.epoch {
+                    return;
+                }
+                let stamp = Stamp { call: contact.call, at, seq };
+                if let Pending::Input { store, value } = std::mem::replace(&mut contact.pending, Pending::None) {
+                    let block = contact.at_block.as_deref().and_then(|id| run.flow.block(id)).cloned();
+                    if let Some(block) = block {
+                        let (next, note) = flow::after_input(&block, &mut contact.data, value.as_deref(), store);
+                        run.world.log(stamp.entry(Actor::Connect, format!("  {note}")));
+                        contact.at_block = next;
+                    }
+                }
+                contact.run_flow(run, stamp).await;
+            }
+            ContactEvent::Ended => {
+                let Some(contact) = slot.as_mut() else { return };
+                if contact.ended {
+                    return;
+                }
+                contact.ended = true;
+                contact.epoch += 1;
+                contact.record.ended_by = "sma".into();
+                let stamp = Stamp { call: contact.call, at, seq };
+                run.world.log(stamp.entry(
+                    Actor::Connect,
+                    format!("contact {} ends: the SMA hung up LEG-B", short_id(&contact.data.contact_id)),
+                ));
+            }
+            ContactEvent::Drop => {
+                let Some(contact) = slot.as_mut() else { return };
+                if contact.ended {
+                    return;
+                }
+                let stamp = Stamp { call: contact.call, at, seq };
+                run.world.log(stamp.entry(Actor::Connect, "drops the contact (scenario)"));
+                contact.record.ended_by = "connect".into();
+                contact.disconnect(run, stamp);
+            }
+        }
+    }
+
+    fn disconnect(&mut self, run: &Run, stamp: Stamp) {
+        self.ended = true;
+        self.epoch += 1;
+        if self.record.ended_by.is_empty() {
+            self.record.ended_by = "flow".into();
+        }
+        run.world.call_event(stamp.at, self.call, CallEvent::FarEndHangup { call_id: self.leg_b.clone() });
+    }
+
+    fn set_seq(&self, run: &Run, seq: u64) {
+        if let Some(r) = lock(&run.world.contacts).get_mut(&self.data.contact_id) {
+            r.seq = seq;
+        }
+    }
+
+    /// Runs blocks until one takes time, waits for input, or the contact ends.
+    async fn run_flow(&mut self, run: &Run, stamp: Stamp) {
+        self.set_seq(run, stamp.seq);
+        for _ in 0..MAX_STEPS_PER_INSTANT {
+            if self.ended {
+                return;
+            }
+            let Some(id) = self.at_block.clone() else {
+                run.world.log(stamp.entry(Actor::Connect, "the flow has no next block: Connect disconnects"));
+                self.disconnect(run, stamp);
+                return;
+            };
+            let Some(block) = run.flow.block(&id).cloned() else {
+                run.world.finding(Some(self.call), stamp.at, "flow.missing_block", format!("no block {id:?}"));
+                self.disconnect(run, stamp);
+                return;
+            };
+            self.record.blocks_run += 1;
+            match flow::step(&block, &mut self.data) {
+                Step::Next { next, cost_ms, note } => {
+                    if !note.is_empty() {
+                        run.world.log(stamp.entry(Actor::Connect, format!("{} {note}", block.kind)));
+                    }
+                    self.at_block = next;
+                    if cost_ms > 0 {
+                        self.epoch += 1;
+                        run.world.contact_event(stamp.at + cost_ms, self.idx, ContactEvent::Step { epoch: self.epoch });
+                        return;
+                    }
+                }
+                Step::Invoke { function_arn, parameters, time_limit_ms, validation } => {
+                    let function = function_of(&function_arn, run);
+                    let result = match function {
+                        None => {
+                            run.world.finding(Some(self.call), stamp.at, "flow.unknown_function", format!("block {id:?} invokes {function_arn:?}, which is neither the lookup nor the transfer function"));
+                            InvokeResult::Failed(format!("unknown function {function_arn}"))
+                        }
+                        Some(f) => {
+                            let event = self.data.lambda_event(&parameters);
+                            let started = Instant::now();
+                            let r = run.invoker.invoke(f, event).await;
+                            let latency = started.elapsed();
+                            run.world.latency(f, latency);
+                            match r {
+                                Ok(_) if latency.as_millis() as u64 > time_limit_ms => {
+                                    run.world.finding(Some(self.call), stamp.at, "connect.lambda_timeout", format!("{} took {} ms (limit {time_limit_ms} ms)", f.label(), latency.as_millis()));
+                                    InvokeResult::Failed(format!("timed out after {} ms", latency.as_millis()))
+                                }
+                                Ok(v) => InvokeResult::Answered(v),
+                                Err(e) => InvokeResult::Failed(e.to_string()),
+                            }
+                        }
+                    };
+                    let result_field = match &result {
+                        InvokeResult::Answered(v) => v.get("result").and_then(Value::as_str).unwrap_or("-").to_owned(),
+                        InvokeResult::Failed(_) => "error".to_owned(),
+                    };
+                    match function {
+                        Some(Function::Lookup) => self.record.lookups.push(result_field),
+                        Some(Function::Transfer) => self.record.transfers.push(result_field),
+                        _ => {}
+                    }
+                    let shown = match &result {
+                        InvokeResult::Answered(v) => summarize_map(v),
+                        InvokeResult::Failed(e) => format!("✗ {e}"),
+                    };
+                    let params: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let (next, note) = flow::after_invoke(&block, &mut self.data, result, validation);
+                    let mut e = stamp.entry(
+                        Actor::Connect,
+                        format!(
+                            "InvokeLambdaFunction {}({}) → {shown}{}",
+                            function.map(|f| run.invoker.describe(f)).unwrap_or_else(|| function_arn.clone()),
+                            params.join(", "),
+                            if note.is_empty() { String::new() } else { format!(" — {note}: error branch") }
+                        ),
+                    );
+                    e.problem = !note.is_empty();
+                    run.world.log(e);
+                    self.at_block = next;
+                }
+                Step::Input { prompt, prompt_ms, timeout_ms, store, max_digits } => {
+                    let value = self.inputs.pop_front().map(|mut v| {
+                        v.truncate(max_digits.max(1));
+                        v
+                    });
+                    let (delay, what) = match &value {
+                        Some(v) => (prompt_ms + self.input_after_ms, format!("the caller keys {v}")),
+                        None => (prompt_ms + timeout_ms, "the caller keys nothing".to_owned()),
+                    };
+                    run.world.log(stamp.entry(
+                        Actor::Connect,
+                        format!("GetParticipantInput plays \"{}\"; {what}", prompt.chars().take(60).collect::<String>()),
+                    ));
+                    self.pending = Pending::Input { store, value };
+                    self.epoch += 1;
+                    run.world.contact_event(stamp.at + delay, self.idx, ContactEvent::Step { epoch: self.epoch });
+                    return;
+                }
+                Step::Disconnect { note } => {
+                    run.world.log(stamp.entry(Actor::Connect, format!("{note}: Connect hangs up")));
+                    self.disconnect(run, stamp);
+                    return;
+                }
+                Step::Unsupported { kind } => {
+                    run.world.finding(Some(self.call), stamp.at, "flow.unsupported_block", format!("block {id:?} has type {kind}, which the emulator does not interpret"));
+                    let mut e = stamp.entry(Actor::Connect, format!("{kind}: not interpreted by the emulator, error branch"));
+                    e.problem = true;
+                    run.world.log(e);
+                    self.at_block = flow::error_branch(&block, "NoMatchingError");
+                }
+            }
+        }
+        run.world.finding(Some(self.call), stamp.at, "flow.loop", format!("more than {MAX_STEPS_PER_INSTANT} blocks without any time passing"));
+        self.disconnect(run, stamp);
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// `result=found, transaction_id=…` for the timeline.
+fn summarize_map(v: &Value) -> String {
+    match v.as_object() {
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => v.to_string(),
+    }
+}

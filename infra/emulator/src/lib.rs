@@ -1,0 +1,71 @@
+//! A local emulator of the three AWS services around the take-back-and-transfer call flow, so
+//! the whole call runs on one machine through the real handlers:
+//!
+//! - the **SIP media application** ([`sma`]): takes inbound calls, invokes the SMA handler with
+//!   the events the service sends, executes the returned actions, keeps `TransactionAttributes`
+//!   as the service does, and rejects (with `INVALID_LAMBDA_RESPONSE`, and a scenario failure)
+//!   any response the service would refuse ([`rules`]);
+//! - **Amazon Connect** ([`connect`], [`flow`]): a contact per answered bridge to a Connect
+//!   number, running `infra/contact-flow.json` — the file users import into Connect — block by
+//!   block, invoking the lookup and transfer Lambdas with the block's invocation attributes;
+//! - the **Chime SDK Voice API** ([`chime_api`]): a loopback HTTP server answering
+//!   `UpdateSipMediaApplicationCall` (202, or 404 once the call has ended), reached by the
+//!   transfer function's real `aws-sdk-chimesdkvoice` client through
+//!   `AWS_ENDPOINT_URL_CHIME_SDK_VOICE`; an accepted update raises `CALL_UPDATE_REQUESTED`.
+//!
+//! Handlers run in process ([`backend`]: the crates' `handle` functions, configured by the same
+//! `Config::from_env` code as their `main.rs`, from an environment the emulator composes), or
+//! behind the Lambda Invoke API of `cargo lambda watch` / `sam local start-lambda`
+//! ([`invoke`]). The store is in memory, or DynamoDB (Local) with tables created from the shared
+//! definitions (`takeback_core::tables`) and seeded by the shared seeding code.
+//!
+//! # Time: what is simulated and what is real
+//!
+//! The emulator keeps a **virtual clock** ([`run`]): ring times, prompts, the caller's talk time,
+//! the delay before `CALL_UPDATE_REQUESTED` and `CallTimeoutSeconds` are events on a queue, and
+//! the clock jumps from one instant to the next, so a 30 s ring costs nothing. It is not tokio's
+//! paused time: the handlers talk to a real DynamoDB Local over TCP and the SDK's own timeouts
+//! must keep running on the real clock, which paused time would break.
+//!
+//! **Handler invocations take no virtual time** — the clock stands still while they run — and
+//! their latency is measured on the real clock: held against the SMA's 5 s Lambda timeout and
+//! the flow block's `InvocationTimeLimitSeconds`, and reported as p50/p99. All events due at the
+//! same instant run concurrently (one future per call or contact), so simultaneous callers
+//! really race for pairs in the store. The real service's retry after a 5 s timeout is not
+//! triggered by slow handlers (that is only flagged); it is played on purpose by the scenario
+//! knob `redeliver`, which delivers an event twice to test idempotency.
+//!
+//! Prompt lengths are modelled at ~16 characters a second; answer/ring times come from the
+//! scenario. Audio, DTMF signalling, SIP and media are not emulated.
+//!
+//! # What the service leaves undocumented
+//!
+//! - Whether a `Hangup` of a bridged LEG-B produces `HANGUP` (LEG-B), `ACTION_SUCCESSFUL`
+//!   (Hangup), or both, and in which order: the scenario knob `sma.hangup_events`
+//!   (`hangup`, `hangup_then_success` — the default, `success_then_hangup`, `success`).
+//! - The participants of events: legs are listed with their `Status`; a ringing leg is not
+//!   listed; a leg that failed to answer disappears (as in the documented failure example).
+//! - A `Hangup` of a leg that is no longer connected answers `ACTION_FAILED`
+//!   (`InvalidActionParameter`).
+//! - After an invalid response the service sends `INVALID_LAMBDA_RESPONSE` (error at the top
+//!   level); a second invalid response ends the call.
+//!
+//! # Scenarios
+//!
+//! Files in `events/scenarios/` ([`scenario`]): the calls, how the caller, Connect and the SIP
+//! target behave, the knobs above, and what must happen (where each caller ended up, pairs all
+//! free at the end, no wrong-caller transfer, no invalid response). The binary exits non-zero
+//! when any expectation fails. A load mode plays N copies of a scenario's first call at a given
+//! arrival rate and prints a summary ([`report::LoadSummary`]).
+
+pub mod backend;
+pub mod chime_api;
+pub mod connect;
+pub mod flow;
+pub mod invoke;
+pub mod report;
+pub mod rules;
+pub mod run;
+pub mod scenario;
+pub mod sma;
+pub mod world;

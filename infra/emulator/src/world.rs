@@ -1,0 +1,320 @@
+//! The simulation's shared state: the event queue on the virtual clock, the index of live calls
+//! and contacts (what the fake Chime API and the Connect side need to see), the timeline, and
+//! the findings (rule violations, wrong transfers, ...).
+//!
+//! Entity state (an SMA call, a Connect contact) is *not* here: the run loop owns it and hands
+//! it to one future per entity per instant, so each entity handles its events in order while
+//! different entities run concurrently. Everything here sits behind short `std` mutexes that are
+//! never held across an `.await`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::connect::ContactEvent;
+use crate::sma::CallEvent;
+
+/// Virtual milliseconds since the run started.
+pub type Ms = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Entity {
+    Call(usize),
+    Contact(usize),
+}
+
+#[derive(Debug)]
+pub enum SimEvent {
+    Call(CallEvent),
+    Contact(ContactEvent),
+}
+
+#[derive(Debug)]
+pub struct Scheduled {
+    pub at: Ms,
+    pub seq: u64,
+    pub entity: Entity,
+    pub event: SimEvent,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Who did something, for the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Actor {
+    #[serde(rename = "caller")]
+    Caller,
+    #[serde(rename = "sma")]
+    Sma,
+    #[serde(rename = "connect")]
+    Connect,
+    #[serde(rename = "chime_api")]
+    ChimeApi,
+    #[serde(rename = "target")]
+    Target,
+    #[serde(rename = "emulator")]
+    Emulator,
+}
+
+impl Actor {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Caller => "caller",
+            Self::Sma => "SMA",
+            Self::Connect => "Connect",
+            Self::ChimeApi => "Chime API",
+            Self::Target => "target",
+            Self::Emulator => "emulator",
+        }
+    }
+}
+
+/// One line of a call's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    #[serde(skip)]
+    pub call: usize,
+    pub t_ms: Ms,
+    #[serde(skip)]
+    pub order: (u64, u64),
+    pub actor: Actor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leg: Option<&'static str>,
+    /// An invocation's event type, when this line is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub text: String,
+    /// Action types the handler returned, when this line is an SMA invocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+    /// This line records a problem.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub problem: bool,
+}
+
+/// Something that makes a scenario fail unless it expects it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The call it concerns (index into the run's calls), if any.
+    pub call: Option<usize>,
+    pub t_ms: Ms,
+    /// Rule id (`response.too_many_actions`, `transfer.wrong_caller`, `flow.unsupported_block`, ...).
+    pub rule: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Function {
+    Sma,
+    Lookup,
+    Transfer,
+}
+
+impl Function {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sma => "sma-handler",
+            Self::Lookup => "connect-lookup",
+            Self::Transfer => "connect-transfer",
+        }
+    }
+}
+
+/// What the fake Chime API knows of a call.
+#[derive(Debug, Clone)]
+pub struct LiveCall {
+    pub call: usize,
+    pub ended: bool,
+    pub update_delay_ms: u64,
+}
+
+/// A contact as the fake Chime API sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ContactRef {
+    pub contact: usize,
+    pub call: usize,
+    /// Order of the contact's current event, so API lines sort next to the invocation.
+    pub seq: u64,
+}
+
+/// An accepted `UpdateSipMediaApplicationCall`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateRecord {
+    pub t_ms: Ms,
+    pub transaction_id: String,
+    pub call: usize,
+    pub contact_id: Option<String>,
+    /// The call the requesting contact belongs to, when the request named a known contact.
+    pub from_call: Option<usize>,
+    pub arguments: serde_json::Map<String, Value>,
+}
+
+pub struct World {
+    pub now: AtomicU64,
+    seq: AtomicU64,
+    order: AtomicU64,
+    queue: Mutex<BinaryHeap<Reverse<Scheduled>>>,
+    /// Transaction id → call.
+    pub live: Mutex<HashMap<String, LiveCall>>,
+    /// Contact id → contact entity, its call, and the event it is handling.
+    pub contacts: Mutex<HashMap<String, ContactRef>>,
+    pub next_contact: AtomicUsize,
+    timeline: Mutex<Vec<Entry>>,
+    findings: Mutex<Vec<Finding>>,
+    latencies: Mutex<HashMap<Function, Vec<Duration>>>,
+    pub updates: Mutex<Vec<UpdateRecord>>,
+    pub chime_faults: Mutex<VecDeque<String>>,
+    pub sma_id: String,
+    /// Keep timeline lines (off in load mode: only findings and counters matter there).
+    pub keep_timeline: bool,
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl World {
+    pub fn new(sma_id: String, chime_faults: Vec<String>, keep_timeline: bool) -> Self {
+        Self {
+            now: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            order: AtomicU64::new(0),
+            queue: Mutex::new(BinaryHeap::new()),
+            live: Mutex::default(),
+            contacts: Mutex::default(),
+            next_contact: AtomicUsize::new(0),
+            timeline: Mutex::default(),
+            findings: Mutex::default(),
+            latencies: Mutex::default(),
+            updates: Mutex::default(),
+            chime_faults: Mutex::new(chime_faults.into()),
+            sma_id,
+            keep_timeline,
+        }
+    }
+
+    pub fn now(&self) -> Ms {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    pub fn schedule(&self, at: Ms, entity: Entity, event: SimEvent) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        lock(&self.queue).push(Reverse(Scheduled {
+            at,
+            seq,
+            entity,
+            event,
+        }));
+    }
+
+    pub fn call_event(&self, at: Ms, call: usize, event: CallEvent) {
+        self.schedule(at, Entity::Call(call), SimEvent::Call(event));
+    }
+
+    pub fn contact_event(&self, at: Ms, contact: usize, event: ContactEvent) {
+        self.schedule(at, Entity::Contact(contact), SimEvent::Contact(event));
+    }
+
+    /// All events due at the earliest pending instant, in scheduling order.
+    pub fn pop_instant(&self) -> Option<(Ms, Vec<Scheduled>)> {
+        let mut q = lock(&self.queue);
+        let at = q.peek()?.0.at;
+        let mut batch = Vec::new();
+        while q.peek().is_some_and(|s| s.0.at == at) {
+            if let Some(Reverse(s)) = q.pop() {
+                batch.push(s);
+            }
+        }
+        Some((at, batch))
+    }
+
+    pub fn pending(&self) -> usize {
+        lock(&self.queue).len()
+    }
+
+    pub fn log(&self, mut entry: Entry) {
+        if !self.keep_timeline && !entry.problem {
+            return;
+        }
+        entry.order.1 = self.order.fetch_add(1, Ordering::SeqCst);
+        lock(&self.timeline).push(entry);
+    }
+
+    pub fn finding(&self, call: Option<usize>, t_ms: Ms, rule: impl Into<String>, detail: impl Into<String>) {
+        lock(&self.findings).push(Finding {
+            call,
+            t_ms,
+            rule: rule.into(),
+            detail: detail.into(),
+        });
+    }
+
+    pub fn latency(&self, f: Function, d: Duration) {
+        lock(&self.latencies).entry(f).or_default().push(d);
+    }
+
+    pub fn take_timeline(&self) -> Vec<Entry> {
+        let mut t = std::mem::take(&mut *lock(&self.timeline));
+        t.sort_by_key(|e| (e.call, e.t_ms, e.order));
+        t
+    }
+
+    pub fn findings(&self) -> Vec<Finding> {
+        lock(&self.findings).clone()
+    }
+
+    pub fn latencies(&self) -> HashMap<Function, Vec<Duration>> {
+        lock(&self.latencies).clone()
+    }
+}
+
+/// Builds timeline lines for one event being handled: same call, instant and event order.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub call: usize,
+    pub at: Ms,
+    pub seq: u64,
+}
+
+impl Stamp {
+    pub fn entry(&self, actor: Actor, text: impl Into<String>) -> Entry {
+        Entry {
+            call: self.call,
+            t_ms: self.at,
+            order: (self.seq, 0),
+            actor,
+            leg: None,
+            event: None,
+            text: text.into(),
+            actions: None,
+            latency_ms: None,
+            detail: None,
+            problem: false,
+        }
+    }
+}

@@ -1,2 +1,0 @@
-//! Alexa Smart Properties WebRTC calling: `Alexa.Comms.CallSignaling` wire models and session
-//! state transitions.

@@ -1,0 +1,90 @@
+//! A string that must never reach a log line: LWA client secret, webhook HMAC secret, access and
+//! refresh tokens, authorization codes, Alexa's `apiAccessToken`.
+//!
+//! `Debug` and `Display` print `[redacted]`; the value is reachable only through
+//! [`Secret::expose`], which makes every use greppable. `Serialize` is deliberately not
+//! implemented so a secret cannot slip into a logged or forwarded JSON document by accident.
+
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The raw value, for the one place that must send it (a request header or form field).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::Secret;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let s = Secret::new("Atzr|super-secret-refresh");
+        assert!(!format!("{s:?}").contains("super-secret"));
+        assert!(!format!("{s}").contains("super-secret"));
+        assert_eq!(s.expose(), "Atzr|super-secret-refresh");
+    }
+
+    #[test]
+    fn structs_holding_secrets_debug_redacted() {
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Holder {
+            token: Secret,
+        }
+        let h = Holder {
+            token: Secret::new("Atza|abc"),
+        };
+        assert!(!format!("{h:?}").contains("Atza|abc"));
+    }
+
+    #[test]
+    fn deserializes_from_a_plain_string() {
+        let s: Secret = serde_json::from_str("\"code-123\"").unwrap();
+        assert_eq!(s.expose(), "code-123");
+    }
+}

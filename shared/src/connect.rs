@@ -1,1 +1,0 @@
-//! Amazon Connect contact-flow Lambda contract: tolerant event model and flat string-map results.
