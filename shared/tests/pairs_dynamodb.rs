@@ -294,6 +294,21 @@ async fn redelivered_claim_returns_the_same_pair() {
 }
 
 #[tokio::test]
+async fn redelivery_on_a_full_pool_gets_its_pair_not_busy() {
+    let all = pairs(1, 1);
+    let Some(f) = fixture("fullpool", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let first = claimed(f.store.claim(&request("tx-full")).await.unwrap());
+    let again = claimed(f.store.claim(&request("tx-full")).await.unwrap());
+    assert_eq!(first.pair, again.pair);
+    assert_eq!(
+        f.store.claim(&request("tx-other")).await.unwrap(),
+        ClaimOutcome::Busy
+    );
+}
+
+#[tokio::test]
 async fn a_transaction_may_claim_again_after_releasing() {
     // The SMA handler's "bridge failed: try another pair once".
     let all = pairs(2, 1);

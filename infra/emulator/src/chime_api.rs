@@ -119,7 +119,11 @@ async fn handle(req: Request<Incoming>, api: &ChimeApi) -> Response<Full<Bytes>>
     let stamp = |call: usize| Stamp { call, at, seq: contact.map(|c| c.seq).unwrap_or(u64::MAX) };
     let args_text = arguments
         .iter()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .filter(|(k, _)| k.as_str() != "ContactId")
+        .map(|(k, v)| {
+            let v = v.as_str().unwrap_or_default();
+            format!("{k}={}", if v.starts_with("arn:") { v.rsplit(':').next().unwrap_or(v) } else { v })
+        })
         .collect::<Vec<_>>()
         .join(", ");
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::flow::{self, ContactData, InvokeResult, Step};
+use crate::flow::{self, ContactData, InvokeResult, Step, shorten};
 use crate::run::Run;
 use crate::sma::CallEvent;
 use crate::world::{Actor, ContactRef, Function, Stamp, lock};
@@ -230,6 +230,9 @@ impl Contact {
                 }
                 Step::Invoke { function_arn, parameters, time_limit_ms, validation } => {
                     let function = function_of(&function_arn, run);
+                    let name = function.map(|f| run.invoker.describe(f)).unwrap_or_else(|| function_arn.clone());
+                    let params: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={}", shorten(v))).collect();
+                    run.world.log(stamp.entry(Actor::Connect, format!("InvokeLambdaFunction {name}({})", params.join(", "))));
                     let result = match function {
                         None => {
                             run.world.finding(Some(self.call), stamp.at, "flow.unknown_function", format!("block {id:?} invokes {function_arn:?}, which is neither the lookup nor the transfer function"));
@@ -264,16 +267,10 @@ impl Contact {
                         InvokeResult::Answered(v) => summarize_map(v),
                         InvokeResult::Failed(e) => format!("✗ {e}"),
                     };
-                    let params: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     let (next, note) = flow::after_invoke(&block, &mut self.data, result, validation);
                     let mut e = stamp.entry(
                         Actor::Connect,
-                        format!(
-                            "InvokeLambdaFunction {}({}) → {shown}{}",
-                            function.map(|f| run.invoker.describe(f)).unwrap_or_else(|| function_arn.clone()),
-                            params.join(", "),
-                            if note.is_empty() { String::new() } else { format!(" — {note}: error branch") }
-                        ),
+                        format!("  ← {shown}{}", if note.is_empty() { String::new() } else { format!(" — {note}: error branch") }),
                     );
                     e.problem = !note.is_empty();
                     run.world.log(e);
@@ -320,14 +317,17 @@ fn short_id(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-/// `result=found, transaction_id=…` for the timeline.
+/// `result=found, transaction_id=…` for the timeline, `result` first.
 fn summarize_map(v: &Value) -> String {
     match v.as_object() {
-        Some(map) => map
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Some(map) => {
+            let mut parts: Vec<(bool, String)> = map
+                .iter()
+                .map(|(k, v)| (k != "result", format!("{k}={}", shorten(&v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))))
+                .collect();
+            parts.sort_by(|a, b| a.0.cmp(&b.0));
+            parts.into_iter().map(|(_, p)| p).collect::<Vec<_>>().join(", ")
+        }
         None => v.to_string(),
     }
 }

@@ -362,6 +362,15 @@ fn strip_tags(s: &str) -> String {
     out
 }
 
+/// Ids cut to 8 characters, ARNs to their last part: timeline lines stay readable.
+pub fn shorten(v: &str) -> String {
+    if v.starts_with("arn:") {
+        return v.rsplit(':').next().unwrap_or(v).to_owned();
+    }
+    let is_id = v.len() == 36 && v.bytes().filter(|b| *b == b'-').count() == 4;
+    if is_id { format!("{}…", &v[..8]) } else { v.to_owned() }
+}
+
 fn quoted(text: &str) -> String {
     let short: String = text.chars().take(70).collect();
     if short.len() < text.len() {
@@ -444,7 +453,7 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
             if let Some(attrs) = p.get("Attributes").and_then(Value::as_object) {
                 for (k, v) in attrs {
                     let value = data.resolve(&value_text(v));
-                    set.push(format!("{k}={value}"));
+                    set.push(format!("{k}={}", shorten(&value)));
                     data.attributes.insert(k.clone(), value);
                 }
             }

@@ -18,6 +18,9 @@ use crate::world::{Entry, Function};
 pub struct Check {
     pub ok: bool,
     pub what: String,
+    /// A per-call expectation (collapsed in the text output when there are many).
+    #[serde(skip)]
+    pub per_call: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +30,11 @@ pub struct Verdict {
 }
 
 fn check(checks: &mut Vec<Check>, ok: bool, what: impl Into<String>) {
-    checks.push(Check { ok, what: what.into() });
+    checks.push(Check { ok, what: what.into(), per_call: false });
+}
+
+fn call_check(checks: &mut Vec<Check>, ok: bool, what: impl Into<String>) {
+    checks.push(Check { ok, what: what.into(), per_call: true });
 }
 
 /// Rules that are problems in every scenario unless the scenario lists them in
@@ -41,7 +48,7 @@ pub fn verdict(scenario: &Scenario, plans: &[CallPlan], result: &RunResult, fall
         for e in &plan.expect {
             if let Some(want) = e.outcome {
                 outcome_checked = true;
-                check(&mut checks, outcome == want, format!("{name}: outcome {} (expected {})", outcome.as_str(), want.as_str()));
+                call_check(&mut checks, outcome == want, format!("{name}: outcome {} (expected {})", outcome.as_str(), want.as_str()));
             }
             if let Some(want) = &e.target {
                 check(
@@ -51,7 +58,7 @@ pub fn verdict(scenario: &Scenario, plans: &[CallPlan], result: &RunResult, fall
                 );
             }
             for h in &e.heard {
-                check(&mut checks, call.heard.iter().any(|t| t.contains(h.as_str())), format!("{name}: heard \"{h}\""));
+                call_check(&mut checks, call.heard.iter().any(|t| t.contains(h.as_str())), format!("{name}: heard \"{h}\""));
             }
             if let Some(code) = e.hangup_code {
                 check(
@@ -62,22 +69,22 @@ pub fn verdict(scenario: &Scenario, plans: &[CallPlan], result: &RunResult, fall
             }
             if let Some(want) = &e.lookup {
                 let got = call.lookup_results.last().map(String::as_str).unwrap_or("none");
-                check(&mut checks, got == want, format!("{name}: lookup result {got} (expected {want})"));
+                call_check(&mut checks, got == want, format!("{name}: lookup result {got} (expected {want})"));
             }
             if let Some(want) = &e.transfer {
                 let got = call.transfer_results.last().map(String::as_str).unwrap_or("none");
-                check(&mut checks, got == want, format!("{name}: transfer result {got} (expected {want})"));
+                call_check(&mut checks, got == want, format!("{name}: transfer result {got} (expected {want})"));
             }
             if let Some(want) = e.updates {
-                check(&mut checks, call.updates == want, format!("{name}: {} CALL_UPDATE_REQUESTED (expected {want})", call.updates));
+                call_check(&mut checks, call.updates == want, format!("{name}: {} CALL_UPDATE_REQUESTED (expected {want})", call.updates));
             }
         }
         if !outcome_checked && outcome == Outcome::Stuck {
-            check(&mut checks, false, format!("{name}: the caller is left connected with nothing happening"));
+            call_check(&mut checks, false, format!("{name}: the caller is left connected with nothing happening"));
         }
         let allowed = 1 + u32::from(fallback_configured);
         if call.target_bridges > allowed {
-            check(&mut checks, false, format!("{name}: bridged to SIP targets {} times (at most {allowed})", call.target_bridges));
+            call_check(&mut checks, false, format!("{name}: bridged to SIP targets {} times (at most {allowed})", call.target_bridges));
         }
     }
     for (outcome, want) in &scenario.expect.counts {
@@ -201,7 +208,12 @@ pub fn render_text(scenario: &Scenario, result: &RunResult, verdict: &Verdict, s
             let _ = writeln!(out, "  {}: {}", call.label, outcome_text(call));
         }
     }
-    for c in &verdict.checks {
+    let per_call_ok = verdict.checks.iter().filter(|c| c.per_call && c.ok).count();
+    let collapse = per_call_ok > 8;
+    if collapse {
+        let _ = writeln!(out, "  {} {per_call_ok} per-call expectations met", style.green("✓"));
+    }
+    for c in verdict.checks.iter().filter(|c| !(collapse && c.per_call && c.ok)) {
         let mark = if c.ok { style.green("✓") } else { style.red("✗") };
         let _ = writeln!(out, "  {mark} {}", c.what);
     }

@@ -55,7 +55,7 @@ pub enum CallEvent {
     ActionDone { epoch: u64, result: ActionResult },
     Deliver(Delivery),
     /// The same event again, as the service does after the Lambda timed out.
-    Redeliver { event_type: String, payload: Value },
+    Redeliver { event_type: String, leg: Option<&'static str>, payload: Value },
     CallerHangup,
     /// The far end of LEG-B hung up (a SIP target, or Connect disconnecting the contact).
     FarEndHangup { call_id: String },
@@ -306,14 +306,11 @@ impl SmaCall {
                 }
                 self.invoke(run, stamp, d).await;
             }
-            CallEvent::Redeliver { event_type, payload } => {
+            CallEvent::Redeliver { event_type, leg, payload } => {
                 if self.ended {
                     return;
                 }
-                let mut entry = stamp.entry(Actor::Sma, format!("{event_type} again (no answer within 5 s)"));
-                entry.event = Some(event_type.clone());
-                self.call_handler(run, stamp, &event_type, None, payload, false).await;
-                let _ = entry;
+                self.call_handler(run, stamp, &event_type, leg, payload, false, " again (retry)").await;
             }
             CallEvent::CallerHangup => {
                 if !self.leg_a.up() {
@@ -384,11 +381,7 @@ impl SmaCall {
             let response = self.timed_invoke(run, payload.clone()).await;
             let mut e = stamp.entry(
                 Actor::Sma,
-                format!(
-                    "{}{} — answer discarded: the SMA retries as after a 5 s timeout",
-                    d.event_type,
-                    d.leg.map(|l| format!(" ({l})")).unwrap_or_default()
-                ),
+                format!("{} — answer discarded: the SMA retries as after a 5 s timeout", event_title(d.event_type, d.leg, &payload)),
             );
             e.event = Some(d.event_type.to_owned());
             e.actions = response.0.as_ref().ok().map(action_types);
@@ -399,12 +392,13 @@ impl SmaCall {
                 self.idx,
                 CallEvent::Redeliver {
                     event_type: d.event_type.to_owned(),
+                    leg: d.leg,
                     payload,
                 },
             );
             return;
         }
-        self.call_handler(run, stamp, d.event_type, d.leg, payload, d.last).await;
+        self.call_handler(run, stamp, d.event_type, d.leg, payload, d.last, "").await;
     }
 
     async fn timed_invoke(&self, run: &Run, payload: Value) -> (Result<Value, crate::invoke::InvokeError>, Duration) {
@@ -423,6 +417,7 @@ impl SmaCall {
         leg: Option<&'static str>,
         payload: Value,
         last: bool,
+        note: &str,
     ) {
         self.record.invocations += 1;
         let (result, latency) = self.timed_invoke(run, payload.clone()).await;
@@ -435,10 +430,7 @@ impl SmaCall {
             );
         }
         let before = self.attributes.get("state").cloned();
-        let mut entry = stamp.entry(
-            Actor::Sma,
-            format!("{event_type}{}", leg.map(|l| format!(" ({l})")).unwrap_or_default()),
-        );
+        let mut entry = stamp.entry(Actor::Sma, format!("{}{note}", event_title(event_type, leg, &payload)));
         entry.event = Some(event_type.to_owned());
         entry.leg = leg;
         entry.latency_ms = Some(ms(latency));
@@ -978,6 +970,20 @@ impl SmaCall {
         };
         self.record.outcome = Some(outcome);
         self.record.clone()
+    }
+}
+
+/// `HANGUP (LEG-B)`, `ACTION_SUCCESSFUL CallAndBridge`, `ACTION_FAILED CallAndBridge CallNotAnswered`.
+fn event_title(event_type: &str, leg: Option<&'static str>, payload: &Value) -> String {
+    let data = payload.get("ActionData");
+    let action = data.and_then(|d| s(d, "Type"));
+    match event_type {
+        "ACTION_SUCCESSFUL" | "ACTION_FAILED" => {
+            let error = data.and_then(|d| s(d, "ErrorType")).map(|e| format!(" {e}")).unwrap_or_default();
+            format!("{event_type} {}{error}", action.unwrap_or_default())
+        }
+        "INVALID_LAMBDA_RESPONSE" => format!("{event_type} ({})", s(payload, "ErrorMessage").unwrap_or_default()),
+        _ => format!("{event_type}{}", leg.map(|l| format!(" ({l})")).unwrap_or_default()),
     }
 }
 

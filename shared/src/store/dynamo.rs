@@ -605,6 +605,17 @@ impl PairStore for DynamoStore {
                 complete = false;
             }
             if candidates.is_empty() {
+                // A re-delivered event on a full pool never reached a write (whose CALLS
+                // condition would have said so): it may hold one of the busy pairs itself.
+                if replacing.is_none()
+                    && let Some(existing) = self.recorded_pair(&request.transaction_id).await?
+                    && let Some(claim) = self
+                        .live_claim_of(&existing, &request.transaction_id, now_s)
+                        .await?
+                {
+                    info!(attempts, "claim re-delivered on a full pool: same pair");
+                    return Ok(ClaimOutcome::Claimed(claim));
+                }
                 debug!(attempts, "no claimable pair");
                 return self.busy();
             }
