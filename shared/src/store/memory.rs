@@ -41,6 +41,9 @@ impl std::error::Error for InjectedError {}
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pairs: Mutex<BTreeMap<PairKey, Option<Holder>>>,
+    /// The last release-on-lookup per pair, so Connect's retry of that lookup (same contact)
+    /// gets the same answer, as the DynamoDB store gives it. Cleared when the pair is claimed.
+    released_lookups: Mutex<HashMap<PairKey, LiveClaim>>,
     intents: Mutex<HashMap<String, TransferIntent>>,
     lease_seconds: i64,
     /// Seconds added to the wall clock, so tests can expire leases.
@@ -136,6 +139,7 @@ impl PairStore for MemoryStore {
         match free {
             None => Ok(ClaimOutcome::Busy),
             Some((key, slot)) => {
+                lock(&self.released_lookups).remove(key);
                 let lease_expires_at = now + self.lease_seconds;
                 *slot = Some(Holder {
                     transaction_id: request.transaction_id.clone(),
@@ -187,7 +191,11 @@ impl PairStore for MemoryStore {
             return Ok(None);
         };
         let Some(holder) = slot.as_mut().filter(|h| h.lease_expires_at > now) else {
-            return Ok(None);
+            let retried = lock(&self.released_lookups)
+                .get(pair)
+                .filter(|c| c.contact_id.as_deref() == Some(contact_id))
+                .cloned();
+            return Ok(retried);
         };
         holder.contact_id = Some(contact_id.to_owned());
         let live = LiveClaim {
@@ -201,6 +209,7 @@ impl PairStore for MemoryStore {
         };
         if mode == LookupMode::ReleaseOnLookup {
             *slot = None;
+            lock(&self.released_lookups).insert(pair.clone(), live.clone());
         }
         Ok(Some(live))
     }
@@ -223,5 +232,75 @@ impl CallStore for MemoryStore {
     ) -> Result<Option<TransferIntent>, StoreError> {
         self.enter()?;
         Ok(lock(&self.intents).get(transaction_id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pair() -> PairKey {
+        PairKey {
+            sma_number: "+18005557777".into(),
+            connect_number: "+18005551111".into(),
+        }
+    }
+
+    fn request(txn: &str) -> ClaimRequest {
+        ClaimRequest {
+            transaction_id: txn.into(),
+            original_calling_number: "+12065550123".into(),
+            original_called_number: "+18005550100".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn release_on_lookup_answers_the_same_contacts_retry_but_nobody_else() {
+        let store = MemoryStore::new([pair()], 600);
+        store.claim(&request("t1")).await.unwrap();
+        let first = store
+            .lookup(&pair(), "contact-1", LookupMode::ReleaseOnLookup)
+            .await
+            .unwrap();
+        assert_eq!(
+            first.as_ref().map(|c| c.transaction_id.as_str()),
+            Some("t1")
+        );
+        assert!(store.held_pairs().is_empty());
+        let retry = store
+            .lookup(&pair(), "contact-1", LookupMode::ReleaseOnLookup)
+            .await
+            .unwrap();
+        assert_eq!(retry, first);
+        assert_eq!(
+            store
+                .lookup(&pair(), "contact-2", LookupMode::KeepClaim)
+                .await
+                .unwrap(),
+            None
+        );
+        // Once the pair is claimed again, the old answer is gone.
+        store.claim(&request("t2")).await.unwrap();
+        let next = store
+            .lookup(&pair(), "contact-1", LookupMode::KeepClaim)
+            .await
+            .unwrap();
+        assert_eq!(next.map(|c| c.transaction_id), Some("t2".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn release_by_a_stale_owner_changes_nothing() {
+        let store = MemoryStore::new([pair()], 600);
+        store.claim(&request("t1")).await.unwrap();
+        assert_eq!(
+            store.release(&pair(), "t0").await.unwrap(),
+            ReleaseOutcome::NotHeld
+        );
+        assert_eq!(store.held_pairs(), vec![(pair(), "t1".to_owned())]);
+        assert_eq!(
+            store.release(&pair(), "t1").await.unwrap(),
+            ReleaseOutcome::Released
+        );
     }
 }
