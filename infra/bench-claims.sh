@@ -31,6 +31,12 @@ else
   bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/claim-bench"
 fi
 
+# Warm DynamoDB Local's JVM first (results discarded): otherwise whichever mode runs first pays
+# for JIT compilation and looks several times slower than it is.
+for mode in spread seed; do
+  "$bin" --mode "$mode" --claimers 32 --pairs 32 >/dev/null 2>&1 || true
+done
+
 results=()
 for run in $RUNS; do
   IFS=: read -r mode claimers pairs hold <<<"$run"

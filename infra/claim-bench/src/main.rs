@@ -470,6 +470,8 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         "release_misses": t.release_misses,
         "requests_per_claim": round2(requests as f64 / claims),
         "write_attempts_per_claim": round2(t.write_attempts as f64 / claims),
+        // Per claim call, busy answers included (the cost of telling a caller "busy" too).
+        "requests_per_claim_call": round2(requests as f64 / (t.claims + t.busy).max(1) as f64),
         "claim_requests": requests,
         "claim_write_attempts": t.write_attempts,
         "claim_p50_ms": round2(percentile(&t.claim_ms, 50.0)),

@@ -15,8 +15,8 @@ use takeback_core::store::dynamo::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr};
 use takeback_core::store::memory::MemoryStore;
 use takeback_core::store::seed::seed_pairs;
 use takeback_core::store::{
-    CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore, ReleaseOutcome, StoreError,
-    TransferIntent,
+    CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
+    ReleaseOutcome, StoreError, TransferIntent,
 };
 use takeback_core::tables;
 
@@ -43,14 +43,23 @@ impl PairStore for AnyStore {
         }
     }
 
-    async fn release(&self, pair: &PairKey, transaction_id: &str) -> Result<ReleaseOutcome, StoreError> {
+    async fn release(
+        &self,
+        pair: &PairKey,
+        transaction_id: &str,
+    ) -> Result<ReleaseOutcome, StoreError> {
         match self {
             Self::Memory(m) => m.release(pair, transaction_id).await,
             Self::Dynamo(d) => d.release(pair, transaction_id).await,
         }
     }
 
-    async fn lookup(&self, pair: &PairKey, contact_id: &str, mode: LookupMode) -> Result<Option<LiveClaim>, StoreError> {
+    async fn lookup(
+        &self,
+        pair: &PairKey,
+        contact_id: &str,
+        mode: LookupMode,
+    ) -> Result<Option<LiveClaim>, StoreError> {
         match self {
             Self::Memory(m) => m.lookup(pair, contact_id, mode).await,
             Self::Dynamo(d) => d.lookup(pair, contact_id, mode).await,
@@ -59,14 +68,21 @@ impl PairStore for AnyStore {
 }
 
 impl CallStore for AnyStore {
-    async fn record_transfer_intent(&self, transaction_id: &str, intent: &TransferIntent) -> Result<(), StoreError> {
+    async fn record_transfer_intent(
+        &self,
+        transaction_id: &str,
+        intent: &TransferIntent,
+    ) -> Result<(), StoreError> {
         match self {
             Self::Memory(m) => m.record_transfer_intent(transaction_id, intent).await,
             Self::Dynamo(d) => d.record_transfer_intent(transaction_id, intent).await,
         }
     }
 
-    async fn transfer_intent(&self, transaction_id: &str) -> Result<Option<TransferIntent>, StoreError> {
+    async fn transfer_intent(
+        &self,
+        transaction_id: &str,
+    ) -> Result<Option<TransferIntent>, StoreError> {
         match self {
             Self::Memory(m) => m.transfer_intent(transaction_id).await,
             Self::Dynamo(d) => d.transfer_intent(transaction_id).await,
@@ -106,7 +122,10 @@ pub enum BackendError {
 /// Who holds pairs right now, for the leak check and the occupancy samples.
 pub enum PairProbe {
     Memory(Arc<MemoryStore>),
-    Dynamo { client: aws_sdk_dynamodb::Client, table: String },
+    Dynamo {
+        client: aws_sdk_dynamodb::Client,
+        table: String,
+    },
     None(String),
 }
 
@@ -232,7 +251,13 @@ impl Backend {
 fn table_name(scenario: &str, run_id: &str, suffix: &str) -> String {
     let clean: String = scenario
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     format!("emu-{clean}-{run_id}-{suffix}")
@@ -240,13 +265,24 @@ fn table_name(scenario: &str, run_id: &str, suffix: &str) -> String {
 
 /// The environment the in-process functions see: the emulator's defaults, then the scenario's
 /// `env`, then command-line overrides.
-pub fn function_env(scenario: &Scenario, pairs_table: &str, calls_table: &str, opts: &Options) -> BTreeMap<String, String> {
+pub fn function_env(
+    scenario: &Scenario,
+    pairs_table: &str,
+    calls_table: &str,
+    opts: &Options,
+) -> BTreeMap<String, String> {
     let mut env = BTreeMap::from([
         ("PAIRS_TABLE".to_owned(), pairs_table.to_owned()),
         ("CALLS_TABLE".to_owned(), calls_table.to_owned()),
         ("SIP_MEDIA_APPLICATION_ID".to_owned(), opts.sma_id.clone()),
-        ("DEFAULT_TRANSFER_TARGET".to_owned(), DEFAULT_TARGET.to_owned()),
-        ("DEFAULT_TRANSFER_TARGET_ARN".to_owned(), DEFAULT_TARGET_ARN.to_owned()),
+        (
+            "DEFAULT_TRANSFER_TARGET".to_owned(),
+            DEFAULT_TARGET.to_owned(),
+        ),
+        (
+            "DEFAULT_TRANSFER_TARGET_ARN".to_owned(),
+            DEFAULT_TARGET_ARN.to_owned(),
+        ),
         ("LOOKUP_MODE".to_owned(), "keep".to_owned()),
     ]);
     env.extend(scenario.env.clone());
@@ -256,7 +292,11 @@ pub fn function_env(scenario: &Scenario, pairs_table: &str, calls_table: &str, o
     env
 }
 
-pub async fn prepare(scenario: &Scenario, opts: &Options, run_id: &str) -> Result<Backend, BackendError> {
+pub async fn prepare(
+    scenario: &Scenario,
+    opts: &Options,
+    run_id: &str,
+) -> Result<Backend, BackendError> {
     let pairs = scenario
         .pairs
         .pairs()
@@ -273,12 +313,16 @@ pub async fn prepare(scenario: &Scenario, opts: &Options, run_id: &str) -> Resul
 
     // DynamoDB: tables and seed (also in Lambda mode when tables are named, so the functions
     // behind the Invoke API find the scenario's pairs).
-    let wants_ddb = opts.store == StoreKind::Dynamo || (opts.lambda.is_some() && opts.tables.is_some());
+    let wants_ddb =
+        opts.store == StoreKind::Dynamo || (opts.lambda.is_some() && opts.tables.is_some());
     let mut created = Vec::new();
     let ddb = match (&opts.sdk, wants_ddb) {
         (Some(sdk), true) => {
             let client = aws_sdk_dynamodb::Client::new(sdk);
-            for (def, name) in [(&tables::PAIRS, &pairs_table), (&tables::CALLS, &calls_table)] {
+            for (def, name) in [
+                (&tables::PAIRS, &pairs_table),
+                (&tables::CALLS, &calls_table),
+            ] {
                 let outcome = tables::create_table(&client, def, name).await?;
                 if outcome == tables::CreateOutcome::Created && opts.tables.is_none() {
                     created.push(name.clone());
@@ -308,10 +352,11 @@ pub async fn prepare(scenario: &Scenario, opts: &Options, run_id: &str) -> Resul
         });
     }
 
-    let sma_config = sma_handler::config::Config::from_env(&env_fn).map_err(|source| BackendError::Config {
-        function: "sma-handler",
-        source,
-    })?;
+    let sma_config =
+        sma_handler::config::Config::from_env(&env_fn).map_err(|source| BackendError::Config {
+            function: "sma-handler",
+            source,
+        })?;
     let lookup_config = LookupConfig::from(&env_fn).map_err(|source| BackendError::Config {
         function: "connect-lookup",
         source,
@@ -323,10 +368,11 @@ pub async fn prepare(scenario: &Scenario, opts: &Options, run_id: &str) -> Resul
 
     let (store, probe) = match (&ddb, opts.store) {
         (Some(client), StoreKind::Dynamo) => {
-            let store = DynamoStore::new(client.clone(), pairs_table.clone(), calls_table.clone()).with_config(ClaimConfig {
-                lease_seconds: sma_config.lease_seconds,
-                ..ClaimConfig::default()
-            });
+            let store = DynamoStore::new(client.clone(), pairs_table.clone(), calls_table.clone())
+                .with_config(ClaimConfig {
+                    lease_seconds: sma_config.lease_seconds,
+                    ..ClaimConfig::default()
+                });
             (
                 AnyStore::Dynamo(store),
                 PairProbe::Dynamo {
@@ -341,10 +387,11 @@ pub async fn prepare(scenario: &Scenario, opts: &Options, run_id: &str) -> Resul
         }
     };
 
-    let sdk = opts
-        .sdk
-        .clone()
-        .ok_or_else(|| BackendError::Setup("no AWS SDK configuration for the transfer function's Chime client".into()))?;
+    let sdk = opts.sdk.clone().ok_or_else(|| {
+        BackendError::Setup(
+            "no AWS SDK configuration for the transfer function's Chime client".into(),
+        )
+    })?;
     let mut handlers: HashMap<Function, Handler> = HashMap::new();
 
     let sma_deps = Arc::new(sma_handler::Deps {
@@ -356,14 +403,19 @@ pub async fn prepare(scenario: &Scenario, opts: &Options, run_id: &str) -> Resul
         Arc::new(move |event: Value| {
             let deps = sma_deps.clone();
             async move {
-                let response = sma_handler::handle(&deps, event).await.map_err(|e| e.to_string())?;
+                let response = sma_handler::handle(&deps, event)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 serde_json::to_value(response).map_err(|e| e.to_string())
             }
             .boxed()
         }),
     );
 
-    let lookup_deps = Arc::new(connect_lookup::Deps::new(store.clone(), lookup_config.lookup_mode));
+    let lookup_deps = Arc::new(connect_lookup::Deps::new(
+        store.clone(),
+        lookup_config.lookup_mode,
+    ));
     handlers.insert(
         Function::Lookup,
         Arc::new(move |event: Value| {

@@ -41,7 +41,10 @@ impl ChimeApi {
     }
 
     fn run(&self) -> Option<Arc<Run>> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -57,7 +60,9 @@ pub async fn serve(listener: TcpListener, api: Arc<ChimeApi>) {
                 let api = api.clone();
                 async move { Ok::<_, Infallible>(handle(req, &api).await) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -88,25 +93,63 @@ fn fault(kind: &str) -> Response<Full<Bytes>> {
 
 async fn handle(req: Request<Incoming>, api: &ChimeApi) -> Response<Full<Bytes>> {
     let Some(run) = api.run() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", "no scenario is running");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "no scenario is running",
+        );
     };
-    let path: Vec<String> = req.uri().path().trim_matches('/').split('/').map(str::to_owned).collect();
+    let path: Vec<String> = req
+        .uri()
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
     let method = req.method().clone();
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return error(StatusCode::BAD_REQUEST, "BadRequestException", "unreadable body"),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequestException",
+                "unreadable body",
+            );
+        }
     };
     let (sma_id, txn) = match (method, path.as_slice()) {
-        (Method::POST, [a, sma, c, txn]) if a == "sip-media-applications" && c == "calls" => (sma.clone(), txn.clone()),
-        _ => return error(StatusCode::NOT_FOUND, "NotFoundException", "the emulator serves only UpdateSipMediaApplicationCall"),
+        (Method::POST, [a, sma, c, txn]) if a == "sip-media-applications" && c == "calls" => {
+            (sma.clone(), txn.clone())
+        }
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "NotFoundException",
+                "the emulator serves only UpdateSipMediaApplicationCall",
+            );
+        }
     };
     let arguments = match serde_json::from_slice::<Value>(&body) {
         Ok(v) => match v.get("Arguments") {
             None => serde_json::Map::new(),
-            Some(Value::Object(m)) if m.len() <= 20 && m.values().all(Value::is_string) => m.clone(),
-            Some(_) => return error(StatusCode::BAD_REQUEST, "BadRequestException", "Arguments must map at most 20 strings to strings"),
+            Some(Value::Object(m)) if m.len() <= 20 && m.values().all(Value::is_string) => {
+                m.clone()
+            }
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequestException",
+                    "Arguments must map at most 20 strings to strings",
+                );
+            }
         },
-        Err(_) => return error(StatusCode::BAD_REQUEST, "BadRequestException", "the body is not JSON"),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequestException",
+                "the body is not JSON",
+            );
+        }
     };
     let world = &run.world;
     let at = world.now();
@@ -116,20 +159,34 @@ async fn handle(req: Request<Incoming>, api: &ChimeApi) -> Response<Full<Bytes>>
         .and_then(|id| lock(&world.contacts).get(id).copied());
     let live = lock(&world.live).get(&txn).cloned();
     let call_for_log = live.as_ref().map(|l| l.call).or(contact.map(|c| c.call));
-    let stamp = |call: usize| Stamp { call, at, seq: contact.map(|c| c.seq).unwrap_or(u64::MAX) };
+    let stamp = |call: usize| Stamp {
+        call,
+        at,
+        seq: contact.map(|c| c.seq).unwrap_or(u64::MAX),
+    };
     let args_text = arguments
         .iter()
         .filter(|(k, _)| k.as_str() != "ContactId")
         .map(|(k, v)| {
             let v = v.as_str().unwrap_or_default();
-            format!("{k}={}", if v.starts_with("arn:") { v.rsplit(':').next().unwrap_or(v) } else { v })
+            format!(
+                "{k}={}",
+                if v.starts_with("arn:") {
+                    v.rsplit(':').next().unwrap_or(v)
+                } else {
+                    v
+                }
+            )
         })
         .collect::<Vec<_>>()
         .join(", ");
 
     if let Some(kind) = lock(&world.chime_faults).pop_front() {
         if let Some(call) = call_for_log {
-            let mut e = stamp(call).entry(Actor::ChimeApi, format!("UpdateSipMediaApplicationCall → {kind} (scripted fault)"));
+            let mut e = stamp(call).entry(
+                Actor::ChimeApi,
+                format!("UpdateSipMediaApplicationCall → {kind} (scripted fault)"),
+            );
             e.problem = true;
             world.log(e);
         }
@@ -141,13 +198,24 @@ async fn handle(req: Request<Incoming>, api: &ChimeApi) -> Response<Full<Bytes>>
             e.problem = true;
             world.log(e);
         }
-        return error(StatusCode::NOT_FOUND, "NotFoundException", "SIP media application not found");
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "SIP media application not found",
+        );
     }
     let Some(live) = live.filter(|l| !l.ended) else {
         if let Some(call) = call_for_log {
-            world.log(stamp(call).entry(Actor::ChimeApi, format!("UpdateSipMediaApplicationCall({args_text}) → 404: the call has ended")));
+            world.log(stamp(call).entry(
+                Actor::ChimeApi,
+                format!("UpdateSipMediaApplicationCall({args_text}) → 404: the call has ended"),
+            ));
         }
-        return error(StatusCode::NOT_FOUND, "NotFoundException", "the SIP media application call was not found");
+        return error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "the SIP media application call was not found",
+        );
     };
     let from_call = contact.map(|c| c.call);
     if let Some(from) = from_call.filter(|c| *c != live.call) {
@@ -155,9 +223,19 @@ async fn handle(req: Request<Incoming>, api: &ChimeApi) -> Response<Full<Bytes>>
             Some(live.call),
             at,
             "transfer.wrong_caller",
-            format!("contact of call {} updated the transaction of call {}", from + 1, live.call + 1),
+            format!(
+                "contact of call {} updated the transaction of call {}",
+                from + 1,
+                live.call + 1
+            ),
         );
-        let mut e = stamp(from).entry(Actor::ChimeApi, format!("UpdateSipMediaApplicationCall targets the transaction of ANOTHER call ({})", live.call + 1));
+        let mut e = stamp(from).entry(
+            Actor::ChimeApi,
+            format!(
+                "UpdateSipMediaApplicationCall targets the transaction of ANOTHER call ({})",
+                live.call + 1
+            ),
+        );
         e.problem = true;
         world.log(e);
     }
@@ -165,15 +243,25 @@ async fn handle(req: Request<Incoming>, api: &ChimeApi) -> Response<Full<Bytes>>
         t_ms: at,
         transaction_id: txn.clone(),
         call: live.call,
-        contact_id: arguments.get("ContactId").and_then(Value::as_str).map(str::to_owned),
+        contact_id: arguments
+            .get("ContactId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         from_call,
         arguments: arguments.clone(),
     });
     world.log(stamp(live.call).entry(
         Actor::ChimeApi,
-        format!("UpdateSipMediaApplicationCall({args_text}) → 202; CALL_UPDATE_REQUESTED in {} ms", live.update_delay_ms),
+        format!(
+            "UpdateSipMediaApplicationCall({args_text}) → 202; CALL_UPDATE_REQUESTED in {} ms",
+            live.update_delay_ms
+        ),
     ));
-    world.call_event(at + live.update_delay_ms, live.call, CallEvent::UpdateRequested { arguments });
+    world.call_event(
+        at + live.update_delay_ms,
+        live.call,
+        CallEvent::UpdateRequested { arguments },
+    );
     let body = json!({"SipMediaApplicationCall": {"TransactionId": txn}}).to_string();
     Response::builder()
         .status(StatusCode::ACCEPTED)

@@ -94,9 +94,22 @@ pub fn function_of(arn: &str, run: &Run) -> Option<Function> {
 }
 
 impl Contact {
-    pub async fn handle(slot: &mut Option<Contact>, idx: usize, run: &Run, at: u64, seq: u64, event: ContactEvent) {
+    pub async fn handle(
+        slot: &mut Option<Box<Contact>>,
+        idx: usize,
+        run: &Run,
+        at: u64,
+        seq: u64,
+        event: ContactEvent,
+    ) {
         match event {
-            ContactEvent::Start { call, contact_id, customer, system, leg_b } => {
+            ContactEvent::Start {
+                call,
+                contact_id,
+                customer,
+                system,
+                leg_b,
+            } => {
                 let plan = &run.plans[call];
                 let mut contact = Contact {
                     idx,
@@ -125,7 +138,14 @@ impl Contact {
                         ..ContactRecord::default()
                     },
                 };
-                lock(&run.world.contacts).insert(contact_id.clone(), ContactRef { contact: idx, call, seq });
+                lock(&run.world.contacts).insert(
+                    contact_id.clone(),
+                    ContactRef {
+                        contact: idx,
+                        call,
+                        seq,
+                    },
+                );
                 let stamp = Stamp { call, at, seq };
                 run.world.log(stamp.entry(
                     Actor::Connect,
@@ -138,19 +158,31 @@ impl Contact {
                     run.world.contact_event(at + after, idx, ContactEvent::Drop);
                 }
                 contact.run_flow(run, stamp).await;
-                *slot = Some(contact);
+                *slot = Some(Box::new(contact));
             }
             ContactEvent::Step { epoch } => {
                 let Some(contact) = slot.as_mut() else { return };
                 if contact.ended || epoch != contact.epoch {
                     return;
                 }
-                let stamp = Stamp { call: contact.call, at, seq };
-                if let Pending::Input { store, value } = std::mem::replace(&mut contact.pending, Pending::None) {
-                    let block = contact.at_block.as_deref().and_then(|id| run.flow.block(id)).cloned();
+                let stamp = Stamp {
+                    call: contact.call,
+                    at,
+                    seq,
+                };
+                if let Pending::Input { store, value } =
+                    std::mem::replace(&mut contact.pending, Pending::None)
+                {
+                    let block = contact
+                        .at_block
+                        .as_deref()
+                        .and_then(|id| run.flow.block(id))
+                        .cloned();
                     if let Some(block) = block {
-                        let (next, note) = flow::after_input(&block, &mut contact.data, value.as_deref(), store);
-                        run.world.log(stamp.entry(Actor::Connect, format!("  {note}")));
+                        let (next, note) =
+                            flow::after_input(&block, &mut contact.data, value.as_deref(), store);
+                        run.world
+                            .log(stamp.entry(Actor::Connect, format!("  {note}")));
                         contact.at_block = next;
                     }
                 }
@@ -164,10 +196,17 @@ impl Contact {
                 contact.ended = true;
                 contact.epoch += 1;
                 contact.record.ended_by = "sma".into();
-                let stamp = Stamp { call: contact.call, at, seq };
+                let stamp = Stamp {
+                    call: contact.call,
+                    at,
+                    seq,
+                };
                 run.world.log(stamp.entry(
                     Actor::Connect,
-                    format!("contact {} ends: the SMA hung up LEG-B", short_id(&contact.data.contact_id)),
+                    format!(
+                        "contact {} ends: the SMA hung up LEG-B",
+                        short_id(&contact.data.contact_id)
+                    ),
                 ));
             }
             ContactEvent::Drop => {
@@ -175,8 +214,13 @@ impl Contact {
                 if contact.ended {
                     return;
                 }
-                let stamp = Stamp { call: contact.call, at, seq };
-                run.world.log(stamp.entry(Actor::Connect, "drops the contact (scenario)"));
+                let stamp = Stamp {
+                    call: contact.call,
+                    at,
+                    seq,
+                };
+                run.world
+                    .log(stamp.entry(Actor::Connect, "drops the contact (scenario)"));
                 contact.record.ended_by = "connect".into();
                 contact.disconnect(run, stamp);
             }
@@ -189,7 +233,13 @@ impl Contact {
         if self.record.ended_by.is_empty() {
             self.record.ended_by = "flow".into();
         }
-        run.world.call_event(stamp.at, self.call, CallEvent::FarEndHangup { call_id: self.leg_b.clone() });
+        run.world.call_event(
+            stamp.at,
+            self.call,
+            CallEvent::FarEndHangup {
+                call_id: self.leg_b.clone(),
+            },
+        );
     }
 
     fn set_seq(&self, run: &Run, seq: u64) {
@@ -206,33 +256,63 @@ impl Contact {
                 return;
             }
             let Some(id) = self.at_block.clone() else {
-                run.world.log(stamp.entry(Actor::Connect, "the flow has no next block: Connect disconnects"));
+                run.world.log(stamp.entry(
+                    Actor::Connect,
+                    "the flow has no next block: Connect disconnects",
+                ));
                 self.disconnect(run, stamp);
                 return;
             };
             let Some(block) = run.flow.block(&id).cloned() else {
-                run.world.finding(Some(self.call), stamp.at, "flow.missing_block", format!("no block {id:?}"));
+                run.world.finding(
+                    Some(self.call),
+                    stamp.at,
+                    "flow.missing_block",
+                    format!("no block {id:?}"),
+                );
                 self.disconnect(run, stamp);
                 return;
             };
             self.record.blocks_run += 1;
             match flow::step(&block, &mut self.data) {
-                Step::Next { next, cost_ms, note } => {
+                Step::Next {
+                    next,
+                    cost_ms,
+                    note,
+                } => {
                     if !note.is_empty() {
-                        run.world.log(stamp.entry(Actor::Connect, format!("{} {note}", block.kind)));
+                        run.world
+                            .log(stamp.entry(Actor::Connect, format!("{} {note}", block.kind)));
                     }
                     self.at_block = next;
                     if cost_ms > 0 {
                         self.epoch += 1;
-                        run.world.contact_event(stamp.at + cost_ms, self.idx, ContactEvent::Step { epoch: self.epoch });
+                        run.world.contact_event(
+                            stamp.at + cost_ms,
+                            self.idx,
+                            ContactEvent::Step { epoch: self.epoch },
+                        );
                         return;
                     }
                 }
-                Step::Invoke { function_arn, parameters, time_limit_ms, validation } => {
+                Step::Invoke {
+                    function_arn,
+                    parameters,
+                    time_limit_ms,
+                    validation,
+                } => {
                     let function = function_of(&function_arn, run);
-                    let name = function.map(|f| run.invoker.describe(f)).unwrap_or_else(|| function_arn.clone());
-                    let params: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={}", shorten(v))).collect();
-                    run.world.log(stamp.entry(Actor::Connect, format!("InvokeLambdaFunction {name}({})", params.join(", "))));
+                    let name = function
+                        .map(|f| run.invoker.describe(f))
+                        .unwrap_or_else(|| function_arn.clone());
+                    let params: Vec<String> = parameters
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", shorten(v)))
+                        .collect();
+                    run.world.log(stamp.entry(
+                        Actor::Connect,
+                        format!("InvokeLambdaFunction {name}({})", params.join(", ")),
+                    ));
                     let result = match function {
                         None => {
                             run.world.finding(Some(self.call), stamp.at, "flow.unknown_function", format!("block {id:?} invokes {function_arn:?}, which is neither the lookup nor the transfer function"));
@@ -246,8 +326,20 @@ impl Contact {
                             run.world.latency(f, latency);
                             match r {
                                 Ok(_) if latency.as_millis() as u64 > time_limit_ms => {
-                                    run.world.finding(Some(self.call), stamp.at, "connect.lambda_timeout", format!("{} took {} ms (limit {time_limit_ms} ms)", f.label(), latency.as_millis()));
-                                    InvokeResult::Failed(format!("timed out after {} ms", latency.as_millis()))
+                                    run.world.finding(
+                                        Some(self.call),
+                                        stamp.at,
+                                        "connect.lambda_timeout",
+                                        format!(
+                                            "{} took {} ms (limit {time_limit_ms} ms)",
+                                            f.label(),
+                                            latency.as_millis()
+                                        ),
+                                    );
+                                    InvokeResult::Failed(format!(
+                                        "timed out after {} ms",
+                                        latency.as_millis()
+                                    ))
                                 }
                                 Ok(v) => InvokeResult::Answered(v),
                                 Err(e) => InvokeResult::Failed(e.to_string()),
@@ -255,7 +347,11 @@ impl Contact {
                         }
                     };
                     let result_field = match &result {
-                        InvokeResult::Answered(v) => v.get("result").and_then(Value::as_str).unwrap_or("-").to_owned(),
+                        InvokeResult::Answered(v) => v
+                            .get("result")
+                            .and_then(Value::as_str)
+                            .unwrap_or("-")
+                            .to_owned(),
                         InvokeResult::Failed(_) => "error".to_owned(),
                     };
                     match function {
@@ -267,48 +363,88 @@ impl Contact {
                         InvokeResult::Answered(v) => summarize_map(v),
                         InvokeResult::Failed(e) => format!("✗ {e}"),
                     };
-                    let (next, note) = flow::after_invoke(&block, &mut self.data, result, validation);
+                    let (next, note) =
+                        flow::after_invoke(&block, &mut self.data, result, validation);
                     let mut e = stamp.entry(
                         Actor::Connect,
-                        format!("  ← {shown}{}", if note.is_empty() { String::new() } else { format!(" — {note}: error branch") }),
+                        format!(
+                            "  ← {shown}{}",
+                            if note.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" — {note}: error branch")
+                            }
+                        ),
                     );
                     e.problem = !note.is_empty();
                     run.world.log(e);
                     self.at_block = next;
                 }
-                Step::Input { prompt, prompt_ms, timeout_ms, store, max_digits } => {
+                Step::Input {
+                    prompt,
+                    prompt_ms,
+                    timeout_ms,
+                    store,
+                    max_digits,
+                } => {
                     let value = self.inputs.pop_front().map(|mut v| {
                         v.truncate(max_digits.max(1));
                         v
                     });
                     let (delay, what) = match &value {
-                        Some(v) => (prompt_ms + self.input_after_ms, format!("the caller keys {v}")),
+                        Some(v) => (
+                            prompt_ms + self.input_after_ms,
+                            format!("the caller keys {v}"),
+                        ),
                         None => (prompt_ms + timeout_ms, "the caller keys nothing".to_owned()),
                     };
                     run.world.log(stamp.entry(
                         Actor::Connect,
-                        format!("GetParticipantInput plays \"{}\"; {what}", prompt.chars().take(60).collect::<String>()),
+                        format!(
+                            "GetParticipantInput plays \"{}\"; {what}",
+                            prompt.chars().take(60).collect::<String>()
+                        ),
                     ));
                     self.pending = Pending::Input { store, value };
                     self.epoch += 1;
-                    run.world.contact_event(stamp.at + delay, self.idx, ContactEvent::Step { epoch: self.epoch });
+                    run.world.contact_event(
+                        stamp.at + delay,
+                        self.idx,
+                        ContactEvent::Step { epoch: self.epoch },
+                    );
                     return;
                 }
                 Step::Disconnect { note } => {
-                    run.world.log(stamp.entry(Actor::Connect, format!("{note}: Connect hangs up")));
+                    run.world
+                        .log(stamp.entry(Actor::Connect, format!("{note}: Connect hangs up")));
                     self.disconnect(run, stamp);
                     return;
                 }
                 Step::Unsupported { kind } => {
-                    run.world.finding(Some(self.call), stamp.at, "flow.unsupported_block", format!("block {id:?} has type {kind}, which the emulator does not interpret"));
-                    let mut e = stamp.entry(Actor::Connect, format!("{kind}: not interpreted by the emulator, error branch"));
+                    run.world.finding(
+                        Some(self.call),
+                        stamp.at,
+                        "flow.unsupported_block",
+                        format!(
+                            "block {id:?} has type {kind}, which the emulator does not interpret"
+                        ),
+                    );
+                    let mut e = stamp.entry(
+                        Actor::Connect,
+                        format!("{kind}: not interpreted by the emulator, error branch"),
+                    );
                     e.problem = true;
                     run.world.log(e);
                     self.at_block = flow::error_branch(&block, "NoMatchingError");
                 }
             }
         }
-        run.world.finding(Some(self.call), stamp.at, "flow.loop", format!("more than {MAX_STEPS_PER_INSTANT} blocks without any time passing"));
+        run.world.finding(
+            Some(self.call),
+            stamp.at,
+            "flow.loop",
+            format!("more than {MAX_STEPS_PER_INSTANT} blocks without any time passing"),
+        );
         self.disconnect(run, stamp);
     }
 }
@@ -323,10 +459,26 @@ fn summarize_map(v: &Value) -> String {
         Some(map) => {
             let mut parts: Vec<(bool, String)> = map
                 .iter()
-                .map(|(k, v)| (k != "result", format!("{k}={}", shorten(&v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))))
+                .map(|(k, v)| {
+                    (
+                        k != "result",
+                        format!(
+                            "{k}={}",
+                            shorten(
+                                &v.as_str()
+                                    .map(str::to_owned)
+                                    .unwrap_or_else(|| v.to_string())
+                            )
+                        ),
+                    )
+                })
                 .collect();
-            parts.sort_by(|a, b| a.0.cmp(&b.0));
-            parts.into_iter().map(|(_, p)| p).collect::<Vec<_>>().join(", ")
+            parts.sort_by_key(|a| a.0);
+            parts
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect::<Vec<_>>()
+                .join(", ")
         }
         None => v.to_string(),
     }

@@ -90,10 +90,19 @@ impl Flow {
             .ok_or(FlowError::Missing("Actions"))?;
         let mut blocks = HashMap::new();
         for (i, a) in actions.iter().enumerate() {
-            let id = a.get("Identifier").and_then(Value::as_str).ok_or(FlowError::BadAction(i))?;
-            let kind = a.get("Type").and_then(Value::as_str).ok_or(FlowError::BadAction(i))?;
+            let id = a
+                .get("Identifier")
+                .and_then(Value::as_str)
+                .ok_or(FlowError::BadAction(i))?;
+            let kind = a
+                .get("Type")
+                .and_then(Value::as_str)
+                .ok_or(FlowError::BadAction(i))?;
             let t = a.get("Transitions").cloned().unwrap_or(Value::Null);
-            let next = t.get("NextAction").and_then(Value::as_str).map(str::to_owned);
+            let next = t
+                .get("NextAction")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             let errors = t
                 .get("Errors")
                 .and_then(Value::as_array)
@@ -202,7 +211,9 @@ impl ContactData {
             ("Attributes", Some(key)) => self.attributes.get(key).cloned(),
             ("CustomerEndpoint", Some("Address")) => Some(self.customer_address.clone()),
             ("SystemEndpoint", Some("Address")) => Some(self.system_address.clone()),
-            ("CustomerEndpoint" | "SystemEndpoint", Some("Type")) => Some("TELEPHONE_NUMBER".into()),
+            ("CustomerEndpoint" | "SystemEndpoint", Some("Type")) => {
+                Some("TELEPHONE_NUMBER".into())
+            }
             ("ContactId" | "InitialContactId", None) => Some(self.contact_id.clone()),
             ("Channel", None) => Some("VOICE".into()),
             ("InstanceARN", None) => Some(self.instance_arn.clone()),
@@ -321,7 +332,11 @@ fn prompt(params: &Value, data: &ContactData) -> (String, u64) {
         let ssml = data.resolve(&ssml);
         let text = strip_tags(&ssml);
         let breaks = ssml_breaks_ms(&ssml);
-        let ms = if text.trim().is_empty() { breaks.max(100) } else { speech_ms(&text) + breaks };
+        let ms = if text.trim().is_empty() {
+            breaks.max(100)
+        } else {
+            speech_ms(&text) + breaks
+        };
         return (text, ms);
     }
     if let Some(prompt) = param_str(params, "PromptId") {
@@ -335,9 +350,19 @@ pub fn ssml_breaks_ms(ssml: &str) -> u64 {
     let mut total = 0;
     for part in ssml.split("<break").skip(1) {
         let tag = part.split('>').next().unwrap_or_default();
-        let Some(time) = tag.split("time=").nth(1) else { continue };
-        let value = time.trim_start_matches(['"', '\'']).split(['"', '\'']).next().unwrap_or_default();
-        let (number, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(value.len()));
+        let Some(time) = tag.split("time=").nth(1) else {
+            continue;
+        };
+        let value = time
+            .trim_start_matches(['"', '\''])
+            .split(['"', '\''])
+            .next()
+            .unwrap_or_default();
+        let (number, unit) = value.split_at(
+            value
+                .find(|c: char| !c.is_ascii_digit() && c != '.')
+                .unwrap_or(value.len()),
+        );
         let n: f64 = number.parse().unwrap_or(0.0);
         total += match unit {
             "ms" => n as u64,
@@ -368,7 +393,11 @@ pub fn shorten(v: &str) -> String {
         return v.rsplit(':').next().unwrap_or(v).to_owned();
     }
     let is_id = v.len() == 36 && v.bytes().filter(|b| *b == b'-').count() == 4;
-    if is_id { format!("{}…", &v[..8]) } else { v.to_owned() }
+    if is_id {
+        format!("{}…", &v[..8])
+    } else {
+        v.to_owned()
+    }
 }
 
 fn quoted(text: &str) -> String {
@@ -399,7 +428,11 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
     match block.kind.as_str() {
         "MessageParticipant" | "MessageParticipantIteratively" => {
             let (text, ms) = prompt(p, data);
-            let shown = if text.trim().is_empty() { format!("{:.1} s of silence", ms as f64 / 1000.0) } else { quoted(&text) };
+            let shown = if text.trim().is_empty() {
+                format!("{:.1} s of silence", ms as f64 / 1000.0)
+            } else {
+                quoted(&text)
+            };
             Step::Next {
                 next: block.next.clone(),
                 cost_ms: ms,
@@ -444,7 +477,10 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
             Step::Invoke {
                 function_arn: data.resolve(&param_str(p, "LambdaFunctionARN").unwrap_or_default()),
                 parameters,
-                time_limit_ms: param_u64(p, "InvocationTimeLimitSeconds").unwrap_or(3).clamp(1, 8) * 1000,
+                time_limit_ms: param_u64(p, "InvocationTimeLimitSeconds")
+                    .unwrap_or(3)
+                    .clamp(1, 8)
+                    * 1000,
                 validation,
             }
         }
@@ -507,7 +543,11 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
             let next = block
                 .conditions
                 .iter()
-                .find(|c| c.operands.iter().any(|o| o == "WaitCompleted" || o == "TimeLimitExceeded"))
+                .find(|c| {
+                    c.operands
+                        .iter()
+                        .any(|o| o == "WaitCompleted" || o == "TimeLimitExceeded")
+                })
                 .map(|c| c.next.clone())
                 .or_else(|| error_branch(block, "TimeLimitExceeded"))
                 .or_else(|| block.next.clone());
@@ -536,7 +576,13 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
 
 /// The `Errors` entry for `error_type`, else the `NoMatchingError` catch-all.
 pub fn error_branch(block: &Block, error_type: &str) -> Option<String> {
-    let find = |t: &str| block.errors.iter().find(|(e, _)| e == t).map(|(_, n)| n.clone());
+    let find = |t: &str| {
+        block
+            .errors
+            .iter()
+            .find(|(e, _)| e == t)
+            .map(|(_, n)| n.clone())
+    };
     find(error_type).or_else(|| find("NoMatchingError"))
 }
 
@@ -549,7 +595,9 @@ pub fn condition_holds(c: &Condition, value: &str) -> bool {
         "TextEndsWith" => value.ends_with(operand),
         "TextContains" => value.contains(operand),
         "NumberGreaterThan" => matches!((num(value), num(operand)), (Some(a), Some(b)) if a > b),
-        "NumberGreaterOrEqualTo" => matches!((num(value), num(operand)), (Some(a), Some(b)) if a >= b),
+        "NumberGreaterOrEqualTo" => {
+            matches!((num(value), num(operand)), (Some(a), Some(b)) if a >= b)
+        }
         "NumberLessThan" => matches!((num(value), num(operand)), (Some(a), Some(b)) if a < b),
         "NumberLessOrEqualTo" => matches!((num(value), num(operand)), (Some(a), Some(b)) if a <= b),
         _ => false,
@@ -567,7 +615,12 @@ pub enum InvokeResult {
 /// Applies a Lambda result: `$.External` becomes the response, the flow goes on at
 /// `NextAction`; a failure or a response the validation refuses takes the error branch.
 /// Returns the next block and a note on what happened.
-pub fn after_invoke(block: &Block, data: &mut ContactData, result: InvokeResult, validation: Validation) -> (Option<String>, String) {
+pub fn after_invoke(
+    block: &Block,
+    data: &mut ContactData,
+    result: InvokeResult,
+    validation: Validation,
+) -> (Option<String>, String) {
     let failed = |data: &mut ContactData, why: String| {
         data.external.clear();
         (error_branch(block, "NoMatchingError"), why)
@@ -579,20 +632,30 @@ pub fn after_invoke(block: &Block, data: &mut ContactData, result: InvokeResult,
             if size >= 32 * 1024 {
                 return failed(data, format!("response is {size} bytes (limit 32 KB)"));
             }
-            if validation == Validation::StringMap {
-                if let Some((k, _)) = map.iter().find(|(_, v)| !v.is_string()) {
-                    return failed(data, format!("STRING_MAP validation refuses the non-string value of {k:?}"));
-                }
+            if validation == Validation::StringMap
+                && let Some((k, _)) = map.iter().find(|(_, v)| !v.is_string())
+            {
+                return failed(
+                    data,
+                    format!("STRING_MAP validation refuses the non-string value of {k:?}"),
+                );
             }
             data.external = map;
             (block.next.clone(), String::new())
         }
-        InvokeResult::Answered(other) => failed(data, format!("response is not an object: {other}")),
+        InvokeResult::Answered(other) => {
+            failed(data, format!("response is not an object: {other}"))
+        }
     }
 }
 
 /// Applies caller input to a `GetParticipantInput` block. `None`: nothing was entered in time.
-pub fn after_input(block: &Block, data: &mut ContactData, input: Option<&str>, store: bool) -> (Option<String>, String) {
+pub fn after_input(
+    block: &Block,
+    data: &mut ContactData,
+    input: Option<&str>,
+    store: bool,
+) -> (Option<String>, String) {
     if store {
         // Stored input: the success branch, with "Timeout" as the value when nothing came.
         let value = input.unwrap_or("Timeout").to_owned();
@@ -601,7 +664,10 @@ pub fn after_input(block: &Block, data: &mut ContactData, input: Option<&str>, s
         return (block.next.clone(), note);
     }
     match input {
-        None => (error_branch(block, "InputTimeLimitExceeded"), "no input (timeout)".into()),
+        None => (
+            error_branch(block, "InputTimeLimitExceeded"),
+            "no input (timeout)".into(),
+        ),
         Some(digits) => {
             let next = block
                 .conditions
@@ -610,7 +676,10 @@ pub fn after_input(block: &Block, data: &mut ContactData, input: Option<&str>, s
                 .map(|c| c.next.clone());
             match next {
                 Some(n) => (Some(n), format!("input {digits:?}")),
-                None => (error_branch(block, "NoMatchingCondition"), format!("input {digits:?} matches no option")),
+                None => (
+                    error_branch(block, "NoMatchingCondition"),
+                    format!("input {digits:?} matches no option"),
+                ),
             }
         }
     }
@@ -666,8 +735,14 @@ mod tests {
     fn parses_and_rejects_dangling_transitions() {
         assert_eq!(flow().blocks.len(), 7);
         let bad = json!({"StartAction": "a", "Actions": [{"Identifier": "a", "Type": "MessageParticipant", "Transitions": {"NextAction": "nowhere"}}]});
-        assert!(matches!(Flow::from_value(bad), Err(FlowError::DanglingTransition { .. })));
-        assert!(matches!(Flow::from_value(json!({"StartAction": "x", "Actions": []})), Err(FlowError::BadStart(_))));
+        assert!(matches!(
+            Flow::from_value(bad),
+            Err(FlowError::DanglingTransition { .. })
+        ));
+        assert!(matches!(
+            Flow::from_value(json!({"StartAction": "x", "Actions": []})),
+            Err(FlowError::BadStart(_))
+        ));
     }
 
     #[test]
@@ -677,7 +752,10 @@ mod tests {
         d.attributes.insert("room".into(), "12".into());
         assert_eq!(d.resolve("$.External.transaction_id"), "txn-9");
         assert_eq!(d.resolve("$.CustomerEndpoint.Address"), "+18005557777");
-        assert_eq!(d.resolve("Room $.Attributes.room, call $.External.transaction_id."), "Room 12, call txn-9.");
+        assert_eq!(
+            d.resolve("Room $.Attributes.room, call $.External.transaction_id."),
+            "Room 12, call txn-9."
+        );
         assert_eq!(d.resolve("$.External.missing"), "");
         assert_eq!(d.resolve("no refs"), "no refs");
     }
@@ -687,7 +765,12 @@ mod tests {
         let f = flow();
         let mut d = data();
         match step(f.block("lookup").unwrap(), &mut d) {
-            Step::Invoke { parameters, time_limit_ms, validation, function_arn } => {
+            Step::Invoke {
+                parameters,
+                time_limit_ms,
+                validation,
+                function_arn,
+            } => {
                 assert_eq!(parameters["CallingNumber"], "+18005557777");
                 assert_eq!(parameters["CalledNumber"], "+18005551111");
                 assert_eq!(time_limit_ms, 8000);
@@ -696,7 +779,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let event = d.lambda_event(&BTreeMap::from([("CallingNumber".to_owned(), "+1".to_owned())]));
+        let event = d.lambda_event(&BTreeMap::from([(
+            "CallingNumber".to_owned(),
+            "+1".to_owned(),
+        )]));
         assert_eq!(event["Details"]["ContactData"]["ContactId"], "c-1");
         assert_eq!(event["Details"]["Parameters"]["CallingNumber"], "+1");
     }
@@ -707,19 +793,34 @@ mod tests {
         let b = f.block("lookup").unwrap();
         let mut d = data();
         let ok = InvokeResult::Answered(json!({"result": "found", "transaction_id": "t"}));
-        assert_eq!(after_invoke(b, &mut d, ok, Validation::StringMap).0.as_deref(), Some("found?"));
+        assert_eq!(
+            after_invoke(b, &mut d, ok, Validation::StringMap)
+                .0
+                .as_deref(),
+            Some("found?")
+        );
         assert_eq!(d.lookup("$.External.result").as_deref(), Some("found"));
         // Compare on the result, then set the attribute from $.External.
-        let Step::Next { next, .. } = step(f.block("found?").unwrap(), &mut d) else { panic!() };
+        let Step::Next { next, .. } = step(f.block("found?").unwrap(), &mut d) else {
+            panic!()
+        };
         assert_eq!(next.as_deref(), Some("remember"));
         step(f.block("remember").unwrap(), &mut d);
         assert_eq!(d.attributes["transaction_id"], "t");
         // Nested values fail STRING_MAP validation; errors take the error branch and clear $.External.
         let nested = InvokeResult::Answered(json!({"result": {"x": 1}}));
-        assert_eq!(after_invoke(b, &mut d, nested, Validation::StringMap).0.as_deref(), Some("bye"));
+        assert_eq!(
+            after_invoke(b, &mut d, nested, Validation::StringMap)
+                .0
+                .as_deref(),
+            Some("bye")
+        );
         assert!(d.external.is_empty());
         let err = InvokeResult::Failed("Unhandled".into());
-        assert_eq!(after_invoke(b, &mut d, err, Validation::Json).0.as_deref(), Some("bye"));
+        assert_eq!(
+            after_invoke(b, &mut d, err, Validation::Json).0.as_deref(),
+            Some("bye")
+        );
     }
 
     #[test]
@@ -727,7 +828,9 @@ mod tests {
         let f = flow();
         let mut d = data();
         d.external.insert("result".into(), json!("not_found"));
-        let Step::Next { next, .. } = step(f.block("found?").unwrap(), &mut d) else { panic!() };
+        let Step::Next { next, .. } = step(f.block("found?").unwrap(), &mut d) else {
+            panic!()
+        };
         assert_eq!(next.as_deref(), Some("bye"));
     }
 
@@ -736,18 +839,33 @@ mod tests {
         let f = flow();
         let room = f.block("room").unwrap();
         let mut d = data();
-        let Step::Input { store, timeout_ms, .. } = step(room, &mut d) else { panic!() };
+        let Step::Input {
+            store, timeout_ms, ..
+        } = step(room, &mut d)
+        else {
+            panic!()
+        };
         assert!(store);
         assert_eq!(timeout_ms, 5000);
-        assert_eq!(after_input(room, &mut d, Some("2042"), true).0.as_deref(), Some("again"));
+        assert_eq!(
+            after_input(room, &mut d, Some("2042"), true).0.as_deref(),
+            Some("again")
+        );
         assert_eq!(d.lookup("$.StoredCustomerInput").as_deref(), Some("2042"));
         after_input(room, &mut d, None, true);
         assert_eq!(d.stored_input.as_deref(), Some("Timeout"));
         let lp = f.block("again").unwrap();
         let nexts: Vec<_> = (0..4)
-            .map(|_| match step(lp, &mut d) { Step::Next { next, .. } => next.unwrap(), _ => panic!() })
+            .map(|_| match step(lp, &mut d) {
+                Step::Next { next, .. } => next.unwrap(),
+                _ => panic!(),
+            })
             .collect();
-        assert_eq!(nexts, ["room", "room", "bye", "room"], "two loops, done, then reset");
+        assert_eq!(
+            nexts,
+            ["room", "room", "bye", "room"],
+            "two loops, done, then reset"
+        );
     }
 
     #[test]
@@ -757,26 +875,53 @@ mod tests {
             kind: "GetParticipantInput".into(),
             params: json!({"Text": "Press 1", "InputTimeLimitSeconds": 3}),
             next: None,
-            errors: vec![("InputTimeLimitExceeded".into(), "t".into()), ("NoMatchingCondition".into(), "n".into())],
-            conditions: vec![Condition { operator: "Equals".into(), operands: vec!["1".into()], next: "one".into() }],
+            errors: vec![
+                ("InputTimeLimitExceeded".into(), "t".into()),
+                ("NoMatchingCondition".into(), "n".into()),
+            ],
+            conditions: vec![Condition {
+                operator: "Equals".into(),
+                operands: vec!["1".into()],
+                next: "one".into(),
+            }],
         };
         let mut d = data();
-        assert_eq!(after_input(&block, &mut d, Some("1"), false).0.as_deref(), Some("one"));
-        assert_eq!(after_input(&block, &mut d, Some("2"), false).0.as_deref(), Some("n"));
-        assert_eq!(after_input(&block, &mut d, None, false).0.as_deref(), Some("t"));
+        assert_eq!(
+            after_input(&block, &mut d, Some("1"), false).0.as_deref(),
+            Some("one")
+        );
+        assert_eq!(
+            after_input(&block, &mut d, Some("2"), false).0.as_deref(),
+            Some("n")
+        );
+        assert_eq!(
+            after_input(&block, &mut d, None, false).0.as_deref(),
+            Some("t")
+        );
     }
 
     #[test]
     fn unknown_blocks_are_reported() {
         let mut b = flow().block("bye").unwrap().clone();
         b.kind = "TransferContactToQueue".into();
-        assert_eq!(step(&b, &mut data()), Step::Unsupported { kind: "TransferContactToQueue".into() });
+        assert_eq!(
+            step(&b, &mut data()),
+            Step::Unsupported {
+                kind: "TransferContactToQueue".into()
+            }
+        );
     }
 
     #[test]
     fn ssml_breaks_take_their_time() {
-        assert_eq!(ssml_breaks_ms(r#"<speak><break time="10s"/></speak>"#), 10_000);
-        assert_eq!(ssml_breaks_ms(r#"<speak>a<break time='250ms'/>b<break time="1.5s"/></speak>"#), 1750);
+        assert_eq!(
+            ssml_breaks_ms(r#"<speak><break time="10s"/></speak>"#),
+            10_000
+        );
+        assert_eq!(
+            ssml_breaks_ms(r#"<speak>a<break time='250ms'/>b<break time="1.5s"/></speak>"#),
+            1750
+        );
         let block = Block {
             id: "hold".into(),
             kind: "MessageParticipant".into(),
@@ -785,7 +930,9 @@ mod tests {
             errors: vec![],
             conditions: vec![],
         };
-        let Step::Next { cost_ms, .. } = step(&block, &mut data()) else { panic!() };
+        let Step::Next { cost_ms, .. } = step(&block, &mut data()) else {
+            panic!()
+        };
         assert_eq!(cost_ms, 10_000);
     }
 

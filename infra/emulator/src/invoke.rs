@@ -61,8 +61,13 @@ impl LambdaApi {
     }
 
     async fn invoke(&self, f: Function, payload: Value) -> Result<Value, InvokeError> {
-        let url = format!("{}/2015-03-31/functions/{}/invocations", self.base, self.name(f));
-        let body = serde_json::to_vec(&payload).map_err(|e| InvokeError::Transport(e.to_string()))?;
+        let url = format!(
+            "{}/2015-03-31/functions/{}/invocations",
+            self.base,
+            self.name(f)
+        );
+        let body =
+            serde_json::to_vec(&payload).map_err(|e| InvokeError::Transport(e.to_string()))?;
         let request = http::Request::post(&url)
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
@@ -89,10 +94,13 @@ impl LambdaApi {
             return Err(InvokeError::Function(format!("{kind}: {text}")));
         }
         if !status.is_success() {
-            return Err(InvokeError::Transport(format!("{url} answered {status}: {text}")));
+            return Err(InvokeError::Transport(format!(
+                "{url} answered {status}: {text}"
+            )));
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| InvokeError::Transport(format!("unreadable response from {url}: {e}: {text}")))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            InvokeError::Transport(format!("unreadable response from {url}: {e}: {text}"))
+        })
     }
 }
 
@@ -101,7 +109,10 @@ impl Invoker {
         match self {
             Self::InProcess(handlers) => match handlers.get(&f) {
                 Some(h) => h(payload).await.map_err(InvokeError::Function),
-                None => Err(InvokeError::Transport(format!("no in-process handler for {}", f.label()))),
+                None => Err(InvokeError::Transport(format!(
+                    "no in-process handler for {}",
+                    f.label()
+                ))),
             },
             Self::Lambda(api) => api.invoke(f, payload).await,
         }

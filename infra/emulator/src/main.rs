@@ -69,7 +69,11 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
     let mut cli = Cli::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         match arg.as_str() {
             "-h" | "--help" => return Err(String::new()),
             "--json" => cli.json = true,
@@ -97,7 +101,11 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
                     "sma" => Function::Sma,
                     "lookup" => Function::Lookup,
                     "transfer" => Function::Transfer,
-                    other => return Err(format!("--function {other}=…: ROLE is sma, lookup or transfer")),
+                    other => {
+                        return Err(format!(
+                            "--function {other}=…: ROLE is sma, lookup or transfer"
+                        ));
+                    }
                 };
                 cli.functions.insert(f, name.to_owned());
             }
@@ -111,7 +119,10 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             }
             "--rate" => {
                 for r in value("--rate")?.split(',') {
-                    let rate: f64 = r.trim().parse().map_err(|_| format!("--rate {r}: not a number"))?;
+                    let rate: f64 = r
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("--rate {r}: not a number"))?;
                     if rate <= 0.0 {
                         return Err("--rate must be positive".into());
                     }
@@ -147,7 +158,11 @@ fn resolve(path: &str) -> PathBuf {
 }
 
 fn scenario_files(paths: &[String]) -> Result<Vec<PathBuf>, String> {
-    let paths = if paths.is_empty() { vec!["events/scenarios".to_owned()] } else { paths.to_vec() };
+    let paths = if paths.is_empty() {
+        vec!["events/scenarios".to_owned()]
+    } else {
+        paths.to_vec()
+    };
     let mut files = Vec::new();
     for p in paths {
         let path = resolve(&p);
@@ -175,7 +190,11 @@ fn scenario_files(paths: &[String]) -> Result<Vec<PathBuf>, String> {
 /// a region and credentials. Without unsafe code a process cannot set its own environment, so
 /// when something is missing the emulator runs itself again with it set.
 fn reexec_if_needed() -> Option<ExitCode> {
-    let unset = |k: &str| std::env::var(k).map(|v| v.trim().is_empty()).unwrap_or(true);
+    let unset = |k: &str| {
+        std::env::var(k)
+            .map(|v| v.trim().is_empty())
+            .unwrap_or(true)
+    };
     let need_endpoint = unset("AWS_ENDPOINT_URL_CHIME_SDK_VOICE");
     let need_region = unset("AWS_REGION") && unset("AWS_DEFAULT_REGION");
     let need_creds = unset("AWS_ACCESS_KEY_ID") && unset("AWS_PROFILE");
@@ -184,20 +203,31 @@ fn reexec_if_needed() -> Option<ExitCode> {
     }
     let exe = std::env::current_exe().ok()?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args().skip(1)).env("EMULATOR_REEXECUTED", "1");
+    cmd.args(std::env::args().skip(1))
+        .env("EMULATOR_REEXECUTED", "1");
     if need_endpoint {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        cmd.env("AWS_ENDPOINT_URL_CHIME_SDK_VOICE", format!("http://127.0.0.1:{port}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        cmd.env(
+            "AWS_ENDPOINT_URL_CHIME_SDK_VOICE",
+            format!("http://127.0.0.1:{port}"),
+        );
     }
     if need_region {
         cmd.env("AWS_REGION", run::REGION);
     }
     if need_creds {
-        cmd.env("AWS_ACCESS_KEY_ID", "local").env("AWS_SECRET_ACCESS_KEY", "local");
+        cmd.env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local");
     }
     cmd.env("AWS_EC2_METADATA_DISABLED", "true");
     match cmd.status() {
-        Ok(status) => Some(ExitCode::from(status.code().unwrap_or(2).clamp(0, 255) as u8)),
+        Ok(status) => Some(ExitCode::from(
+            status.code().unwrap_or(2).clamp(0, 255) as u8
+        )),
         Err(e) => {
             eprintln!("emulator: cannot re-execute itself: {e}");
             Some(ExitCode::from(2))
@@ -226,7 +256,10 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("emulator: cannot start the runtime: {e}");
@@ -251,7 +284,8 @@ struct Shared {
 }
 
 async fn start_chime_api() -> Result<Arc<ChimeApi>, String> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_CHIME_SDK_VOICE").map_err(|_| "AWS_ENDPOINT_URL_CHIME_SDK_VOICE is not set")?;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_CHIME_SDK_VOICE")
+        .map_err(|_| "AWS_ENDPOINT_URL_CHIME_SDK_VOICE is not set")?;
     let addr = endpoint
         .strip_prefix("http://")
         .map(|a| a.trim_end_matches('/'))
@@ -269,17 +303,31 @@ async fn start_chime_api() -> Result<Arc<ChimeApi>, String> {
 async fn real_main(cli: Cli) -> Result<bool, String> {
     let api = start_chime_api().await?;
     let sdk = takeback_core::sdk::load().await;
-    let store = cli.store.unwrap_or(if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some() {
-        StoreKind::Dynamo
-    } else {
-        StoreKind::Memory
-    });
+    let store = cli
+        .store
+        .unwrap_or(if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some() {
+            StoreKind::Dynamo
+        } else {
+            StoreKind::Memory
+        });
     if store == StoreKind::Dynamo && std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
-        eprintln!("emulator: --store dynamodb without AWS_ENDPOINT_URL_DYNAMODB talks to real AWS DynamoDB; refusing");
-        return Err("set AWS_ENDPOINT_URL_DYNAMODB (eval \"$(infra/dynamodb-local.sh env)\")".into());
+        eprintln!(
+            "emulator: --store dynamodb without AWS_ENDPOINT_URL_DYNAMODB talks to real AWS DynamoDB; refusing"
+        );
+        return Err(
+            "set AWS_ENDPOINT_URL_DYNAMODB (eval \"$(infra/dynamodb-local.sh env)\")".into(),
+        );
     }
-    let lambda = cli.lambda_url.as_deref().map(|u| Arc::new(LambdaApi::new(u, cli.functions.clone())));
-    let shared = Shared { api, sdk, lambda, store };
+    let lambda = cli
+        .lambda_url
+        .as_deref()
+        .map(|u| Arc::new(LambdaApi::new(u, cli.functions.clone())));
+    let shared = Shared {
+        api,
+        sdk,
+        lambda,
+        store,
+    };
     let files = scenario_files(&cli.paths)?;
     if let Some(n) = cli.load {
         let file = files.first().ok_or("no scenario for load mode")?;
@@ -290,27 +338,53 @@ async fn real_main(cli: Cli) -> Result<bool, String> {
     let mut docs = Vec::new();
     if !cli.json {
         let mode = match &shared.lambda {
-            Some(_) => format!("functions behind {}", cli.lambda_url.as_deref().unwrap_or_default()),
+            Some(_) => format!(
+                "functions behind {}",
+                cli.lambda_url.as_deref().unwrap_or_default()
+            ),
             None => format!("functions in process, {}", shared.store.label()),
         };
         println!("emulator: {} scenario(s), {mode}\n", files.len());
     }
     for file in &files {
         let scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+        let store_name = match shared.store {
+            StoreKind::Memory => "memory",
+            StoreKind::Dynamo => "dynamodb",
+        };
+        if shared.lambda.is_none() && !scenario.stores.is_empty() && !scenario.stores.iter().any(|s| s == store_name) {
+            let why = scenario.skip_reason.clone().unwrap_or_default();
+            if cli.json {
+                docs.push(json!({"name": scenario.name, "skipped": true, "passed": true, "reason": why}));
+            } else {
+                println!("SKIP {} with the {}: {why}\n", scenario.name, shared.store.label());
+            }
+            continue;
+        }
         let plans = scenario.plans();
         let (result, verdict) = run_once(&cli, &shared, &scenario, plans.clone(), true).await?;
         all_passed &= verdict.passed;
         if cli.json {
             docs.push(report::scenario_json(&scenario, &result, &verdict));
         } else {
-            print!("{}", report::render_text(&scenario, &result, &verdict, &style, !cli.summary));
+            print!(
+                "{}",
+                report::render_text(&scenario, &result, &verdict, &style, !cli.summary)
+            );
         }
     }
     if cli.json {
         let doc = json!({"passed": all_passed, "scenarios": docs});
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        println!("{}", if all_passed { "all scenarios passed" } else { "SOME SCENARIOS FAILED" });
+        println!(
+            "{}",
+            if all_passed {
+                "all scenarios passed"
+            } else {
+                "SOME SCENARIOS FAILED"
+            }
+        );
     }
     Ok(all_passed)
 }
@@ -353,24 +427,38 @@ async fn execute(
     keep_timeline: bool,
 ) -> Result<Executed, String> {
     let flow_file = flow_path(cli, scenario);
-    let flow_text = std::fs::read_to_string(&flow_file).map_err(|e| format!("contact flow {}: {e}", flow_file.display()))?;
-    let flow = Flow::parse(&flow_text).map_err(|e| format!("contact flow {}: {e}", flow_file.display()))?;
+    let flow_text = std::fs::read_to_string(&flow_file)
+        .map_err(|e| format!("contact flow {}: {e}", flow_file.display()))?;
+    let flow = Flow::parse(&flow_text)
+        .map_err(|e| format!("contact flow {}: {e}", flow_file.display()))?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let opts = Options {
         store: shared.store,
         lambda: shared.lambda.clone(),
         tables: cli.pairs_table.clone().zip(cli.calls_table.clone()),
         lookup_mode: cli.lookup_mode.clone(),
-        sma_id: cli.sma_id.clone().unwrap_or_else(|| backend::DEFAULT_SMA_ID.to_owned()),
+        sma_id: cli
+            .sma_id
+            .clone()
+            .unwrap_or_else(|| backend::DEFAULT_SMA_ID.to_owned()),
         sdk: Some(shared.sdk.clone()),
     };
     let backend = backend::prepare(scenario, &opts, &run_id)
         .await
         .map_err(|e| format!("{}: {e}", scenario.name))?;
     let env: &BTreeMap<String, String> = &backend.env;
-    let sma_id = env.get("SIP_MEDIA_APPLICATION_ID").cloned().unwrap_or_default();
-    let lookup_mode = env.get("LOOKUP_MODE").cloned().unwrap_or_else(|| "keep".into());
-    let fallback = env.get("FALLBACK_TARGET").cloned().zip(env.get("FALLBACK_TARGET_ARN").cloned());
+    let sma_id = env
+        .get("SIP_MEDIA_APPLICATION_ID")
+        .cloned()
+        .unwrap_or_default();
+    let lookup_mode = env
+        .get("LOOKUP_MODE")
+        .cloned()
+        .unwrap_or_else(|| "keep".into());
+    let fallback = env
+        .get("FALLBACK_TARGET")
+        .cloned()
+        .zip(env.get("FALLBACK_TARGET_ARN").cloned());
     let connect_numbers: HashSet<String> = scenario
         .pairs
         .pairs()
@@ -378,7 +466,10 @@ async fn execute(
         .into_iter()
         .map(|p| p.connect_number)
         .collect();
-    let faults = plans.first().map(|p| p.sma.chime_api_faults.clone()).unwrap_or_default();
+    let faults = plans
+        .first()
+        .map(|p| p.sma.chime_api_faults.clone())
+        .unwrap_or_default();
     let run = Arc::new(Run {
         world: World::new(sma_id, faults, keep_timeline),
         invoker: backend.invoker.clone(),
@@ -419,18 +510,37 @@ async fn load_mode(cli: &Cli, shared: &Shared, file: &Path, n: usize) -> Result<
             Some(_) => "Lambda Invoke API".to_owned(),
             None => shared.store.label().to_owned(),
         };
-        let summary = report::load_summary(&done.result, rate, pairs, &done.lookup_mode, &store, done.store_requests);
-        ok &= summary.pairs_leaked.unwrap_or(0) == 0 && summary.wrong_transfers == 0 && summary.findings == 0;
+        let summary = report::load_summary(
+            &done.result,
+            rate,
+            pairs,
+            &done.lookup_mode,
+            &store,
+            done.store_requests,
+        );
+        ok &= summary.pairs_leaked.unwrap_or(0) == 0
+            && summary.wrong_transfers == 0
+            && summary.findings == 0;
         if !cli.json {
             println!("{}", report::render_load(&summary, &style));
             for f in done.result.findings.iter().take(10) {
-                println!("  finding: {}{}: {}", f.call.map(|c| format!("call {}: ", c + 1)).unwrap_or_default(), f.rule, f.detail);
+                println!(
+                    "  finding: {}{}: {}",
+                    f.call
+                        .map(|c| format!("call {}: ", c + 1))
+                        .unwrap_or_default(),
+                    f.rule,
+                    f.detail
+                );
             }
         }
         summaries.push(summary);
     }
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&summaries).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summaries).unwrap_or_default()
+        );
     }
     Ok(ok)
 }

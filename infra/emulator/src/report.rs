@@ -30,16 +30,29 @@ pub struct Verdict {
 }
 
 fn check(checks: &mut Vec<Check>, ok: bool, what: impl Into<String>) {
-    checks.push(Check { ok, what: what.into(), per_call: false });
+    checks.push(Check {
+        ok,
+        what: what.into(),
+        per_call: false,
+    });
 }
 
 fn call_check(checks: &mut Vec<Check>, ok: bool, what: impl Into<String>) {
-    checks.push(Check { ok, what: what.into(), per_call: true });
+    checks.push(Check {
+        ok,
+        what: what.into(),
+        per_call: true,
+    });
 }
 
 /// Rules that are problems in every scenario unless the scenario lists them in
 /// `expect.violations`: every finding.
-pub fn verdict(scenario: &Scenario, plans: &[CallPlan], result: &RunResult, fallback_configured: bool) -> Verdict {
+pub fn verdict(
+    scenario: &Scenario,
+    plans: &[CallPlan],
+    result: &RunResult,
+    fallback_configured: bool,
+) -> Verdict {
     let mut checks = Vec::new();
     for (plan, call) in plans.iter().zip(&result.calls) {
         let name = &plan.label;
@@ -48,48 +61,110 @@ pub fn verdict(scenario: &Scenario, plans: &[CallPlan], result: &RunResult, fall
         for e in &plan.expect {
             if let Some(want) = e.outcome {
                 outcome_checked = true;
-                call_check(&mut checks, outcome == want, format!("{name}: outcome {} (expected {})", outcome.as_str(), want.as_str()));
+                call_check(
+                    &mut checks,
+                    outcome == want,
+                    format!(
+                        "{name}: outcome {} (expected {})",
+                        outcome.as_str(),
+                        want.as_str()
+                    ),
+                );
             }
             if let Some(want) = &e.target {
                 check(
                     &mut checks,
                     call.target.as_deref() == Some(want.as_str()),
-                    format!("{name}: reached target {} (expected {want})", call.target.as_deref().unwrap_or("none")),
+                    format!(
+                        "{name}: reached target {} (expected {want})",
+                        call.target.as_deref().unwrap_or("none")
+                    ),
                 );
             }
             for h in &e.heard {
-                call_check(&mut checks, call.heard.iter().any(|t| t.contains(h.as_str())), format!("{name}: heard \"{h}\""));
+                call_check(
+                    &mut checks,
+                    call.heard.iter().any(|t| t.contains(h.as_str())),
+                    format!("{name}: heard \"{h}\""),
+                );
             }
             if let Some(code) = e.hangup_code {
                 check(
                     &mut checks,
                     call.hangup_code == Some(code),
-                    format!("{name}: hung up with {} (expected {code})", call.hangup_code.map(|c| c.to_string()).unwrap_or_else(|| "none".into())),
+                    format!(
+                        "{name}: hung up with {} (expected {code})",
+                        call.hangup_code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "none".into())
+                    ),
                 );
             }
             if let Some(want) = &e.lookup {
-                let got = call.lookup_results.last().map(String::as_str).unwrap_or("none");
-                call_check(&mut checks, got == want, format!("{name}: lookup result {got} (expected {want})"));
+                let got = call
+                    .lookup_results
+                    .last()
+                    .map(String::as_str)
+                    .unwrap_or("none");
+                call_check(
+                    &mut checks,
+                    got == want,
+                    format!("{name}: lookup result {got} (expected {want})"),
+                );
             }
             if let Some(want) = &e.transfer {
-                let got = call.transfer_results.last().map(String::as_str).unwrap_or("none");
-                call_check(&mut checks, got == want, format!("{name}: transfer result {got} (expected {want})"));
+                let got = call
+                    .transfer_results
+                    .last()
+                    .map(String::as_str)
+                    .unwrap_or("none");
+                call_check(
+                    &mut checks,
+                    got == want,
+                    format!("{name}: transfer result {got} (expected {want})"),
+                );
             }
             if let Some(want) = e.updates {
-                call_check(&mut checks, call.updates == want, format!("{name}: {} CALL_UPDATE_REQUESTED (expected {want})", call.updates));
+                call_check(
+                    &mut checks,
+                    call.updates == want,
+                    format!(
+                        "{name}: {} CALL_UPDATE_REQUESTED (expected {want})",
+                        call.updates
+                    ),
+                );
             }
         }
         if !outcome_checked && outcome == Outcome::Stuck {
-            call_check(&mut checks, false, format!("{name}: the caller is left connected with nothing happening"));
+            call_check(
+                &mut checks,
+                false,
+                format!("{name}: the caller is left connected with nothing happening"),
+            );
         }
         let allowed = 1 + u32::from(fallback_configured);
         if call.target_bridges > allowed {
-            call_check(&mut checks, false, format!("{name}: bridged to SIP targets {} times (at most {allowed})", call.target_bridges));
+            call_check(
+                &mut checks,
+                false,
+                format!(
+                    "{name}: bridged to SIP targets {} times (at most {allowed})",
+                    call.target_bridges
+                ),
+            );
         }
     }
     for (outcome, want) in &scenario.expect.counts {
-        let got = result.calls.iter().filter(|c| c.outcome == Some(*outcome)).count();
-        check(&mut checks, got == *want, format!("{got} calls {} (expected {want})", outcome.as_str()));
+        let got = result
+            .calls
+            .iter()
+            .filter(|c| c.outcome == Some(*outcome))
+            .count();
+        check(
+            &mut checks,
+            got == *want,
+            format!("{got} calls {} (expected {want})", outcome.as_str()),
+        );
     }
     if scenario.expect.pairs_free_at_end {
         match &result.held_at_end {
@@ -99,26 +174,58 @@ pub fn verdict(scenario: &Scenario, plans: &[CallPlan], result: &RunResult, fall
                 false,
                 format!(
                     "pairs leaked: {}",
-                    held.iter().map(|h| format!("{}→{} (txn {})", h.sma_number, h.connect_number, short(&h.transaction_id))).collect::<Vec<_>>().join(", ")
+                    held.iter()
+                        .map(|h| format!(
+                            "{}→{} (txn {})",
+                            h.sma_number,
+                            h.connect_number,
+                            short(&h.transaction_id)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ),
             None => check(
                 &mut checks,
                 true,
-                result.pair_check_note.clone().unwrap_or_else(|| "pair check skipped".into()),
+                result
+                    .pair_check_note
+                    .clone()
+                    .unwrap_or_else(|| "pair check skipped".into()),
             ),
         }
     }
-    let wrong = result.findings.iter().filter(|f| f.rule == "transfer.wrong_caller").count();
+    let wrong = result
+        .findings
+        .iter()
+        .filter(|f| f.rule == "transfer.wrong_caller")
+        .count();
     if scenario.expect.no_wrong_transfers {
-        check(&mut checks, wrong == 0, if wrong == 0 { "no wrong-caller transfer".to_owned() } else { format!("{wrong} wrong-caller transfers") });
+        check(
+            &mut checks,
+            wrong == 0,
+            if wrong == 0 {
+                "no wrong-caller transfer".to_owned()
+            } else {
+                format!("{wrong} wrong-caller transfers")
+            },
+        );
     }
     let expected = &scenario.expect.violations;
     let unexpected: Vec<String> = result
         .findings
         .iter()
         .filter(|f| f.rule != "transfer.wrong_caller" && !expected.iter().any(|e| e == &f.rule))
-        .map(|f| format!("{}{}: {}", f.call.map(|c| format!("call {}: ", c + 1)).unwrap_or_default(), f.rule, f.detail))
+        .map(|f| {
+            format!(
+                "{}{}: {}",
+                f.call
+                    .map(|c| format!("call {}: ", c + 1))
+                    .unwrap_or_default(),
+                f.rule,
+                f.detail
+            )
+        })
         .collect();
     check(
         &mut checks,
@@ -154,7 +261,11 @@ impl Style {
         }
     }
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
     }
     fn green(&self, t: &str) -> String {
         self.paint("32", t)
@@ -181,25 +292,63 @@ fn outcome_text(c: &CallRecord) -> String {
     } else if c.caller_hung_up {
         s.push_str(", the caller hung up");
     }
-    let _ = write!(s, " · {} invocations, {} update(s)", c.invocations, c.updates);
+    let _ = write!(
+        s,
+        " · {} invocations, {} update(s)",
+        c.invocations, c.updates
+    );
     s
 }
 
 /// The readable timeline of one scenario run plus its checks.
-pub fn render_text(scenario: &Scenario, result: &RunResult, verdict: &Verdict, style: &Style, show_timeline: bool) -> String {
+pub fn render_text(
+    scenario: &Scenario,
+    result: &RunResult,
+    verdict: &Verdict,
+    style: &Style,
+    show_timeline: bool,
+) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}", style.bold(&format!("━━ {}", scenario.name)), style.dim(&scenario.description));
+    let _ = writeln!(
+        out,
+        "{} {}",
+        style.bold(&format!("━━ {}", scenario.name)),
+        style.dim(&scenario.description)
+    );
     if show_timeline {
         let mut by_call: BTreeMap<usize, Vec<&Entry>> = BTreeMap::new();
         for e in &result.timeline {
             by_call.entry(e.call).or_default().push(e);
         }
         for call in &result.calls {
-            let _ = writeln!(out, "  {} · {} → {} · txn {}", style.bold(&call.label), call.caller, call.dialled, short(&call.transaction_id));
-            for e in by_call.get(&call.index).map(Vec::as_slice).unwrap_or_default() {
-                let latency = e.latency_ms.map(|l| style.dim(&format!("  ({l:.1} ms)"))).unwrap_or_default();
-                let text = if e.problem { style.red(&e.text) } else { e.text.clone() };
-                let _ = writeln!(out, "    {:>6.1}s  {:<9}  {text}{latency}", e.t_ms as f64 / 1000.0, e.actor.label());
+            let _ = writeln!(
+                out,
+                "  {} · {} → {} · txn {}",
+                style.bold(&call.label),
+                call.caller,
+                call.dialled,
+                short(&call.transaction_id)
+            );
+            for e in by_call
+                .get(&call.index)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let latency = e
+                    .latency_ms
+                    .map(|l| style.dim(&format!("  ({l:.1} ms)")))
+                    .unwrap_or_default();
+                let text = if e.problem {
+                    style.red(&e.text)
+                } else {
+                    e.text.clone()
+                };
+                let _ = writeln!(
+                    out,
+                    "    {:>6.1}s  {:<9}  {text}{latency}",
+                    e.t_ms as f64 / 1000.0,
+                    e.actor.label()
+                );
             }
             let _ = writeln!(out, "    ⇒ {}", outcome_text(call));
         }
@@ -211,13 +360,29 @@ pub fn render_text(scenario: &Scenario, result: &RunResult, verdict: &Verdict, s
     let per_call_ok = verdict.checks.iter().filter(|c| c.per_call && c.ok).count();
     let collapse = per_call_ok > 8;
     if collapse {
-        let _ = writeln!(out, "  {} {per_call_ok} per-call expectations met", style.green("✓"));
+        let _ = writeln!(
+            out,
+            "  {} {per_call_ok} per-call expectations met",
+            style.green("✓")
+        );
     }
-    for c in verdict.checks.iter().filter(|c| !(collapse && c.per_call && c.ok)) {
-        let mark = if c.ok { style.green("✓") } else { style.red("✗") };
+    for c in verdict
+        .checks
+        .iter()
+        .filter(|c| !(collapse && c.per_call && c.ok))
+    {
+        let mark = if c.ok {
+            style.green("✓")
+        } else {
+            style.red("✗")
+        };
         let _ = writeln!(out, "  {mark} {}", c.what);
     }
-    let head = if verdict.passed { style.green("PASS") } else { style.red("FAIL") };
+    let head = if verdict.passed {
+        style.green("PASS")
+    } else {
+        style.red("FAIL")
+    };
     let _ = writeln!(
         out,
         "{head} {} · {} call(s) · {:.1} s virtual · {:.2} s wall{}\n",
@@ -225,7 +390,9 @@ pub fn render_text(scenario: &Scenario, result: &RunResult, verdict: &Verdict, s
         result.calls.len(),
         result.virtual_ms as f64 / 1000.0,
         result.wall.as_secs_f64(),
-        latency_line(result).map(|l| format!(" · {l}")).unwrap_or_default()
+        latency_line(result)
+            .map(|l| format!(" · {l}"))
+            .unwrap_or_default()
     );
     out
 }
@@ -248,7 +415,10 @@ pub struct LatencyStats {
 }
 
 pub fn latency_stats(result: &RunResult) -> BTreeMap<Function, LatencyStats> {
-    let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0).unwrap_or(0.0);
+    let ms = |d: Option<Duration>| {
+        d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0)
+            .unwrap_or(0.0)
+    };
     result
         .latencies
         .iter()
@@ -271,7 +441,10 @@ pub fn latency_stats(result: &RunResult) -> BTreeMap<Function, LatencyStats> {
 fn latency_line(result: &RunResult) -> Option<String> {
     let stats = latency_stats(result);
     let s = stats.get(&Function::Sma)?;
-    Some(format!("sma-handler p50 {:.1} ms p99 {:.1} ms", s.p50_ms, s.p99_ms))
+    Some(format!(
+        "sma-handler p50 {:.1} ms p99 {:.1} ms",
+        s.p50_ms, s.p99_ms
+    ))
 }
 
 pub fn scenario_json(scenario: &Scenario, result: &RunResult, verdict: &Verdict) -> Value {
@@ -279,13 +452,20 @@ pub fn scenario_json(scenario: &Scenario, result: &RunResult, verdict: &Verdict)
         .calls
         .iter()
         .map(|c| {
-            let timeline: Vec<&Entry> = result.timeline.iter().filter(|e| e.call == c.index).collect();
+            let timeline: Vec<&Entry> = result
+                .timeline
+                .iter()
+                .filter(|e| e.call == c.index)
+                .collect();
             let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
             v["timeline"] = serde_json::to_value(timeline).unwrap_or(Value::Null);
             v
         })
         .collect();
-    let latency: BTreeMap<&str, LatencyStats> = latency_stats(result).into_iter().map(|(f, s)| (f.label(), s)).collect();
+    let latency: BTreeMap<&str, LatencyStats> = latency_stats(result)
+        .into_iter()
+        .map(|(f, s)| (f.label(), s))
+        .collect();
     json!({
         "name": scenario.name,
         "description": scenario.description,
@@ -327,13 +507,35 @@ pub struct LoadSummary {
     pub sustained: bool,
 }
 
-pub fn load_summary(result: &RunResult, rate: f64, pairs: usize, lookup_mode: &str, store: &str, store_requests: Option<u64>) -> LoadSummary {
-    let count = |o: &[Outcome]| result.calls.iter().filter(|c| c.outcome.is_some_and(|x| o.contains(&x))).count();
+pub fn load_summary(
+    result: &RunResult,
+    rate: f64,
+    pairs: usize,
+    lookup_mode: &str,
+    store: &str,
+    store_requests: Option<u64>,
+) -> LoadSummary {
+    let count = |o: &[Outcome]| {
+        result
+            .calls
+            .iter()
+            .filter(|c| c.outcome.is_some_and(|x| o.contains(&x)))
+            .count()
+    };
     let transferred = count(&[Outcome::Transferred, Outcome::Fallback]);
     let busy = count(&[Outcome::Busy]);
     let caller_hung_up = count(&[Outcome::CallerHungUp]);
-    let failed = count(&[Outcome::Unavailable, Outcome::Rejected, Outcome::Ended, Outcome::Stuck]);
-    let wrong = result.findings.iter().filter(|f| f.rule == "transfer.wrong_caller").count();
+    let failed = count(&[
+        Outcome::Unavailable,
+        Outcome::Rejected,
+        Outcome::Ended,
+        Outcome::Stuck,
+    ]);
+    let wrong = result
+        .findings
+        .iter()
+        .filter(|f| f.rule == "transfer.wrong_caller")
+        .count();
     let leaked = result.held_at_end.as_ref().map(Vec::len);
     let n = result.calls.len();
     LoadSummary {
@@ -351,11 +553,20 @@ pub fn load_summary(result: &RunResult, rate: f64, pairs: usize, lookup_mode: &s
         wrong_transfers: wrong,
         findings: result.findings.len(),
         peak_pairs_held: result.peak_pairs_held,
-        latency: latency_stats(result).into_iter().map(|(f, s)| (f.label().to_owned(), s)).collect(),
-        store_requests_per_call: store_requests.filter(|_| n > 0).map(|r| (r as f64 / n as f64 * 10.0).round() / 10.0),
+        latency: latency_stats(result)
+            .into_iter()
+            .map(|(f, s)| (f.label().to_owned(), s))
+            .collect(),
+        store_requests_per_call: store_requests
+            .filter(|_| n > 0)
+            .map(|r| (r as f64 / n as f64 * 10.0).round() / 10.0),
         virtual_s: result.virtual_ms as f64 / 1000.0,
         wall_s: (result.wall.as_secs_f64() * 100.0).round() / 100.0,
-        sustained: busy == 0 && failed == 0 && leaked.unwrap_or(0) == 0 && wrong == 0 && result.findings.is_empty(),
+        sustained: busy == 0
+            && failed == 0
+            && leaked.unwrap_or(0) == 0
+            && wrong == 0
+            && result.findings.is_empty(),
     }
 }
 
@@ -364,10 +575,19 @@ pub fn render_load(s: &LoadSummary, style: &Style) -> String {
     let lat = |name: &str| {
         s.latency
             .get(name)
-            .map(|l| format!("p50 {:.1} ms, p99 {:.1} ms ({} invocations)", l.p50_ms, l.p99_ms, l.invocations))
+            .map(|l| {
+                format!(
+                    "p50 {:.1} ms, p99 {:.1} ms ({} invocations)",
+                    l.p50_ms, l.p99_ms, l.invocations
+                )
+            })
             .unwrap_or_else(|| "-".into())
     };
-    let verdict = if s.sustained { style.green("sustained") } else { style.red("NOT sustained") };
+    let verdict = if s.sustained {
+        style.green("sustained")
+    } else {
+        style.red("NOT sustained")
+    };
     let _ = writeln!(
         out,
         "{} {} calls at {:.2}/s on {} pairs, LOOKUP_MODE={}, {} — {verdict}",
@@ -386,10 +606,14 @@ pub fn render_load(s: &LoadSummary, style: &Style) -> String {
     let _ = writeln!(
         out,
         "  pairs leaked {}  wrong transfers {}  findings {}  peak pairs held {}",
-        s.pairs_leaked.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+        s.pairs_leaked
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "?".into()),
         s.wrong_transfers,
         s.findings,
-        s.peak_pairs_held.map(|n| format!("{n}/{}", s.pairs)).unwrap_or_else(|| "?".into())
+        s.peak_pairs_held
+            .map(|n| format!("{n}/{}", s.pairs))
+            .unwrap_or_else(|| "?".into())
     );
     let _ = writeln!(out, "  sma-handler      {}", lat("sma-handler"));
     let _ = writeln!(out, "  connect-lookup   {}", lat("connect-lookup"));
@@ -397,7 +621,9 @@ pub fn render_load(s: &LoadSummary, style: &Style) -> String {
     let _ = writeln!(
         out,
         "  store requests per call {}  ·  {:.0} s virtual in {:.1} s wall",
-        s.store_requests_per_call.map(|r| format!("{r:.1}")).unwrap_or_else(|| "?".into()),
+        s.store_requests_per_call
+            .map(|r| format!("{r:.1}"))
+            .unwrap_or_else(|| "?".into()),
         s.virtual_s,
         s.wall_s
     );

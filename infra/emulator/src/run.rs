@@ -22,7 +22,9 @@ use crate::flow::Flow;
 use crate::invoke::Invoker;
 use crate::scenario::{CallPlan, TargetBehaviour};
 use crate::sma::{CallEvent, CallRecord, SmaCall};
-use crate::world::{Entity, Entry, Finding, Function, Ms, SimEvent, Stamp, UpdateRecord, World, lock};
+use crate::world::{
+    Entity, Entry, Finding, Function, Ms, SimEvent, Stamp, UpdateRecord, World, lock,
+};
 
 pub const ACCOUNT_ID: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
@@ -66,29 +68,37 @@ pub struct RunResult {
 }
 
 enum Slot {
-    Call(usize, Option<SmaCall>),
-    Contact(usize, Option<Contact>),
+    Call(usize, Option<Box<SmaCall>>),
+    Contact(usize, Option<Box<Contact>>),
 }
 
 pub async fn simulate(run: &Arc<Run>, probe: &PairProbe) -> RunResult {
     let started = Instant::now();
     let world = &run.world;
-    let mut calls: Vec<Option<SmaCall>> = run
+    let mut calls: Vec<Option<Box<SmaCall>>> = run
         .plans
         .iter()
         .enumerate()
-        .map(|(i, p)| Some(SmaCall::new(i, p)))
+        .map(|(i, p)| Some(Box::new(SmaCall::new(i, p))))
         .collect();
     for (i, p) in run.plans.iter().enumerate() {
         world.call_event(p.at_ms, i, CallEvent::Arrive);
     }
-    let mut contacts: Vec<Option<Contact>> = Vec::new();
+    let mut contacts: Vec<Option<Box<Contact>>> = Vec::new();
     let mut last_at = 0;
     let mut next_sample = 0;
     let mut peak: Option<usize> = None;
     while let Some((at, batch)) = world.pop_instant() {
         if at > VIRTUAL_LIMIT_MS {
-            world.finding(None, at, "emulator.time_limit", format!("still running after {} virtual hours", VIRTUAL_LIMIT_MS / 3_600_000));
+            world.finding(
+                None,
+                at,
+                "emulator.time_limit",
+                format!(
+                    "still running after {} virtual hours",
+                    VIRTUAL_LIMIT_MS / 3_600_000
+                ),
+            );
             break;
         }
         if run.sample_pairs && at >= next_sample {
@@ -157,7 +167,11 @@ pub async fn simulate(run: &Arc<Run>, probe: &PairProbe) -> RunResult {
         .iter_mut()
         .filter_map(|c| c.as_mut().map(|c| c.finish(run)))
         .collect();
-    let contact_records: Vec<ContactRecord> = contacts.iter().flatten().map(|c| c.record.clone()).collect();
+    let contact_records: Vec<ContactRecord> = contacts
+        .iter()
+        .flatten()
+        .map(|c| c.record.clone())
+        .collect();
     for c in &contact_records {
         if let Some(r) = records.get_mut(c.call) {
             r.lookup_results.extend(c.lookups.iter().cloned());

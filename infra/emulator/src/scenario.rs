@@ -51,6 +51,12 @@ pub struct Scenario {
     pub calls: Vec<CallSpec>,
     #[serde(default)]
     pub expect: Expect,
+    /// Stores this scenario runs against (`memory`, `dynamodb`); empty: both. With a reason in
+    /// `skip_reason`, shown when the scenario is skipped.
+    #[serde(default)]
+    pub stores: Vec<String>,
+    #[serde(default)]
+    pub skip_reason: Option<String>,
 }
 
 /// Choices the real service makes that its documentation leaves open, and retries.
@@ -314,7 +320,8 @@ impl Scenario {
             path: shown.clone(),
             source,
         })?;
-        s.validate().map_err(|e| ScenarioError::Invalid(format!("{shown}: {e}")))?;
+        s.validate()
+            .map_err(|e| ScenarioError::Invalid(format!("{shown}: {e}")))?;
         Ok(s)
     }
 
@@ -377,7 +384,9 @@ impl Scenario {
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         (0..n)
             .map(|i| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let jitter = ((seed >> 33) % 1000) as f64 / 1000.0 * gap_ms * 0.5;
                 let at = (i as f64 * gap_ms + jitter) as u64;
                 CallPlan {
@@ -426,7 +435,11 @@ mod tests {
         let load = s.load_plans(10, 2.0);
         assert_eq!(load.len(), 10);
         assert!(load.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
-        assert!(load[9].at_ms >= 4500 && load[9].at_ms < 4800, "{}", load[9].at_ms);
+        assert!(
+            load[9].at_ms >= 4500 && load[9].at_ms < 4800,
+            "{}",
+            load[9].at_ms
+        );
     }
 
     #[test]

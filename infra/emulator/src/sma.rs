@@ -52,14 +52,25 @@ const PSTN_ANSWER_MS: Ms = 2000;
 pub enum CallEvent {
     Arrive,
     /// The running action finished (`epoch` guards against completions of replaced actions).
-    ActionDone { epoch: u64, result: ActionResult },
+    ActionDone {
+        epoch: u64,
+        result: ActionResult,
+    },
     Deliver(Delivery),
     /// The same event again, as the service does after the Lambda timed out.
-    Redeliver { event_type: String, leg: Option<&'static str>, payload: Value },
+    Redeliver {
+        event_type: String,
+        leg: Option<&'static str>,
+        payload: Value,
+    },
     CallerHangup,
     /// The far end of LEG-B hung up (a SIP target, or Connect disconnecting the contact).
-    FarEndHangup { call_id: String },
-    UpdateRequested { arguments: Map<String, Value> },
+    FarEndHangup {
+        call_id: String,
+    },
+    UpdateRequested {
+        arguments: Map<String, Value>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +96,11 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    fn new(event_type: &'static str, action_data: Option<Value>, leg: Option<&'static str>) -> Self {
+    fn new(
+        event_type: &'static str,
+        action_data: Option<Value>,
+        leg: Option<&'static str>,
+    ) -> Self {
         Self {
             event_type,
             action_data,
@@ -94,6 +109,15 @@ impl Delivery {
             last: false,
         }
     }
+}
+
+/// One invocation about to be made (see [`Delivery`]).
+struct Invocation<'a> {
+    event_type: &'a str,
+    leg: Option<&'static str>,
+    last: bool,
+    /// Appended to the timeline line.
+    note: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +131,13 @@ pub enum LegStatus {
 pub enum Peer {
     Caller,
     /// A Connect number; the contact exists once the leg is answered.
-    Connect { contact: Option<usize> },
-    Target { uri: String, arn: String },
+    Connect {
+        contact: Option<usize>,
+    },
+    Target {
+        uri: String,
+        arn: String,
+    },
     Pstn,
 }
 
@@ -180,7 +209,11 @@ fn s(v: &Value, key: &str) -> Option<String> {
 
 fn short(text: &str, n: usize) -> String {
     let t: String = text.chars().take(n).collect();
-    if t.len() < text.len() { format!("{t}…") } else { t }
+    if t.len() < text.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
 }
 
 impl SmaCall {
@@ -306,11 +339,21 @@ impl SmaCall {
                 }
                 self.invoke(run, stamp, d).await;
             }
-            CallEvent::Redeliver { event_type, leg, payload } => {
+            CallEvent::Redeliver {
+                event_type,
+                leg,
+                payload,
+            } => {
                 if self.ended {
                     return;
                 }
-                self.call_handler(run, stamp, &event_type, leg, payload, false, " again (retry)").await;
+                let call = Invocation {
+                    event_type: &event_type,
+                    leg,
+                    last: false,
+                    note: " again (retry)",
+                };
+                self.call_handler(run, stamp, call, payload).await;
             }
             CallEvent::CallerHangup => {
                 if !self.leg_a.up() {
@@ -321,7 +364,11 @@ impl SmaCall {
                 self.leg_a_down(run, stamp);
             }
             CallEvent::FarEndHangup { call_id } => {
-                let Some(b) = self.leg_b.as_ref().filter(|b| b.call_id == call_id && b.up()) else {
+                let Some(b) = self
+                    .leg_b
+                    .as_ref()
+                    .filter(|b| b.call_id == call_id && b.up())
+                else {
                     return;
                 };
                 let who = match &b.peer {
@@ -329,7 +376,11 @@ impl SmaCall {
                     Peer::Target { uri, .. } => format!("target {uri} hangs up"),
                     _ => "far end hangs up LEG-B".to_owned(),
                 };
-                let actor = if matches!(b.peer, Peer::Connect { .. }) { Actor::Connect } else { Actor::Target };
+                let actor = if matches!(b.peer, Peer::Connect { .. }) {
+                    Actor::Connect
+                } else {
+                    Actor::Target
+                };
                 run.world.log(stamp.entry(actor, who));
                 self.leg_b_down(run, stamp, false);
             }
@@ -338,8 +389,14 @@ impl SmaCall {
                     return;
                 }
                 self.record.updates += 1;
-                let data = json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": arguments}});
-                self.invoke(run, stamp, Delivery::new("CALL_UPDATE_REQUESTED", Some(data), None)).await;
+                let data =
+                    json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": arguments}});
+                self.invoke(
+                    run,
+                    stamp,
+                    Delivery::new("CALL_UPDATE_REQUESTED", Some(data), None),
+                )
+                .await;
             }
         }
     }
@@ -361,15 +418,26 @@ impl SmaCall {
         e.leg = Some("LEG-A");
         run.world.log(e);
         if let Some(t) = self.plan.caller_behaviour.hangs_up_at_ms {
-            run.world.call_event(stamp.at + t, self.idx, CallEvent::CallerHangup);
+            run.world
+                .call_event(stamp.at + t, self.idx, CallEvent::CallerHangup);
         }
-        self.invoke(run, stamp, Delivery::new("NEW_INBOUND_CALL", None, Some("LEG-A"))).await;
+        self.invoke(
+            run,
+            stamp,
+            Delivery::new("NEW_INBOUND_CALL", None, Some("LEG-A")),
+        )
+        .await;
     }
 
     /// Invokes the handler with one event and applies its answer.
     async fn invoke(&mut self, run: &Run, stamp: Stamp, d: Delivery) {
         if self.record.invocations >= MAX_INVOCATIONS {
-            run.world.finding(Some(self.idx), stamp.at, "sma.invocation_limit", format!("more than {MAX_INVOCATIONS} invocations"));
+            run.world.finding(
+                Some(self.idx),
+                stamp.at,
+                "sma.invocation_limit",
+                format!("more than {MAX_INVOCATIONS} invocations"),
+            );
             self.end_without_invocation(run, stamp, "the service ends the call: invocation limit");
             return;
         }
@@ -381,7 +449,10 @@ impl SmaCall {
             let response = self.timed_invoke(run, payload.clone()).await;
             let mut e = stamp.entry(
                 Actor::Sma,
-                format!("{} — answer discarded: the SMA retries as after a 5 s timeout", event_title(d.event_type, d.leg, &payload)),
+                format!(
+                    "{} — answer discarded: the SMA retries as after a 5 s timeout",
+                    event_title(d.event_type, d.leg, &payload)
+                ),
             );
             e.event = Some(d.event_type.to_owned());
             e.actions = response.0.as_ref().ok().map(action_types);
@@ -398,10 +469,20 @@ impl SmaCall {
             );
             return;
         }
-        self.call_handler(run, stamp, d.event_type, d.leg, payload, d.last, "").await;
+        let call = Invocation {
+            event_type: d.event_type,
+            leg: d.leg,
+            last: d.last,
+            note: "",
+        };
+        self.call_handler(run, stamp, call, payload).await;
     }
 
-    async fn timed_invoke(&self, run: &Run, payload: Value) -> (Result<Value, crate::invoke::InvokeError>, Duration) {
+    async fn timed_invoke(
+        &self,
+        run: &Run,
+        payload: Value,
+    ) -> (Result<Value, crate::invoke::InvokeError>, Duration) {
         let started = Instant::now();
         let result = run.invoker.invoke(Function::Sma, payload).await;
         let latency = started.elapsed();
@@ -413,12 +494,15 @@ impl SmaCall {
         &mut self,
         run: &Run,
         stamp: Stamp,
-        event_type: &str,
-        leg: Option<&'static str>,
+        call: Invocation<'_>,
         payload: Value,
-        last: bool,
-        note: &str,
     ) {
+        let Invocation {
+            event_type,
+            leg,
+            last,
+            note,
+        } = call;
         self.record.invocations += 1;
         let (result, latency) = self.timed_invoke(run, payload.clone()).await;
         if latency > LAMBDA_TIMEOUT {
@@ -426,11 +510,17 @@ impl SmaCall {
                 Some(self.idx),
                 stamp.at,
                 "sma.lambda_timeout",
-                format!("{event_type} took {} ms; the SMA retries after 5 s", latency.as_millis()),
+                format!(
+                    "{event_type} took {} ms; the SMA retries after 5 s",
+                    latency.as_millis()
+                ),
             );
         }
         let before = self.attributes.get("state").cloned();
-        let mut entry = stamp.entry(Actor::Sma, format!("{}{note}", event_title(event_type, leg, &payload)));
+        let mut entry = stamp.entry(
+            Actor::Sma,
+            format!("{}{note}", event_title(event_type, leg, &payload)),
+        );
         entry.event = Some(event_type.to_owned());
         entry.leg = leg;
         entry.latency_ms = Some(ms(latency));
@@ -443,7 +533,12 @@ impl SmaCall {
                 entry.text.push_str(&format!(" ✗ {e}"));
                 entry.problem = true;
                 run.world.log(entry);
-                run.world.finding(Some(self.idx), stamp.at, "sma.lambda_error", format!("{event_type}: {e}"));
+                run.world.finding(
+                    Some(self.idx),
+                    stamp.at,
+                    "sma.lambda_error",
+                    format!("{event_type}: {e}"),
+                );
                 if event_type == "NEW_INBOUND_CALL" {
                     self.record.rejected = true;
                     self.end_without_invocation(run, stamp, "the call is not answered");
@@ -456,7 +551,9 @@ impl SmaCall {
         }
         entry.actions = Some(action_types(&response));
         if last {
-            entry.text.push_str(" — last leg gone: the answer is ignored");
+            entry
+                .text
+                .push_str(" — last leg gone: the answer is ignored");
             run.world.log(entry);
             return;
         }
@@ -465,14 +562,27 @@ impl SmaCall {
             entry.problem = true;
             entry.text.push_str(&format!(
                 " ✗ the SMA rejects the response: {}",
-                violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                violations
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ));
             run.world.log(entry);
             for v in &violations {
-                run.world.finding(Some(self.idx), stamp.at, v.rule, format!("answer to {event_type}: {}", v.detail));
+                run.world.finding(
+                    Some(self.idx),
+                    stamp.at,
+                    v.rule,
+                    format!("answer to {event_type}: {}", v.detail),
+                );
             }
             if event_type == "INVALID_LAMBDA_RESPONSE" {
-                self.end_without_invocation(run, stamp, "second invalid response: the SMA ends the call");
+                self.end_without_invocation(
+                    run,
+                    stamp,
+                    "second invalid response: the SMA ends the call",
+                );
                 return;
             }
             let mut d = Delivery::new("INVALID_LAMBDA_RESPONSE", None, None);
@@ -481,7 +591,8 @@ impl SmaCall {
             top.insert("ErrorType".into(), json!("InvalidActionParameter"));
             top.insert("ErrorMessage".into(), json!(first.detail));
             d.top_level = Some(top);
-            run.world.call_event(stamp.at, self.idx, CallEvent::Deliver(d));
+            run.world
+                .call_event(stamp.at, self.idx, CallEvent::Deliver(d));
             return;
         }
         // TransactionAttributes: absent keeps, `{}` erases, anything else replaces.
@@ -512,7 +623,11 @@ impl SmaCall {
         }
         run.world.log(entry);
         let caller_left = event_type == "HANGUP" && leg == Some("LEG-A") && self.leg_b_up();
-        if caller_left && !actions.iter().any(|a| a.get("Type").and_then(Value::as_str) == Some("Hangup")) {
+        if caller_left
+            && !actions
+                .iter()
+                .any(|a| a.get("Type").and_then(Value::as_str) == Some("Hangup"))
+        {
             run.world.finding(
                 Some(self.idx),
                 stamp.at,
@@ -535,17 +650,31 @@ impl SmaCall {
             .or_else(|| s(&p, "ParticipantTag"))
             .unwrap_or_else(|| "?".into());
         match ty.as_str() {
-            "Speak" => format!("Speak {leg} \"{}\"", short(&s(&p, "Text").unwrap_or_default(), 40)),
+            "Speak" => format!(
+                "Speak {leg} \"{}\"",
+                short(&s(&p, "Text").unwrap_or_default(), 40)
+            ),
             "Hangup" => {
-                let code = p.get("SipResponseCode").map(|c| c.as_str().map(str::to_owned).unwrap_or_else(|| c.to_string()));
+                let code = p.get("SipResponseCode").map(|c| {
+                    c.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| c.to_string())
+                });
                 format!("Hangup {leg} ({})", code.unwrap_or_else(|| "0".into()))
             }
             "CallAndBridge" => {
-                let ep = p.get("Endpoints").and_then(|e| e.get(0)).cloned().unwrap_or(Value::Null);
+                let ep = p
+                    .get("Endpoints")
+                    .and_then(|e| e.get(0))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let uri = s(&ep, "Uri").unwrap_or_default();
                 let caller_id = s(&p, "CallerIdNumber").unwrap_or_default();
                 match s(&ep, "BridgeEndpointType").as_deref() {
-                    Some("AWS") => format!("CallAndBridge → SIP {uri} @ {}", arn_tail(&s(&ep, "Arn").unwrap_or_default())),
+                    Some("AWS") => format!(
+                        "CallAndBridge → SIP {uri} @ {}",
+                        arn_tail(&s(&ep, "Arn").unwrap_or_default())
+                    ),
                     _ => format!("CallAndBridge → PSTN {uri} as {caller_id}"),
                 }
             }
@@ -556,18 +685,26 @@ impl SmaCall {
     /// A non-empty answer replaces the pending actions and the running one.
     fn replace_actions(&mut self, actions: Vec<Value>) {
         self.epoch += 1;
-        if self.current.take().is_some() {
-            if let Some(b) = &self.leg_b {
-                if b.status == LegStatus::Ringing {
-                    self.leg_b = None;
-                }
-            }
+        if self.current.take().is_some()
+            && self
+                .leg_b
+                .as_ref()
+                .is_some_and(|b| b.status == LegStatus::Ringing)
+        {
+            self.leg_b = None;
         }
         self.pending = actions.into();
         self.last_done = None;
     }
 
-    fn action_failed(&mut self, run: &Run, stamp: Stamp, action: &Value, error_type: &str, message: &str) {
+    fn action_failed(
+        &mut self,
+        run: &Run,
+        stamp: Stamp,
+        action: &Value,
+        error_type: &str,
+        message: &str,
+    ) {
         self.pending.clear();
         self.current = None;
         self.epoch += 1;
@@ -575,7 +712,11 @@ impl SmaCall {
                               "Parameters": action.get("Parameters").cloned().unwrap_or(json!({}))});
         data["ErrorType"] = json!(error_type);
         data["ErrorMessage"] = json!(message);
-        run.world.call_event(stamp.at, self.idx, CallEvent::Deliver(Delivery::new("ACTION_FAILED", Some(data), None)));
+        run.world.call_event(
+            stamp.at,
+            self.idx,
+            CallEvent::Deliver(Delivery::new("ACTION_FAILED", Some(data), None)),
+        );
     }
 
     /// Which leg an action addresses: `CallId`, else `ParticipantTag`, else LEG-A.
@@ -619,7 +760,13 @@ impl SmaCall {
             match ty.as_str() {
                 "Speak" | "PlayAudio" | "Pause" | "SendDigits" => {
                     if !self.leg_is_up(leg) {
-                        self.action_failed(run, stamp, &action, "InvalidActionParameter", "the call leg is not connected");
+                        self.action_failed(
+                            run,
+                            stamp,
+                            &action,
+                            "InvalidActionParameter",
+                            "the call leg is not connected",
+                        );
                         return;
                     }
                     let duration = match ty.as_str() {
@@ -628,14 +775,27 @@ impl SmaCall {
                             if leg == Some("LEG-A") {
                                 self.record.heard.push(text.clone());
                             }
-                            let mut e = stamp.entry(Actor::Sma, format!("Speak \"{}\" ({:.1} s)", short(&text, 60), speech_ms(&text) as f64 / 1000.0));
+                            let mut e = stamp.entry(
+                                Actor::Sma,
+                                format!(
+                                    "Speak \"{}\" ({:.1} s)",
+                                    short(&text, 60),
+                                    speech_ms(&text) as f64 / 1000.0
+                                ),
+                            );
                             e.leg = leg;
                             run.world.log(e);
                             speech_ms(&text)
                         }
                         "PlayAudio" => {
-                            let repeat = p.get("Repeat").and_then(|r| r.as_u64().or_else(|| r.as_str()?.parse().ok())).unwrap_or(1);
-                            let key = p.get("AudioSource").and_then(|a| s(a, "Key")).unwrap_or_default();
+                            let repeat = p
+                                .get("Repeat")
+                                .and_then(|r| r.as_u64().or_else(|| r.as_str()?.parse().ok()))
+                                .unwrap_or(1);
+                            let key = p
+                                .get("AudioSource")
+                                .and_then(|a| s(a, "Key"))
+                                .unwrap_or_default();
                             if leg == Some("LEG-A") {
                                 self.record.heard.push(format!("[audio {key}]"));
                             }
@@ -652,22 +812,40 @@ impl SmaCall {
                     };
                     self.current = Some(action);
                     let epoch = self.epoch;
-                    run.world.call_event(stamp.at + duration, self.idx, CallEvent::ActionDone { epoch, result: ActionResult::Done });
+                    run.world.call_event(
+                        stamp.at + duration,
+                        self.idx,
+                        CallEvent::ActionDone {
+                            epoch,
+                            result: ActionResult::Done,
+                        },
+                    );
                     return;
                 }
                 "Hangup" => {
                     if !self.leg_is_up(leg) {
-                        self.action_failed(run, stamp, &action, "InvalidActionParameter", "the call leg is not connected");
+                        self.action_failed(
+                            run,
+                            stamp,
+                            &action,
+                            "InvalidActionParameter",
+                            "the call leg is not connected",
+                        );
                         return;
                     }
                     let code = p
                         .get("SipResponseCode")
-                        .and_then(|c| c.as_str().map(str::to_owned).or_else(|| Some(c.to_string())))
+                        .and_then(|c| {
+                            c.as_str()
+                                .map(str::to_owned)
+                                .or_else(|| Some(c.to_string()))
+                        })
                         .and_then(|c| c.parse::<u16>().ok())
                         .unwrap_or(0);
                     if leg == Some("LEG-A") {
                         self.record.hangup_code = Some(code);
-                        let mut e = stamp.entry(Actor::Sma, format!("hangs up the caller ({code})"));
+                        let mut e =
+                            stamp.entry(Actor::Sma, format!("hangs up the caller ({code})"));
                         e.leg = Some("LEG-A");
                         run.world.log(e);
                         self.pending.clear();
@@ -690,7 +868,10 @@ impl SmaCall {
                 }
                 // Known to the service, not emulated: completes at once.
                 _ => {
-                    let mut e = stamp.entry(Actor::Sma, format!("{ty} (not emulated: completes at once)"));
+                    let mut e = stamp.entry(
+                        Actor::Sma,
+                        format!("{ty} (not emulated: completes at once)"),
+                    );
                     e.leg = leg;
                     run.world.log(e);
                     self.last_done = Some(action);
@@ -700,21 +881,35 @@ impl SmaCall {
     }
 
     /// The Hangup action took LEG-B down. Returns true when the action list is finished.
-    fn hangup_leg_b_by_action(&mut self, run: &Run, stamp: Stamp, action: Value, last_in_list: bool) -> bool {
+    fn hangup_leg_b_by_action(
+        &mut self,
+        run: &Run,
+        stamp: Stamp,
+        action: Value,
+        last_in_list: bool,
+    ) -> bool {
         if !self.leg_a.up() {
             self.leg_b_down(run, stamp, true);
             return true;
         }
-        let call_id = self.leg_b.as_ref().map(|b| b.call_id.clone()).unwrap_or_default();
+        let call_id = self
+            .leg_b
+            .as_ref()
+            .map(|b| b.call_id.clone())
+            .unwrap_or_default();
         self.take_leg_b_down(run, stamp);
         let hangup = Delivery::new(
             "HANGUP",
-            Some(json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": call_id, "ParticipantTag": "LEG-B"}})),
+            Some(
+                json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": call_id, "ParticipantTag": "LEG-B"}}),
+            ),
             Some("LEG-B"),
         );
         let success = Delivery::new(
             "ACTION_SUCCESSFUL",
-            Some(json!({"Type": "Hangup", "Parameters": action.get("Parameters").cloned().unwrap_or(json!({}))})),
+            Some(
+                json!({"Type": "Hangup", "Parameters": action.get("Parameters").cloned().unwrap_or(json!({}))}),
+            ),
             None,
         );
         let order: Vec<Delivery> = match (self.plan.sma.hangup_events, last_in_list) {
@@ -726,7 +921,8 @@ impl SmaCall {
             (_, false) => vec![hangup],
         };
         for d in order {
-            run.world.call_event(stamp.at, self.idx, CallEvent::Deliver(d));
+            run.world
+                .call_event(stamp.at, self.idx, CallEvent::Deliver(d));
         }
         if last_in_list {
             // The list's completion was delivered above (or, for `hangup`, replaced by HANGUP).
@@ -738,14 +934,30 @@ impl SmaCall {
 
     fn call_and_bridge(&mut self, run: &Run, stamp: Stamp, action: Value, p: &Value) {
         if !self.leg_a.up() {
-            self.action_failed(run, stamp, &action, "InvalidActionParameter", "the caller's leg is not connected");
+            self.action_failed(
+                run,
+                stamp,
+                &action,
+                "InvalidActionParameter",
+                "the caller's leg is not connected",
+            );
             return;
         }
         if self.leg_b_up() {
-            self.action_failed(run, stamp, &action, "InvalidActionParameter", "LEG-B is still connected");
+            self.action_failed(
+                run,
+                stamp,
+                &action,
+                "InvalidActionParameter",
+                "LEG-B is still connected",
+            );
             return;
         }
-        let ep = p.get("Endpoints").and_then(|e| e.get(0)).cloned().unwrap_or(Value::Null);
+        let ep = p
+            .get("Endpoints")
+            .and_then(|e| e.get(0))
+            .cloned()
+            .unwrap_or(Value::Null);
         let uri = s(&ep, "Uri").unwrap_or_default();
         let caller_id = s(p, "CallerIdNumber").unwrap_or_default();
         let timeout_ms = p
@@ -762,21 +974,43 @@ impl SmaCall {
             ),
             Some("AWS") => {
                 let arn = s(&ep, "Arn").unwrap_or_default();
-                let behaviour = run.targets.get(&uri).cloned().unwrap_or_else(|| self.plan.target.clone());
+                let behaviour = run
+                    .targets
+                    .get(&uri)
+                    .cloned()
+                    .unwrap_or_else(|| self.plan.target.clone());
                 self.record.target_bridges += 1;
                 let headers = p
                     .get("SipHeaders")
                     .and_then(Value::as_object)
-                    .map(|h| h.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(", "))
+                    .map(|h| {
+                        h.iter()
+                            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
                     .unwrap_or_default();
                 let what = if headers.is_empty() {
                     format!("SIP target {uri} @ {}", arn_tail(&arn))
                 } else {
                     format!("SIP target {uri} @ {} [{headers}]", arn_tail(&arn))
                 };
-                (Peer::Target { uri: uri.clone(), arn }, behaviour.answer, behaviour.answer_after_ms, what)
+                (
+                    Peer::Target {
+                        uri: uri.clone(),
+                        arn,
+                    },
+                    behaviour.answer,
+                    behaviour.answer_after_ms,
+                    what,
+                )
             }
-            _ => (Peer::Pstn, Answer::Answer, PSTN_ANSWER_MS, format!("PSTN {uri}")),
+            _ => (
+                Peer::Pstn,
+                Answer::Answer,
+                PSTN_ANSWER_MS,
+                format!("PSTN {uri}"),
+            ),
         };
         let leg = Leg {
             call_id: uuid::Uuid::new_v4().to_string(),
@@ -787,7 +1021,10 @@ impl SmaCall {
             status: LegStatus::Ringing,
             peer,
         };
-        let mut e = stamp.entry(Actor::Sma, format!("LEG-B rings {what}, caller id {caller_id}"));
+        let mut e = stamp.entry(
+            Actor::Sma,
+            format!("LEG-B rings {what}, caller id {caller_id}"),
+        );
         e.leg = Some("LEG-B");
         run.world.log(e);
         self.leg_b = Some(leg);
@@ -798,7 +1035,11 @@ impl SmaCall {
         };
         self.current = Some(action);
         let epoch = self.epoch;
-        run.world.call_event(stamp.at + delay, self.idx, CallEvent::ActionDone { epoch, result });
+        run.world.call_event(
+            stamp.at + delay,
+            self.idx,
+            CallEvent::ActionDone { epoch, result },
+        );
     }
 
     fn action_done(&mut self, run: &Run, stamp: Stamp, result: ActionResult) {
@@ -819,10 +1060,17 @@ impl SmaCall {
                 e.leg = Some("LEG-B");
                 match b.peer.clone() {
                     Peer::Connect { .. } => {
-                        let contact = run.world.next_contact.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        b.peer = Peer::Connect { contact: Some(contact) };
+                        let contact = run
+                            .world
+                            .next_contact
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        b.peer = Peer::Connect {
+                            contact: Some(contact),
+                        };
                         let contact_id = uuid::Uuid::new_v4().to_string();
-                        self.record.connect_bridges.push((b.from.clone(), b.to.clone()));
+                        self.record
+                            .connect_bridges
+                            .push((b.from.clone(), b.to.clone()));
                         self.record.contacts.push(contact_id.clone());
                         e.actor = Actor::Connect;
                         e.text = format!("answers {} (LEG-B bridged)", b.to);
@@ -841,17 +1089,36 @@ impl SmaCall {
                     Peer::Target { uri, .. } => {
                         self.record.target = Some(uri.clone());
                         e.actor = Actor::Target;
-                        e.text = format!("{uri} answers: the caller is transferred (LEG-B bridged)");
-                        let behaviour = run.targets.get(&uri).cloned().unwrap_or_else(|| self.plan.target.clone());
+                        e.text =
+                            format!("{uri} answers: the caller is transferred (LEG-B bridged)");
+                        let behaviour = run
+                            .targets
+                            .get(&uri)
+                            .cloned()
+                            .unwrap_or_else(|| self.plan.target.clone());
                         if let Some(after) = behaviour.hangs_up_after_ms {
-                            run.world.call_event(stamp.at + after, self.idx, CallEvent::FarEndHangup { call_id: b.call_id.clone() });
+                            run.world.call_event(
+                                stamp.at + after,
+                                self.idx,
+                                CallEvent::FarEndHangup {
+                                    call_id: b.call_id.clone(),
+                                },
+                            );
                         }
-                        run.world.call_event(stamp.at + self.plan.caller_behaviour.talk_ms, self.idx, CallEvent::CallerHangup);
+                        run.world.call_event(
+                            stamp.at + self.plan.caller_behaviour.talk_ms,
+                            self.idx,
+                            CallEvent::CallerHangup,
+                        );
                     }
                     _ => {
                         e.actor = Actor::Target;
                         e.text = format!("{} answers (LEG-B bridged)", b.to);
-                        run.world.call_event(stamp.at + self.plan.caller_behaviour.talk_ms, self.idx, CallEvent::CallerHangup);
+                        run.world.call_event(
+                            stamp.at + self.plan.caller_behaviour.talk_ms,
+                            self.idx,
+                            CallEvent::CallerHangup,
+                        );
                     }
                 }
                 run.world.log(e);
@@ -859,13 +1126,18 @@ impl SmaCall {
                 self.start_next(run, stamp);
             }
             ActionResult::NotAnswered | ActionResult::Busy => {
-                let to = self.leg_b.take().map(|b| b.to).unwrap_or_default();
+                let leg = self.leg_b.take();
+                let actor = match leg.as_ref().map(|b| &b.peer) {
+                    Some(Peer::Connect { .. }) => Actor::Connect,
+                    _ => Actor::Target,
+                };
+                let to = leg.map(|b| b.to).unwrap_or_default();
                 let (text, message) = if result == ActionResult::Busy {
                     (format!("{to} is busy (486)"), "Busy Here")
                 } else {
                     (format!("{to} does not answer"), "Call not answered")
                 };
-                let mut e = stamp.entry(Actor::Target, text);
+                let mut e = stamp.entry(actor, text);
                 e.leg = Some("LEG-B");
                 run.world.log(e);
                 self.action_failed(run, stamp, &action, "CallNotAnswered", message);
@@ -887,20 +1159,27 @@ impl SmaCall {
         self.pending.clear();
         self.current = None;
         self.last_done = None;
-        if self.leg_b.as_ref().is_some_and(|b| b.status == LegStatus::Ringing) {
+        if self
+            .leg_b
+            .as_ref()
+            .is_some_and(|b| b.status == LegStatus::Ringing)
+        {
             self.leg_b = None;
         }
         let call_id = self.leg_a.call_id.clone();
         let mut d = Delivery::new(
             "HANGUP",
-            Some(json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": call_id, "ParticipantTag": "LEG-A"}})),
+            Some(
+                json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": call_id, "ParticipantTag": "LEG-A"}}),
+            ),
             Some("LEG-A"),
         );
         if !self.leg_b_up() {
             d.last = true;
             self.set_ended(run);
         }
-        run.world.call_event(stamp.at, self.idx, CallEvent::Deliver(d));
+        run.world
+            .call_event(stamp.at, self.idx, CallEvent::Deliver(d));
     }
 
     /// Marks LEG-B down and tells its far end.
@@ -920,17 +1199,24 @@ impl SmaCall {
         } else if let Some(b) = self.leg_b.as_mut() {
             b.status = LegStatus::Disconnected;
         }
-        let call_id = self.leg_b.as_ref().map(|b| b.call_id.clone()).unwrap_or_default();
+        let call_id = self
+            .leg_b
+            .as_ref()
+            .map(|b| b.call_id.clone())
+            .unwrap_or_default();
         let mut d = Delivery::new(
             "HANGUP",
-            Some(json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": call_id, "ParticipantTag": "LEG-B"}})),
+            Some(
+                json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": call_id, "ParticipantTag": "LEG-B"}}),
+            ),
             Some("LEG-B"),
         );
         if !self.leg_a.up() {
             d.last = true;
             self.set_ended(run);
         }
-        run.world.call_event(stamp.at, self.idx, CallEvent::Deliver(d));
+        run.world
+            .call_event(stamp.at, self.idx, CallEvent::Deliver(d));
     }
 
     /// The service itself ends the call (no further invocation).
@@ -951,14 +1237,23 @@ impl SmaCall {
         let fallback_uri = run.fallback.as_ref().map(|f| f.0.as_str());
         self.record.still_connected = self.leg_a.up();
         if self.leg_b_up() && !self.leg_a.up() {
-            run.world.finding(Some(self.idx), run.world.now(), "sma.leg_open_at_end", "LEG-B is still connected after the caller left");
+            run.world.finding(
+                Some(self.idx),
+                run.world.now(),
+                "sma.leg_open_at_end",
+                "LEG-B is still connected after the caller left",
+            );
         }
         let outcome = if self.record.rejected {
             Outcome::Rejected
         } else if self.record.still_connected {
             Outcome::Stuck
         } else if let Some(t) = &self.record.target {
-            if Some(t.as_str()) == fallback_uri { Outcome::Fallback } else { Outcome::Transferred }
+            if Some(t.as_str()) == fallback_uri {
+                Outcome::Fallback
+            } else {
+                Outcome::Transferred
+            }
         } else if self.record.caller_hung_up {
             Outcome::CallerHungUp
         } else {
@@ -979,11 +1274,20 @@ fn event_title(event_type: &str, leg: Option<&'static str>, payload: &Value) -> 
     let action = data.and_then(|d| s(d, "Type"));
     match event_type {
         "ACTION_SUCCESSFUL" | "ACTION_FAILED" => {
-            let error = data.and_then(|d| s(d, "ErrorType")).map(|e| format!(" {e}")).unwrap_or_default();
+            let error = data
+                .and_then(|d| s(d, "ErrorType"))
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default();
             format!("{event_type} {}{error}", action.unwrap_or_default())
         }
-        "INVALID_LAMBDA_RESPONSE" => format!("{event_type} ({})", s(payload, "ErrorMessage").unwrap_or_default()),
-        _ => format!("{event_type}{}", leg.map(|l| format!(" ({l})")).unwrap_or_default()),
+        "INVALID_LAMBDA_RESPONSE" => format!(
+            "{event_type} ({})",
+            s(payload, "ErrorMessage").unwrap_or_default()
+        ),
+        _ => format!(
+            "{event_type}{}",
+            leg.map(|l| format!(" ({l})")).unwrap_or_default()
+        ),
     }
 }
 

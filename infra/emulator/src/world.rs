@@ -265,7 +265,13 @@ impl World {
         lock(&self.timeline).push(entry);
     }
 
-    pub fn finding(&self, call: Option<usize>, t_ms: Ms, rule: impl Into<String>, detail: impl Into<String>) {
+    pub fn finding(
+        &self,
+        call: Option<usize>,
+        t_ms: Ms,
+        rule: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         lock(&self.findings).push(Finding {
             call,
             t_ms,
