@@ -6,6 +6,7 @@
 
 pub mod alexa;
 pub mod call_flow;
+pub mod config;
 pub mod connect;
 pub mod error;
 pub mod mask;

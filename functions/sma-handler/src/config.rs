@@ -15,7 +15,7 @@
 //! | `MESSAGE_BUSY`, `MESSAGE_UNAVAILABLE`, `MESSAGE_CONNECT_FAILED`, `MESSAGE_TRANSFER_HOLD`, `MESSAGE_TRANSFER_FAILED` | no | announcement texts (≤ 1,000 chars) |
 
 use takeback_core::call_flow::{FlowConfig, Messages, TargetRules, TransferTarget};
-use takeback_core::connect::config::{ConfigError, Env};
+use takeback_core::config::{ConfigError, Env};
 use takeback_core::sma::action::SpeechEngine;
 use takeback_core::sma::{AwsEndpointUri, CallTimeout, SpeakText, Voice, VoiceConnectorArn};
 
@@ -28,11 +28,7 @@ pub struct Config {
 }
 
 fn invalid(name: &'static str, message: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        message: message.to_string(),
-        source: None,
-    }
+    ConfigError::invalid(name, message.to_string())
 }
 
 fn target<F: Fn(&str) -> Option<String>>(

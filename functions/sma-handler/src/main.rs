@@ -5,7 +5,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sma_handler::config::Config;
 use sma_handler::{Deps, handle};
-use takeback_core::connect::config::process_env;
+use takeback_core::config::process_env;
 use takeback_core::store::dynamo::{ClaimConfig, DynamoStore};
 
 #[tokio::main]

@@ -17,48 +17,7 @@ pub mod var {
     pub const TRANSFER_TARGET_PATTERN: &str = "TRANSFER_TARGET_PATTERN";
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {message}")]
-    Invalid {
-        name: &'static str,
-        message: String,
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-}
-
-impl ConfigError {
-    fn invalid(name: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            name,
-            message: message.into(),
-            source: None,
-        }
-    }
-}
-
-/// Reads variables through `get`; blank values count as unset.
-pub struct Env<F>(pub F);
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    pub fn optional(&self, name: &'static str) -> Option<String> {
-        (self.0)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
-        self.optional(name).ok_or(ConfigError::Missing(name))
-    }
-}
-
-/// The process environment.
-pub fn process_env() -> Env<fn(&str) -> Option<String>> {
-    Env(|name| std::env::var(name).ok())
-}
+pub use crate::config::{ConfigError, Env, process_env};
 
 /// `keep` (default; the seed's behaviour: the pair stays held until the SMA releases it) or
 /// `release` (the lookup frees the pair at once; the flow carries `transaction_id` onward).

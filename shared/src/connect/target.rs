@@ -18,12 +18,8 @@ use crate::sma::{AwsEndpointUri, VoiceConnectorArn};
 /// keeps callers from dialling arbitrary numbers through the PBX; widen it deliberately.
 pub const DEFAULT_TARGET_PATTERN: &str = "[0-9]{1,6}";
 
-/// A target the SMA can bridge to: the request-URI user part and the Voice Connector (group).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferTarget {
-    pub uri: AwsEndpointUri,
-    pub arn: VoiceConnectorArn,
-}
+/// The same target type the SMA state machine bridges to.
+pub use crate::call_flow::TransferTarget;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetSource {
