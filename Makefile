@@ -21,12 +21,17 @@ SAM_DEPLOY_FLAGS ?= --guided
 # Which function and which events/ file `make invoke` uses: FN=sma-handler EVENT=sma-new-inbound-call-basic
 FN           ?= sma-handler
 EVENT        ?=
+# Local, non-secret settings for every function under `make watch` (tables as `make seed` names
+# them, the emulator's SMA id, loopback URLs); the DynamoDB Local endpoint comes from the env.
+WATCH_ENV    ?= infra/local.env
 WATCH_FLAGS  ?=
+LAMBDA_PORT  ?= 9000
 
 # Local tables (created and seeded by `make seed` in DynamoDB Local).
-PAIRS_TABLE  ?= pairs
-CALLS_TABLE  ?= calls
-SEED_FLAGS   ?=
+PAIRS_TABLE  ?= takeback-pairs
+CALLS_TABLE  ?= takeback-calls
+PAIRS_FILE   ?= infra/pairs.example.json
+SEED_FLAGS   ?= --create-tables --pairs-file $(PAIRS_FILE)
 
 DDB          := $(ROOT)/infra/dynamodb-local.sh
 TOOLS        := $(ROOT)/infra/tools.sh
@@ -84,7 +89,7 @@ clippy:
 local-db-up: ## start DynamoDB Local (kept running); prints the env to export
 	@$(DDB) start $(LOCAL_DB) >/dev/null
 	@$(DDB) status $(LOCAL_DB)
-	@echo 'use it:  eval "$$(infra/dynamodb-local.sh env)"'
+	@echo 'use it:  eval "$$(infra/dynamodb-local.sh env $(LOCAL_DB))"'
 
 local-db-down: ## stop DynamoDB Local
 	@$(DDB) stop $(LOCAL_DB)
@@ -92,21 +97,21 @@ local-db-down: ## stop DynamoDB Local
 local-db-env:
 	@$(DDB) env $(LOCAL_DB)
 
-seed: ## create the tables and seed pairs in the local DynamoDB (SEED_FLAGS=... for more)
+seed: ## create the local tables and seed the pairs of PAIRS_FILE (infra/pairs.example.json)
 	@$(DDB) status $(LOCAL_DB) >/dev/null || $(MAKE) --no-print-directory local-db-up
 	@eval "$$($(DDB) env $(LOCAL_DB))"; \
-	PAIRS_TABLE=$(PAIRS_TABLE) CALLS_TABLE=$(CALLS_TABLE) $(CARGO) run -q -p seed-pairs -- $(SEED_FLAGS)
+	$(CARGO) run -q -p seed-pairs -- --pairs-table $(PAIRS_TABLE) --calls-table $(CALLS_TABLE) $(SEED_FLAGS)
 
-watch: $(TOOLS_STAMP) ## cargo lambda watch: every function on http://127.0.0.1:9000, against the local DynamoDB
+watch: $(TOOLS_STAMP) ## cargo lambda watch: every function on http://127.0.0.1:$(LAMBDA_PORT), against the local DynamoDB
 	@$(DDB) status $(LOCAL_DB) >/dev/null || $(MAKE) --no-print-directory local-db-up
 	@eval "$$($(DDB) env $(LOCAL_DB))"; \
-	PAIRS_TABLE=$(PAIRS_TABLE) CALLS_TABLE=$(CALLS_TABLE) $(CARGO) lambda watch $(WATCH_FLAGS)
+	$(CARGO) lambda watch -P $(LAMBDA_PORT) --env-file $(WATCH_ENV) --env-var PAIRS_TABLE=$(PAIRS_TABLE),CALLS_TABLE=$(CALLS_TABLE) $(WATCH_FLAGS)
 
 invoke: $(TOOLS_STAMP) ## send an events/ file to a watched function: make invoke FN=sma-handler EVENT=sma-new-inbound-call-basic
 	@test -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<events/ file, with or without .json>"; ls events; exit 2; }
 	@f="$(EVENT)"; [ -f "$$f" ] || f="events/$(EVENT)"; [ -f "$$f" ] || f="events/$(EVENT).json"; \
 	[ -f "$$f" ] || { echo "no such event file: $(EVENT)"; exit 2; }; \
-	$(CARGO) lambda invoke $(FN) --data-file "$$f"
+	$(CARGO) lambda invoke -P $(LAMBDA_PORT) $(FN) --data-file "$$f"
 
 # ---- Lambda artifacts and AWS ----------------------------------------------------------------
 lambda-build: $(TOOLS_STAMP) ## release arm64 bootstraps (zipped) of every function in target/lambda/
@@ -128,28 +133,15 @@ deploy: sam-build ## sam deploy (--guided the first time; SAM_DEPLOY_FLAGS= to r
 	sam deploy $(SAM_DEPLOY_FLAGS)
 
 # ---- emulator and benchmarks -----------------------------------------------------------------
-# The emulator plays the SMA, Connect and the Chime SDK Voice API against the real handlers and
-# a DynamoDB Local that this target starts and stops.
+# The emulator plays the SMA, Connect (running infra/contact-flow.json) and the Chime SDK Voice
+# API against the real handlers and a DynamoDB Local that the scripts start and stop by PID.
 demo: ## the main job, locally: calls through the emulator against DynamoDB Local
-	@grep -rqs -- '"demo"' infra/emulator/src || { echo "make demo: the emulator is not built yet (infra/emulator has no demo command)"; exit 1; }
-	@$(DDB) install >/dev/null
-	@name="demo-$$$$"; \
-	trap '$(DDB) stop "$$name" >/dev/null; rm -f "$(ROOT)/.local/dynamodb-local/$$name.log"' EXIT; \
-	$(DDB) start "$$name" >/dev/null; \
-	eval "$$($(DDB) env "$$name")"; \
-	$(CARGO) run -q -p emulator -- demo
+	infra/demo.sh
 
-scenarios: ## every emulator scenario, with a summary
-	@grep -rqs -- '"scenarios"' infra/emulator/src || { echo "make scenarios: the emulator has no scenarios command yet"; exit 1; }
-	@$(DDB) install >/dev/null
-	@name="scenarios-$$$$"; \
-	trap '$(DDB) stop "$$name" >/dev/null; rm -f "$(ROOT)/.local/dynamodb-local/$$name.log"' EXIT; \
-	$(DDB) start "$$name" >/dev/null; \
-	eval "$$($(DDB) env "$$name")"; \
-	$(CARGO) run -q -p emulator -- scenarios
+scenarios: ## every emulator scenario (events/scenarios/), DynamoDB Local and in-memory store
+	infra/scenarios.sh
 
-bench-claims: ## concurrent pair-claim benchmark against DynamoDB Local
-	@test -x infra/bench-claims.sh || { echo "make bench-claims: infra/bench-claims.sh is not there yet"; exit 1; }
+bench-claims: ## concurrent pair-claim benchmark against DynamoDB Local (spread vs the seed's Limit=1)
 	infra/bench-claims.sh
 
 bench: ## criterion benches of the core crate

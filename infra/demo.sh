@@ -19,7 +19,13 @@ NAME="demo-$$"
 PAIRS_TABLE="takeback-demo-pairs"
 CALLS_TABLE="takeback-demo-calls"
 
-stop_server() { infra/dynamodb-local.sh stop "$NAME" >/dev/null 2>&1 || true; }
+stop_server() {
+  local status=$?
+  infra/dynamodb-local.sh stop "$NAME" >/dev/null 2>&1 || true
+  # Keep the server log only when something went wrong.
+  [ "$status" -ne 0 ] || rm -f ".local/dynamodb-local/$NAME.log"
+  exit "$status"
+}
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 

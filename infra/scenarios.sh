@@ -19,9 +19,13 @@ NAME="scenarios-$$"
 STARTED=""
 
 stop_server() {
+  local status=$?
   if [ -n "$STARTED" ]; then
     infra/dynamodb-local.sh stop "$NAME" >/dev/null 2>&1 || true
+    # Keep the server log only when something went wrong.
+    [ "$status" -ne 0 ] || rm -f ".local/dynamodb-local/$NAME.log"
   fi
+  exit "$status"
 }
 trap stop_server EXIT
 trap 'exit 130' INT TERM

@@ -3,7 +3,7 @@
 //! the shared seeding code), and the in-process handlers built from the same configuration code
 //! their `main.rs` uses, fed an environment the emulator composes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
@@ -25,8 +25,35 @@ use crate::scenario::Scenario;
 use crate::world::Function;
 
 pub const DEFAULT_SMA_ID: &str = "sma-emulator";
-pub const DEFAULT_TARGET: &str = "2000";
-pub const DEFAULT_TARGET_ARN: &str = "arn:aws:chime:us-east-1:123456789012:vc/emulator-pbx";
+/// Built-in defaults, used when there is no env file; `infra/local.env` (what `make watch` gives
+/// the functions) normally provides them.
+pub const DEFAULT_TARGET: &str = "100";
+pub const DEFAULT_TARGET_ARN: &str = "arn:aws:chime:us-east-1:123456789012:vc/local-pbx";
+
+/// Reads a `KEY=VALUE` file (blank lines and `#` comments skipped, optional quotes removed), the
+/// format `cargo lambda watch --env-file` reads.
+pub fn read_env_file(path: &std::path::Path) -> Result<BTreeMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!("{}: not KEY=VALUE: {line}", path.display()));
+        };
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(v);
+        map.insert(k.trim().to_owned(), v.to_owned());
+    }
+    Ok(map)
+}
 
 /// The in-process store, shared by the three functions as their one database.
 #[derive(Clone)]
@@ -209,6 +236,9 @@ impl PairProbe {
 }
 
 pub struct Backend {
+    /// The Connect numbers of the pairs the functions may claim: the scenario's, plus those
+    /// already in a named table (which other scenarios or a deployment seeded).
+    pub connect_numbers: HashSet<String>,
     pub invoker: Invoker,
     pub probe: PairProbe,
     pub store: Option<AnyStore>,
@@ -224,7 +254,11 @@ pub struct Options {
     /// Existing tables to use (created if missing) instead of per-run ones.
     pub tables: Option<(String, String)>,
     pub lookup_mode: Option<String>,
-    pub sma_id: String,
+    pub sma_id: Option<String>,
+    /// The functions' environment from the env file (`infra/local.env`), if any.
+    pub env_file: BTreeMap<String, String>,
+    /// `AWS_ENDPOINT_URL_DYNAMODB` is set: DynamoDB calls go to a local server, never to AWS.
+    pub dynamodb_local: bool,
     pub sdk: Option<SdkConfig>,
 }
 
@@ -248,6 +282,35 @@ impl Backend {
     }
 }
 
+/// Every Connect number in a pairs table.
+async fn table_connect_numbers(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<HashSet<String>, StoreError> {
+    let mut numbers = HashSet::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .projection_expression("#c")
+            .expression_attribute_names("#c", attr::CONNECT_NUMBER)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(takeback_core::store::dynamo::map_sdk_error)?;
+        for item in out.items() {
+            if let Some(AttributeValue::S(n)) = item.get(attr::CONNECT_NUMBER) {
+                numbers.insert(n.clone());
+            }
+        }
+        match out.last_evaluated_key() {
+            Some(k) => start = Some(k.clone()),
+            None => return Ok(numbers),
+        }
+    }
+}
+
 fn table_name(scenario: &str, run_id: &str, suffix: &str) -> String {
     let clean: String = scenario
         .chars()
@@ -263,18 +326,14 @@ fn table_name(scenario: &str, run_id: &str, suffix: &str) -> String {
     format!("emu-{clean}-{run_id}-{suffix}")
 }
 
-/// The environment the in-process functions see: the emulator's defaults, then the scenario's
-/// `env`, then command-line overrides.
-pub fn function_env(
-    scenario: &Scenario,
-    pairs_table: &str,
-    calls_table: &str,
-    opts: &Options,
-) -> BTreeMap<String, String> {
+/// The functions' environment without a scenario: built-in defaults, then the env file (the one
+/// `make watch` passes to `cargo lambda watch`), then `--sma-id`.
+pub fn base_env(opts: &Options) -> BTreeMap<String, String> {
     let mut env = BTreeMap::from([
-        ("PAIRS_TABLE".to_owned(), pairs_table.to_owned()),
-        ("CALLS_TABLE".to_owned(), calls_table.to_owned()),
-        ("SIP_MEDIA_APPLICATION_ID".to_owned(), opts.sma_id.clone()),
+        (
+            "SIP_MEDIA_APPLICATION_ID".to_owned(),
+            DEFAULT_SMA_ID.to_owned(),
+        ),
         (
             "DEFAULT_TRANSFER_TARGET".to_owned(),
             DEFAULT_TARGET.to_owned(),
@@ -285,11 +344,41 @@ pub fn function_env(
         ),
         ("LOOKUP_MODE".to_owned(), "keep".to_owned()),
     ]);
+    env.extend(opts.env_file.clone());
+    if let Some(id) = &opts.sma_id {
+        env.insert("SIP_MEDIA_APPLICATION_ID".into(), id.clone());
+    }
+    env
+}
+
+/// The environment the in-process functions see: [`base_env`], this run's tables, the
+/// scenario's `env`, then `--lookup-mode`.
+pub fn function_env(
+    scenario: &Scenario,
+    pairs_table: &str,
+    calls_table: &str,
+    opts: &Options,
+) -> BTreeMap<String, String> {
+    let mut env = base_env(opts);
+    env.insert("PAIRS_TABLE".to_owned(), pairs_table.to_owned());
+    env.insert("CALLS_TABLE".to_owned(), calls_table.to_owned());
     env.extend(scenario.env.clone());
     if let Some(mode) = &opts.lookup_mode {
         env.insert("LOOKUP_MODE".into(), mode.clone());
     }
     env
+}
+
+/// Scenario settings the functions behind `--lambda-url` would not have (they take their
+/// environment from their own server, presumably from the same env file).
+pub fn env_conflicts(scenario: &Scenario, opts: &Options) -> Vec<String> {
+    let base = base_env(opts);
+    scenario
+        .env
+        .iter()
+        .filter(|(k, v)| base.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 pub async fn prepare(
@@ -301,7 +390,15 @@ pub async fn prepare(
         .pairs
         .pairs()
         .map_err(|e| BackendError::Setup(format!("pairs: {e}")))?;
-    let (pairs_table, calls_table) = opts.tables.clone().unwrap_or_else(|| {
+    // Lambda mode: the functions' tables (the env file's, as `make seed` / `make watch` use).
+    let lambda_tables = opts.lambda.as_ref().and_then(|_| {
+        let f = &opts.env_file;
+        f.get("PAIRS_TABLE")
+            .cloned()
+            .zip(f.get("CALLS_TABLE").cloned())
+    });
+    let named_tables = opts.tables.clone().or(lambda_tables);
+    let (pairs_table, calls_table) = named_tables.clone().unwrap_or_else(|| {
         (
             table_name(&scenario.name, run_id, "pairs"),
             table_name(&scenario.name, run_id, "calls"),
@@ -313,8 +410,8 @@ pub async fn prepare(
 
     // DynamoDB: tables and seed (also in Lambda mode when tables are named, so the functions
     // behind the Invoke API find the scenario's pairs).
-    let wants_ddb =
-        opts.store == StoreKind::Dynamo || (opts.lambda.is_some() && opts.tables.is_some());
+    let wants_ddb = opts.dynamodb_local
+        && (opts.store == StoreKind::Dynamo || (opts.lambda.is_some() && named_tables.is_some()));
     let mut created = Vec::new();
     let ddb = match (&opts.sdk, wants_ddb) {
         (Some(sdk), true) => {
@@ -324,7 +421,7 @@ pub async fn prepare(
                 (&tables::CALLS, &calls_table),
             ] {
                 let outcome = tables::create_table(&client, def, name).await?;
-                if outcome == tables::CreateOutcome::Created && opts.tables.is_none() {
+                if outcome == tables::CreateOutcome::Created && named_tables.is_none() {
                     created.push(name.clone());
                 }
             }
@@ -333,6 +430,11 @@ pub async fn prepare(
         }
         _ => None,
     };
+    let mut connect_numbers: HashSet<String> =
+        pairs.iter().map(|p| p.connect_number.clone()).collect();
+    if let (Some(client), Some(_)) = (&ddb, &named_tables) {
+        connect_numbers.extend(table_connect_numbers(client, &pairs_table).await?);
+    }
 
     if let Some(api) = &opts.lambda {
         let probe = match &ddb {
@@ -340,9 +442,10 @@ pub async fn prepare(
                 client: client.clone(),
                 table: pairs_table.clone(),
             },
-            None => PairProbe::None("pair check skipped: the functions' tables are unknown (pass --pairs-table/--calls-table)".into()),
+            None => PairProbe::None("pair check skipped: the functions' tables are unknown (--pairs-table/--calls-table, or PAIRS_TABLE/CALLS_TABLE in the env file, with AWS_ENDPOINT_URL_DYNAMODB)".into()),
         };
         return Ok(Backend {
+            connect_numbers,
             invoker: Invoker::Lambda(api.clone()),
             probe,
             store: None,
@@ -449,6 +552,7 @@ pub async fn prepare(
     );
 
     Ok(Backend {
+        connect_numbers,
         invoker: Invoker::InProcess(Arc::new(handlers)),
         probe,
         store: Some(store),

@@ -57,6 +57,43 @@
 //! free at the end, no wrong-caller transfer, no invalid response). The binary exits non-zero
 //! when any expectation fails. A load mode plays N copies of a scenario's first call at a given
 //! arrival rate and prints a summary ([`report::LoadSummary`]).
+//!
+//! A wrong-caller transfer is an accepted `UpdateSipMediaApplicationCall` whose `ContactId`
+//! belongs to a contact of another call than the transaction it updates: the emulator knows
+//! which call each contact was bridged from.
+//!
+//! # Running it
+//!
+//! ```text
+//! infra/demo.sh                       # make demo: DynamoDB Local, seeded tables, timelines
+//! infra/scenarios.sh                  # make scenarios: every scenario, DynamoDB Local + memory
+//! cargo run -p emulator -- events/scenarios/happy-path.json          # one scenario, in memory
+//! cargo run -p emulator -- --json events/scenarios                   # for machines
+//! cargo run --release -p emulator -- --store dynamodb --lookup-mode release \
+//!     --load 300 --rate 2,2.2,2.4 events/scenarios/happy-path.json   # load mode
+//! ```
+//!
+//! The functions' environment comes from `infra/local.env` (`--env-file`), the file `make
+//! watch` gives `cargo lambda watch`, plus each scenario's `env`; in process the emulator uses
+//! per-run tables (or `--pairs-table`/`--calls-table`).
+//!
+//! Against `cargo lambda watch` (or `sam local start-lambda`), the functions and the emulator
+//! must agree on the fake Chime API's address and the tables; with `infra/local.env` they do:
+//!
+//! ```text
+//! eval "$(infra/dynamodb-local.sh env)"; make seed
+//! cargo lambda watch -P 9000 --env-file infra/local.env \
+//!   --env-var AWS_ENDPOINT_URL_CHIME_SDK_VOICE=http://127.0.0.1:9200 &
+//! AWS_ENDPOINT_URL_CHIME_SDK_VOICE=http://127.0.0.1:9200 \
+//!   cargo run -p emulator -- --lambda-url http://127.0.0.1:9000 events/scenarios
+//! ```
+//!
+//! (When `infra/local.env` itself sets `AWS_ENDPOINT_URL_CHIME_SDK_VOICE`, both sides take it
+//! from there.) The tables are the env file's `PAIRS_TABLE`/`CALLS_TABLE`; the emulator seeds the
+//! scenario's pairs into them and checks them for leaks. Scenarios whose `env` differs from the
+//! env file are skipped in this mode (the functions' environment belongs to their server).
+//! `cargo lambda watch` compiles and starts function processes on first use: the first
+//! invocations can exceed the SMA's 5 s and are flagged; run once to warm up.
 
 pub mod backend;
 pub mod chime_api;

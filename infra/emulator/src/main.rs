@@ -1,7 +1,7 @@
 //! `emulator`: plays calls through the SMA, Connect and the Chime SDK Voice API on one machine.
 //! See the crate documentation (`lib.rs`) for the design.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,7 +35,10 @@ OPTIONS:
                             defaults sma-handler, connect-lookup, connect-transfer)
   --pairs-table NAME --calls-table NAME
                             use these tables (created/seeded if needed) instead of per-run ones
-  --sma-id ID               SIP media application id (default sma-emulator)
+  --sma-id ID               SIP media application id (default: the env file's, else sma-emulator)
+  --env-file PATH|none      the functions' environment, KEY=VALUE lines (default infra/local.env,
+                            the file `make watch` gives cargo lambda watch); with --lambda-url its
+                            PAIRS_TABLE/CALLS_TABLE and AWS_ENDPOINT_URL_CHIME_SDK_VOICE are used
   --log FILTER              handler logs on stderr (default: error)
   -h, --help
 
@@ -60,6 +63,7 @@ struct Cli {
     pairs_table: Option<String>,
     calls_table: Option<String>,
     sma_id: Option<String>,
+    env_file: Option<String>,
     log: Option<String>,
     load: Option<usize>,
     rates: Vec<f64>,
@@ -112,6 +116,7 @@ fn parse_args(args: &[String]) -> Result<Cli, String> {
             "--pairs-table" => cli.pairs_table = Some(value("--pairs-table")?),
             "--calls-table" => cli.calls_table = Some(value("--calls-table")?),
             "--sma-id" => cli.sma_id = Some(value("--sma-id")?),
+            "--env-file" => cli.env_file = Some(value("--env-file")?),
             "--log" => cli.log = Some(value("--log")?),
             "--load" => {
                 let n = value("--load")?;
@@ -189,7 +194,7 @@ fn scenario_files(paths: &[String]) -> Result<Vec<PathBuf>, String> {
 /// The fake Chime API must be where `AWS_ENDPOINT_URL_CHIME_SDK_VOICE` points, and the SDK needs
 /// a region and credentials. Without unsafe code a process cannot set its own environment, so
 /// when something is missing the emulator runs itself again with it set.
-fn reexec_if_needed() -> Option<ExitCode> {
+fn reexec_if_needed(preset_endpoint: Option<&str>) -> Option<ExitCode> {
     let unset = |k: &str| {
         std::env::var(k)
             .map(|v| v.trim().is_empty())
@@ -205,7 +210,9 @@ fn reexec_if_needed() -> Option<ExitCode> {
     let mut cmd = std::process::Command::new(exe);
     cmd.args(std::env::args().skip(1))
         .env("EMULATOR_REEXECUTED", "1");
-    if need_endpoint {
+    if let (true, Some(endpoint)) = (need_endpoint, preset_endpoint) {
+        cmd.env("AWS_ENDPOINT_URL_CHIME_SDK_VOICE", endpoint);
+    } else if need_endpoint {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
@@ -248,7 +255,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(code) = reexec_if_needed() {
+    let env_file = match load_env_file(&cli) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("emulator: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // With --lambda-url the functions reach the fake Chime API where their env file says.
+    let preset = cli.lambda_url.as_ref().and_then(|_| {
+        env_file
+            .get("AWS_ENDPOINT_URL_CHIME_SDK_VOICE")
+            .map(String::as_str)
+    });
+    if let Some(code) = reexec_if_needed(preset) {
         return code;
     }
     let filter = cli.log.clone().unwrap_or_else(|| "error".into());
@@ -266,7 +286,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(real_main(cli)) {
+    match runtime.block_on(real_main(cli, env_file)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -277,6 +297,7 @@ fn main() -> ExitCode {
 }
 
 struct Shared {
+    env_file: BTreeMap<String, String>,
     api: Arc<ChimeApi>,
     sdk: aws_config::SdkConfig,
     lambda: Option<Arc<LambdaApi>>,
@@ -300,7 +321,23 @@ async fn start_chime_api() -> Result<Arc<ChimeApi>, String> {
     Ok(api)
 }
 
-async fn real_main(cli: Cli) -> Result<bool, String> {
+/// The env file: `--env-file`, else `infra/local.env` when it exists; `none` for none.
+fn load_env_file(cli: &Cli) -> Result<BTreeMap<String, String>, String> {
+    match cli.env_file.as_deref() {
+        Some("none") => Ok(BTreeMap::new()),
+        Some(path) => backend::read_env_file(&resolve(path)),
+        None => {
+            let default = resolve("infra/local.env");
+            if default.is_file() {
+                backend::read_env_file(&default)
+            } else {
+                Ok(BTreeMap::new())
+            }
+        }
+    }
+}
+
+async fn real_main(cli: Cli, env_file: BTreeMap<String, String>) -> Result<bool, String> {
     let api = start_chime_api().await?;
     let sdk = takeback_core::sdk::load().await;
     let store = cli
@@ -327,6 +364,7 @@ async fn real_main(cli: Cli) -> Result<bool, String> {
         sdk,
         lambda,
         store,
+        env_file,
     };
     let files = scenario_files(&cli.paths)?;
     if let Some(n) = cli.load {
@@ -352,12 +390,27 @@ async fn real_main(cli: Cli) -> Result<bool, String> {
             StoreKind::Memory => "memory",
             StoreKind::Dynamo => "dynamodb",
         };
-        if shared.lambda.is_none() && !scenario.stores.is_empty() && !scenario.stores.iter().any(|s| s == store_name) {
-            let why = scenario.skip_reason.clone().unwrap_or_default();
+        let conflicts = backend::env_conflicts(&scenario, &options(&cli, &shared));
+        let skip = if shared.lambda.is_some() && !conflicts.is_empty() {
+            Some(format!(
+                "it needs {} in the functions' environment; functions behind --lambda-url take theirs from their own server",
+                conflicts.join(", ")
+            ))
+        } else if shared.lambda.is_none()
+            && !scenario.stores.is_empty()
+            && !scenario.stores.iter().any(|s| s == store_name)
+        {
+            Some(scenario.skip_reason.clone().unwrap_or_default())
+        } else {
+            None
+        };
+        if let Some(why) = skip {
             if cli.json {
-                docs.push(json!({"name": scenario.name, "skipped": true, "passed": true, "reason": why}));
+                docs.push(
+                    json!({"name": scenario.name, "skipped": true, "passed": true, "reason": why}),
+                );
             } else {
-                println!("SKIP {} with the {}: {why}\n", scenario.name, shared.store.label());
+                println!("SKIP {}: {why}\n", scenario.name);
             }
             continue;
         }
@@ -401,6 +454,8 @@ fn flow_path(cli: &Cli, scenario: &Scenario) -> PathBuf {
 /// What one run produced, beyond the simulation result.
 struct Executed {
     result: run::RunResult,
+    /// The functions' environment (for `$VAR` in expectations).
+    env: BTreeMap<String, String>,
     fallback_configured: bool,
     store_requests: Option<u64>,
     lookup_mode: String,
@@ -414,8 +469,27 @@ async fn run_once(
     keep_timeline: bool,
 ) -> Result<(run::RunResult, report::Verdict), String> {
     let done = execute(cli, shared, scenario, plans.clone(), keep_timeline).await?;
-    let verdict = report::verdict(scenario, &plans, &done.result, done.fallback_configured);
+    let verdict = report::verdict(
+        scenario,
+        &plans,
+        &done.result,
+        done.fallback_configured,
+        &done.env,
+    );
     Ok((done.result, verdict))
+}
+
+fn options(cli: &Cli, shared: &Shared) -> Options {
+    Options {
+        store: shared.store,
+        lambda: shared.lambda.clone(),
+        tables: cli.pairs_table.clone().zip(cli.calls_table.clone()),
+        lookup_mode: cli.lookup_mode.clone(),
+        sma_id: cli.sma_id.clone(),
+        env_file: shared.env_file.clone(),
+        dynamodb_local: std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+        sdk: Some(shared.sdk.clone()),
+    }
 }
 
 /// Builds the backend (tables, seeded pairs, handlers), runs the plans, cleans up.
@@ -432,17 +506,7 @@ async fn execute(
     let flow = Flow::parse(&flow_text)
         .map_err(|e| format!("contact flow {}: {e}", flow_file.display()))?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let opts = Options {
-        store: shared.store,
-        lambda: shared.lambda.clone(),
-        tables: cli.pairs_table.clone().zip(cli.calls_table.clone()),
-        lookup_mode: cli.lookup_mode.clone(),
-        sma_id: cli
-            .sma_id
-            .clone()
-            .unwrap_or_else(|| backend::DEFAULT_SMA_ID.to_owned()),
-        sdk: Some(shared.sdk.clone()),
-    };
+    let opts = options(cli, shared);
     let backend = backend::prepare(scenario, &opts, &run_id)
         .await
         .map_err(|e| format!("{}: {e}", scenario.name))?;
@@ -459,13 +523,7 @@ async fn execute(
         .get("FALLBACK_TARGET")
         .cloned()
         .zip(env.get("FALLBACK_TARGET_ARN").cloned());
-    let connect_numbers: HashSet<String> = scenario
-        .pairs
-        .pairs()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|p| p.connect_number)
-        .collect();
+    let connect_numbers = backend.connect_numbers.clone();
     let faults = plans
         .first()
         .map(|p| p.sma.chime_api_faults.clone())
@@ -491,6 +549,7 @@ async fn execute(
     backend.cleanup().await;
     Ok(Executed {
         result,
+        env: backend.env.clone(),
         fallback_configured: run.fallback.is_some(),
         store_requests,
         lookup_mode,

@@ -45,6 +45,15 @@ fn call_check(checks: &mut Vec<Check>, ok: bool, what: impl Into<String>) {
     });
 }
 
+/// `$NAME` → the functions' environment value (`$DEFAULT_TRANSFER_TARGET`), else as written.
+fn expand(value: &str, env: &BTreeMap<String, String>) -> String {
+    value
+        .strip_prefix('$')
+        .and_then(|name| env.get(name))
+        .cloned()
+        .unwrap_or_else(|| value.to_owned())
+}
+
 /// Rules that are problems in every scenario unless the scenario lists them in
 /// `expect.violations`: every finding.
 pub fn verdict(
@@ -52,6 +61,7 @@ pub fn verdict(
     plans: &[CallPlan],
     result: &RunResult,
     fallback_configured: bool,
+    env: &BTreeMap<String, String>,
 ) -> Verdict {
     let mut checks = Vec::new();
     for (plan, call) in plans.iter().zip(&result.calls) {
@@ -71,8 +81,9 @@ pub fn verdict(
                     ),
                 );
             }
-            if let Some(want) = &e.target {
-                check(
+            if let Some(want) = e.target.as_deref().map(|t| expand(t, env)) {
+                let want = &want;
+                call_check(
                     &mut checks,
                     call.target.as_deref() == Some(want.as_str()),
                     format!(
@@ -89,7 +100,7 @@ pub fn verdict(
                 );
             }
             if let Some(code) = e.hangup_code {
-                check(
+                call_check(
                     &mut checks,
                     call.hangup_code == Some(code),
                     format!(
@@ -414,27 +425,35 @@ pub struct LatencyStats {
     pub max_ms: f64,
 }
 
-pub fn latency_stats(result: &RunResult) -> BTreeMap<Function, LatencyStats> {
+fn stats(v: &[Duration]) -> LatencyStats {
     let ms = |d: Option<Duration>| {
         d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0)
             .unwrap_or(0.0)
     };
+    let mut v = v.to_vec();
+    v.sort();
+    LatencyStats {
+        invocations: v.len(),
+        p50_ms: ms(percentile(&v, 50.0)),
+        p99_ms: ms(percentile(&v, 99.0)),
+        max_ms: ms(v.last().copied()),
+    }
+}
+
+pub fn latency_stats(result: &RunResult) -> BTreeMap<Function, LatencyStats> {
     result
         .latencies
         .iter()
-        .map(|(f, v)| {
-            let mut v = v.clone();
-            v.sort();
-            (
-                *f,
-                LatencyStats {
-                    invocations: v.len(),
-                    p50_ms: ms(percentile(&v, 50.0)),
-                    p99_ms: ms(percentile(&v, 99.0)),
-                    max_ms: ms(v.last().copied()),
-                },
-            )
-        })
+        .map(|(f, v)| (*f, stats(v)))
+        .collect()
+}
+
+/// SMA handler latency per invocation event type.
+pub fn sma_event_stats(result: &RunResult) -> BTreeMap<String, LatencyStats> {
+    result
+        .event_latencies
+        .iter()
+        .map(|(e, v)| (e.clone(), stats(v)))
         .collect()
 }
 
@@ -479,6 +498,7 @@ pub fn scenario_json(scenario: &Scenario, result: &RunResult, verdict: &Verdict)
         "virtual_ms": result.virtual_ms,
         "wall_ms": result.wall.as_millis() as u64,
         "latency": latency,
+        "sma_latency_by_event": sma_event_stats(result),
     })
 }
 
@@ -500,6 +520,9 @@ pub struct LoadSummary {
     pub findings: usize,
     pub peak_pairs_held: Option<usize>,
     pub latency: BTreeMap<String, LatencyStats>,
+    /// SMA handler latency per event type (`NEW_INBOUND_CALL` claims, `CALL_UPDATE_REQUESTED`
+    /// releases, most others touch no store).
+    pub sma_latency_by_event: BTreeMap<String, LatencyStats>,
     pub store_requests_per_call: Option<f64>,
     pub virtual_s: f64,
     pub wall_s: f64,
@@ -557,6 +580,7 @@ pub fn load_summary(
             .into_iter()
             .map(|(f, s)| (f.label().to_owned(), s))
             .collect(),
+        sma_latency_by_event: sma_event_stats(result),
         store_requests_per_call: store_requests
             .filter(|_| n > 0)
             .map(|r| (r as f64 / n as f64 * 10.0).round() / 10.0),
@@ -616,6 +640,13 @@ pub fn render_load(s: &LoadSummary, style: &Style) -> String {
             .unwrap_or_else(|| "?".into())
     );
     let _ = writeln!(out, "  sma-handler      {}", lat("sma-handler"));
+    for (event, l) in &s.sma_latency_by_event {
+        let _ = writeln!(
+            out,
+            "    {event:<24} p50 {:.1} ms, p99 {:.1} ms ({})",
+            l.p50_ms, l.p99_ms, l.invocations
+        );
+    }
     let _ = writeln!(out, "  connect-lookup   {}", lat("connect-lookup"));
     let _ = writeln!(out, "  connect-transfer {}", lat("connect-transfer"));
     let _ = writeln!(

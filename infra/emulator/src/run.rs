@@ -57,6 +57,8 @@ pub struct RunResult {
     pub findings: Vec<Finding>,
     #[serde(skip)]
     pub latencies: HashMap<Function, Vec<Duration>>,
+    #[serde(skip)]
+    pub event_latencies: HashMap<String, Vec<Duration>>,
     pub updates: Vec<UpdateRecord>,
     pub virtual_ms: Ms,
     #[serde(skip)]
@@ -196,6 +198,7 @@ pub async fn simulate(run: &Arc<Run>, probe: &PairProbe) -> RunResult {
         timeline: world.take_timeline(),
         findings: world.findings(),
         latencies: world.latencies(),
+        event_latencies: world.event_latencies(),
         updates,
         virtual_ms: last_at,
         wall: started.elapsed(),

@@ -11,8 +11,12 @@
 //!   "target": { "answer": "answer", "answer_after_ms": 2000 },
 //!   "caller": { "ivr_input": ["1"], "talk_ms": 10000 },
 //!   "calls": [ { "caller": "+12065550123", "dialled": "+18005550100" } ],
-//!   "expect": { "all": { "outcome": "transferred", "target": "2000" } } }
+//!   "expect": { "all": { "outcome": "transferred", "target": "$DEFAULT_TRANSFER_TARGET" } } }
 //! ```
+//!
+//! An expected `target` written `$NAME` is the value of `NAME` in the functions' environment
+//! (the env file, `infra/local.env`, plus the scenario's `env`), so the same scenario holds in
+//! process and against `make watch`.
 //!
 //! Per-call `connect`, `target`, `caller` and `sma` objects replace the scenario-level ones for
 //! that call (whole objects: unspecified fields take the built-in defaults, not the scenario's).
@@ -238,7 +242,7 @@ impl Outcome {
 #[serde(deny_unknown_fields, default)]
 pub struct CallExpect {
     pub outcome: Option<Outcome>,
-    /// Uri of the SIP target the caller reached.
+    /// Uri of the SIP target the caller reached; `$NAME` reads the functions' environment.
     pub target: Option<String>,
     /// Substrings of what the caller heard (Speak on LEG-A), each must appear.
     pub heard: Vec<String>,

@@ -279,7 +279,7 @@ impl SmaCall {
     }
 
     /// The event payload the service sends.
-    fn payload(&mut self, run: &Run, at: Ms, d: &Delivery) -> Value {
+    fn payload(&mut self, run: &Run, d: &Delivery) -> Value {
         self.sequence += 1;
         let participants: Vec<Value> = self
             .legs()
@@ -321,7 +321,6 @@ impl SmaCall {
                 obj.insert(k.clone(), v.clone());
             }
         }
-        let _ = at;
         event
     }
 
@@ -441,12 +440,12 @@ impl SmaCall {
             self.end_without_invocation(run, stamp, "the service ends the call: invocation limit");
             return;
         }
-        let payload = self.payload(run, stamp.at, &d);
+        let payload = self.payload(run, &d);
         let retry = !d.last
             && self.plan.sma.redeliver.iter().any(|e| e == d.event_type)
             && self.redelivered.insert(d.event_type);
         if retry {
-            let response = self.timed_invoke(run, payload.clone()).await;
+            let response = self.timed_invoke(run, d.event_type, payload.clone()).await;
             let mut e = stamp.entry(
                 Actor::Sma,
                 format!(
@@ -481,12 +480,13 @@ impl SmaCall {
     async fn timed_invoke(
         &self,
         run: &Run,
+        event_type: &str,
         payload: Value,
     ) -> (Result<Value, crate::invoke::InvokeError>, Duration) {
         let started = Instant::now();
         let result = run.invoker.invoke(Function::Sma, payload).await;
         let latency = started.elapsed();
-        run.world.latency(Function::Sma, latency);
+        run.world.sma_latency(event_type, latency);
         (result, latency)
     }
 
@@ -504,7 +504,7 @@ impl SmaCall {
             note,
         } = call;
         self.record.invocations += 1;
-        let (result, latency) = self.timed_invoke(run, payload.clone()).await;
+        let (result, latency) = self.timed_invoke(run, event_type, payload.clone()).await;
         if latency > LAMBDA_TIMEOUT {
             run.world.finding(
                 Some(self.idx),
@@ -1009,7 +1009,7 @@ impl SmaCall {
                 Peer::Pstn,
                 Answer::Answer,
                 PSTN_ANSWER_MS,
-                format!("PSTN {uri}"),
+                format!("PSTN {uri} (not a Connect number here: an ordinary phone that answers)"),
             ),
         };
         let leg = Leg {

@@ -187,6 +187,8 @@ pub struct World {
     timeline: Mutex<Vec<Entry>>,
     findings: Mutex<Vec<Finding>>,
     latencies: Mutex<HashMap<Function, Vec<Duration>>>,
+    /// SMA handler latency by invocation event type.
+    event_latencies: Mutex<HashMap<String, Vec<Duration>>>,
     pub updates: Mutex<Vec<UpdateRecord>>,
     pub chime_faults: Mutex<VecDeque<String>>,
     pub sma_id: String,
@@ -211,6 +213,7 @@ impl World {
             timeline: Mutex::default(),
             findings: Mutex::default(),
             latencies: Mutex::default(),
+            event_latencies: Mutex::default(),
             updates: Mutex::default(),
             chime_faults: Mutex::new(chime_faults.into()),
             sma_id,
@@ -253,10 +256,6 @@ impl World {
         Some((at, batch))
     }
 
-    pub fn pending(&self) -> usize {
-        lock(&self.queue).len()
-    }
-
     pub fn log(&self, mut entry: Entry) {
         if !self.keep_timeline && !entry.problem {
             return;
@@ -282,6 +281,21 @@ impl World {
 
     pub fn latency(&self, f: Function, d: Duration) {
         lock(&self.latencies).entry(f).or_default().push(d);
+    }
+
+    pub fn sma_latency(&self, event_type: &str, d: Duration) {
+        lock(&self.latencies)
+            .entry(Function::Sma)
+            .or_default()
+            .push(d);
+        lock(&self.event_latencies)
+            .entry(event_type.to_owned())
+            .or_default()
+            .push(d);
+    }
+
+    pub fn event_latencies(&self) -> HashMap<String, Vec<Duration>> {
+        lock(&self.event_latencies).clone()
     }
 
     pub fn take_timeline(&self) -> Vec<Entry> {

@@ -71,8 +71,15 @@ async fn play(scenario: &Scenario, script: Arc<Script>) -> (Vec<Value>, RunResul
 fn kind(e: &Value) -> String {
     let t = e["InvocationEventType"].as_str().unwrap_or_default();
     match t {
-        "HANGUP" => format!("HANGUP {}", e["ActionData"]["Parameters"]["ParticipantTag"].as_str().unwrap_or("?")),
-        "ACTION_SUCCESSFUL" | "ACTION_FAILED" => format!("{t} {}", e["ActionData"]["Type"].as_str().unwrap_or("?")),
+        "HANGUP" => format!(
+            "HANGUP {}",
+            e["ActionData"]["Parameters"]["ParticipantTag"]
+                .as_str()
+                .unwrap_or("?")
+        ),
+        "ACTION_SUCCESSFUL" | "ACTION_FAILED" => {
+            format!("{t} {}", e["ActionData"]["Type"].as_str().unwrap_or("?"))
+        }
         other => other.to_owned(),
     }
 }
@@ -127,10 +134,36 @@ fn take_back_script() -> Arc<Script> {
 #[tokio::test]
 async fn hangup_of_the_connect_leg_produces_the_events_the_knob_says_in_that_order() {
     let cases = [
-        ("hangup", vec!["HANGUP LEG-B", "ACTION_SUCCESSFUL Pause", "HANGUP LEG-A"]),
-        ("hangup_then_success", vec!["HANGUP LEG-B", "ACTION_SUCCESSFUL Hangup", "ACTION_SUCCESSFUL Pause", "HANGUP LEG-A"]),
-        ("success_then_hangup", vec!["ACTION_SUCCESSFUL Hangup", "HANGUP LEG-B", "ACTION_SUCCESSFUL Pause", "HANGUP LEG-A"]),
-        ("success", vec!["ACTION_SUCCESSFUL Hangup", "ACTION_SUCCESSFUL Pause", "HANGUP LEG-A"]),
+        (
+            "hangup",
+            vec!["HANGUP LEG-B", "ACTION_SUCCESSFUL Pause", "HANGUP LEG-A"],
+        ),
+        (
+            "hangup_then_success",
+            vec![
+                "HANGUP LEG-B",
+                "ACTION_SUCCESSFUL Hangup",
+                "ACTION_SUCCESSFUL Pause",
+                "HANGUP LEG-A",
+            ],
+        ),
+        (
+            "success_then_hangup",
+            vec![
+                "ACTION_SUCCESSFUL Hangup",
+                "HANGUP LEG-B",
+                "ACTION_SUCCESSFUL Pause",
+                "HANGUP LEG-A",
+            ],
+        ),
+        (
+            "success",
+            vec![
+                "ACTION_SUCCESSFUL Hangup",
+                "ACTION_SUCCESSFUL Pause",
+                "HANGUP LEG-A",
+            ],
+        ),
     ];
     for (knob, after_hangup) in cases {
         let s = scenario(json!({"hangup_events": knob}));
@@ -147,7 +180,12 @@ async fn hangup_of_the_connect_leg_produces_the_events_the_knob_says_in_that_ord
         // LEG-B is reported disconnected once it is down.
         let hangup_b = events.iter().find(|e| kind(e) == "HANGUP LEG-B");
         if let Some(h) = hangup_b {
-            let b = h["CallDetails"]["Participants"].as_array().unwrap().iter().find(|p| p["ParticipantTag"] == "LEG-B").unwrap();
+            let b = h["CallDetails"]["Participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["ParticipantTag"] == "LEG-B")
+                .unwrap();
             assert_eq!(b["Status"], "Disconnected");
         }
     }
@@ -157,15 +195,30 @@ async fn hangup_of_the_connect_leg_produces_the_events_the_knob_says_in_that_ord
 async fn the_bridge_success_lists_both_legs_and_connect_sees_the_presented_caller_id() {
     let s = scenario(json!({}));
     let (events, result) = play(&s, take_back_script()).await;
-    let bridged = events.iter().find(|e| kind(e) == "ACTION_SUCCESSFUL CallAndBridge").unwrap();
+    let bridged = events
+        .iter()
+        .find(|e| kind(e) == "ACTION_SUCCESSFUL CallAndBridge")
+        .unwrap();
     let parts = bridged["CallDetails"]["Participants"].as_array().unwrap();
     assert_eq!(parts.len(), 2);
     assert!(parts.iter().all(|p| p["Status"] == "Connected"));
-    let b = parts.iter().find(|p| p["ParticipantTag"] == "LEG-B").unwrap();
-    assert_eq!((b["From"].as_str(), b["To"].as_str()), (Some(SMA), Some(CONNECT)));
-    assert_eq!(result.calls[0].connect_bridges, vec![(SMA.to_owned(), CONNECT.to_owned())]);
+    let b = parts
+        .iter()
+        .find(|p| p["ParticipantTag"] == "LEG-B")
+        .unwrap();
+    assert_eq!(
+        (b["From"].as_str(), b["To"].as_str()),
+        (Some(SMA), Some(CONNECT))
+    );
+    assert_eq!(
+        result.calls[0].connect_bridges,
+        vec![(SMA.to_owned(), CONNECT.to_owned())]
+    );
     // Sequence numbers increase by one per invocation.
-    let seqs: Vec<u64> = events.iter().map(|e| e["Sequence"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e["Sequence"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 }
 
@@ -173,20 +226,35 @@ async fn the_bridge_success_lists_both_legs_and_connect_sees_the_presented_calle
 async fn transaction_attributes_absent_keeps_them_and_empty_erases_them() {
     let script: Arc<Script> = Arc::new(|e: &Value, log: &mut Vec<Value>| {
         match log.len() {
-            1 => json!({"SchemaVersion": "1.0", "Actions": [pause(e)], "TransactionAttributes": {"k": "v"}}),
+            1 => {
+                json!({"SchemaVersion": "1.0", "Actions": [pause(e)], "TransactionAttributes": {"k": "v"}})
+            }
             // Absent: kept.
             2 => ok(vec![pause(e)]),
             // `{}`: erased.
-            3 => json!({"SchemaVersion": "1.0", "Actions": [pause(e)], "TransactionAttributes": {}}),
+            3 => {
+                json!({"SchemaVersion": "1.0", "Actions": [pause(e)], "TransactionAttributes": {}})
+            }
             4 => ok(vec![hangup(e, "LEG-A")]),
             _ => ok(vec![]),
         }
     });
     let (events, result) = play(&scenario(json!({})), script).await;
-    let attrs: Vec<Value> = events.iter().map(|e| e["CallDetails"]["TransactionAttributes"].clone()).collect();
-    assert_eq!(attrs[0], Value::Null, "the first event carries no attributes");
+    let attrs: Vec<Value> = events
+        .iter()
+        .map(|e| e["CallDetails"]["TransactionAttributes"].clone())
+        .collect();
+    assert_eq!(
+        attrs[0],
+        Value::Null,
+        "the first event carries no attributes"
+    );
     assert_eq!(attrs[1], json!({"k": "v"}));
-    assert_eq!(attrs[2], json!({"k": "v"}), "an answer without TransactionAttributes keeps them");
+    assert_eq!(
+        attrs[2],
+        json!({"k": "v"}),
+        "an answer without TransactionAttributes keeps them"
+    );
     assert_eq!(attrs[3], Value::Null, "an answer with {{}} erases them");
     assert_eq!(kind(&events[4]), "HANGUP LEG-A");
     assert_eq!(result.calls[0].hangup_code, Some(0));
@@ -201,9 +269,21 @@ async fn an_invalid_response_is_flagged_and_answered_with_invalid_lambda_respons
     });
     let (events, result) = play(&scenario(json!({})), script).await;
     let kinds: Vec<String> = events.iter().map(kind).collect();
-    assert_eq!(kinds, ["NEW_INBOUND_CALL", "INVALID_LAMBDA_RESPONSE", "HANGUP LEG-A"]);
+    assert_eq!(
+        kinds,
+        [
+            "NEW_INBOUND_CALL",
+            "INVALID_LAMBDA_RESPONSE",
+            "HANGUP LEG-A"
+        ]
+    );
     assert_eq!(events[1]["ErrorType"], "InvalidActionParameter");
-    assert!(events[1]["ErrorMessage"].as_str().unwrap().contains("11 actions"));
+    assert!(
+        events[1]["ErrorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("11 actions")
+    );
     let rules: Vec<&str> = result.findings.iter().map(|f| f.rule.as_str()).collect();
     assert_eq!(rules, ["response.too_many_actions"]);
 }
@@ -212,7 +292,10 @@ async fn an_invalid_response_is_flagged_and_answered_with_invalid_lambda_respons
 async fn a_second_invalid_response_ends_the_call() {
     let script: Arc<Script> = Arc::new(|_e: &Value, _log: &mut Vec<Value>| json!({"Actions": []}));
     let (events, result) = play(&scenario(json!({})), script).await;
-    assert_eq!(events.iter().map(kind).collect::<Vec<_>>(), ["NEW_INBOUND_CALL", "INVALID_LAMBDA_RESPONSE"]);
+    assert_eq!(
+        events.iter().map(kind).collect::<Vec<_>>(),
+        ["NEW_INBOUND_CALL", "INVALID_LAMBDA_RESPONSE"]
+    );
     assert_eq!(result.findings.len(), 2, "{:?}", result.findings);
     assert!(!result.calls[0].still_connected);
 }
@@ -241,10 +324,25 @@ async fn a_call_not_answered_fails_after_call_timeout_seconds_without_leg_b() {
     }))
     .unwrap();
     let (events, result) = play(&s, script).await;
-    let failed = events.iter().find(|e| kind(e) == "ACTION_FAILED CallAndBridge").unwrap();
+    let failed = events
+        .iter()
+        .find(|e| kind(e) == "ACTION_FAILED CallAndBridge")
+        .unwrap();
     assert_eq!(failed["ActionData"]["ErrorType"], "CallNotAnswered");
-    assert_eq!(failed["CallDetails"]["Participants"].as_array().unwrap().len(), 1, "the failed leg is not listed");
-    let at = result.timeline.iter().find(|t| t.event.as_deref() == Some("ACTION_FAILED")).unwrap().t_ms;
+    assert_eq!(
+        failed["CallDetails"]["Participants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the failed leg is not listed"
+    );
+    let at = result
+        .timeline
+        .iter()
+        .find(|t| t.event.as_deref() == Some("ACTION_FAILED"))
+        .unwrap()
+        .t_ms;
     assert_eq!(at, 7000, "CallTimeoutSeconds on the virtual clock");
     assert!(result.wall.as_secs() < 5, "virtual time costs no wall time");
 }

@@ -146,8 +146,7 @@ pub fn store_work(event: &SmaEvent, attrs: &CallAttributes) -> StoreWork {
             release(attrs)
         }
         InvocationEventType::CallUpdateRequested
-            if matches!(attrs.state, CallState::Connecting | CallState::InConnect)
-                && wants_transfer(event) =>
+            if update_can_be_ours(event, attrs) && wants_transfer(event) =>
         {
             release(attrs)
         }
@@ -166,6 +165,21 @@ pub fn store_work(event: &SmaEvent, attrs: &CallAttributes) -> StoreWork {
         },
         InvocationEventType::InvalidLambdaResponse => release(attrs),
         _ => StoreWork::Nothing,
+    }
+}
+
+/// An update can only come from this call's own contact once Connect has answered: in
+/// `InConnect`, or in `Connecting` when the event already lists a connected LEG-B (the update
+/// overtook the bridge's `ACTION_SUCCESSFUL`). Before that it is someone else's (a lookup that
+/// matched a reused pair): following it would release the pair while the bridge still rings
+/// and hang up a LEG-B that does not exist.
+fn update_can_be_ours(event: &SmaEvent, attrs: &CallAttributes) -> bool {
+    match attrs.state {
+        CallState::InConnect => true,
+        CallState::Connecting => event
+            .participant(LegTag::B)
+            .is_some_and(|p| p.is_connected()),
+        _ => false,
     }
 }
 
@@ -426,6 +440,9 @@ impl Flow<'_> {
         if !matches!(attrs.state, CallState::Connecting | CallState::InConnect) {
             // One-shot guard: a second update (or one after the caller left) changes nothing.
             return Decision::unchanged("update_ignored");
+        }
+        if !update_can_be_ours(self.event, &attrs) {
+            return Decision::unchanged("update_before_connect_answered");
         }
         let Some(data) = self.event.action_data.as_ref() else {
             return Decision::unchanged("update_without_arguments");

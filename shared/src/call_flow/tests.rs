@@ -495,6 +495,48 @@ fn update_without_transfer_true_changes_nothing() {
 }
 
 #[test]
+fn update_while_the_connect_bridge_still_rings_is_not_ours_and_changes_nothing() {
+    // Found by the emulator: a late lookup by number pair matched the next caller's claim and
+    // updated this call while its bridge to Connect was still ringing (no LEG-B yet). Following
+    // it released the pair mid-bridge and answered `Hangup ParticipantTag LEG-B` for a leg that
+    // does not exist, which the SMA rejects.
+    let state = attrs(CallState::Connecting);
+    let ev = event(
+        "CALL_UPDATE_REQUESTED",
+        &state,
+        vec![leg_a()],
+        json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true"}}}),
+    );
+    assert_eq!(
+        store_work(&ev, &state),
+        StoreWork::Nothing,
+        "the pair stays held while the bridge rings"
+    );
+    let d = decide(&ev, &state, &config(), &released());
+    assert!(d.actions.is_empty() && d.attributes.is_none(), "{d:?}");
+}
+
+#[test]
+fn update_that_overtakes_the_bridge_success_is_followed_by_the_listed_leg_b() {
+    let mut state = attrs(CallState::Connecting);
+    state.connect_leg = None;
+    let ev = event(
+        "CALL_UPDATE_REQUESTED",
+        &state,
+        vec![leg_a(), leg_b("call-connect")],
+        json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true"}}}),
+    );
+    assert!(matches!(store_work(&ev, &state), StoreWork::Release { .. }));
+    let d = decide(&ev, &state, &config(), &released());
+    assert_eq!(types(&d), ["Hangup"]);
+    assert_eq!(
+        json_of(&d.actions[0])["Parameters"]["CallId"],
+        "call-connect"
+    );
+    assert_eq!(d.attributes.unwrap().state, CallState::TransferPending);
+}
+
+#[test]
 fn second_transfer_request_is_ignored_one_shot_guard() {
     for state in [
         CallState::TransferPending,

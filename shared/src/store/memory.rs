@@ -139,7 +139,6 @@ impl PairStore for MemoryStore {
         match free {
             None => Ok(ClaimOutcome::Busy),
             Some((key, slot)) => {
-                lock(&self.released_lookups).remove(key);
                 let lease_expires_at = now + self.lease_seconds;
                 *slot = Some(Holder {
                     transaction_id: request.transaction_id.clone(),
@@ -190,12 +189,18 @@ impl PairStore for MemoryStore {
         let Some(slot) = pairs.get_mut(pair) else {
             return Ok(None);
         };
+        let live = slot.as_ref().is_some_and(|h| h.lease_expires_at > now);
+        // A contact that already freed this pair by its lookup gets that same answer again
+        // while the pair is free, and nothing once another call holds it: never the next
+        // caller's transaction.
+        if let Some(earlier) = lock(&self.released_lookups)
+            .get(pair)
+            .filter(|c| c.contact_id.as_deref() == Some(contact_id))
+        {
+            return Ok((!live).then(|| earlier.clone()));
+        }
         let Some(holder) = slot.as_mut().filter(|h| h.lease_expires_at > now) else {
-            let retried = lock(&self.released_lookups)
-                .get(pair)
-                .filter(|c| c.contact_id.as_deref() == Some(contact_id))
-                .cloned();
-            return Ok(retried);
+            return Ok(None);
         };
         holder.contact_id = Some(contact_id.to_owned());
         let live = LiveClaim {
@@ -280,10 +285,17 @@ mod tests {
                 .unwrap(),
             None
         );
-        // Once the pair is claimed again, the old answer is gone.
+        // Once the next caller holds the pair, the first contact never gets their call.
         store.claim(&request("t2")).await.unwrap();
+        assert_eq!(
+            store
+                .lookup(&pair(), "contact-1", LookupMode::KeepClaim)
+                .await
+                .unwrap(),
+            None
+        );
         let next = store
-            .lookup(&pair(), "contact-1", LookupMode::KeepClaim)
+            .lookup(&pair(), "contact-2", LookupMode::KeepClaim)
             .await
             .unwrap();
         assert_eq!(next.map(|c| c.transaction_id), Some("t2".to_owned()));
