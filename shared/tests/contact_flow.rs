@@ -311,3 +311,35 @@ fn the_flow_holds_after_a_transfer_request() {
     }
     assert!(loops >= 1, "a hold loop");
 }
+
+/// A failed transfer whose intent was recorded must end the contact without an apology: the
+/// SMA handler transfers the caller from the intent when Connect's leg hangs up.
+#[test]
+fn a_failed_transfer_with_a_recorded_intent_ends_the_contact_silently() {
+    let flow: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../infra/contact-flow.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let actions = flow["Actions"].as_array().unwrap();
+    let by_id = |id: &str| actions.iter().find(|a| a["Identifier"] == id).unwrap();
+    let check = by_id("CheckTransferResult");
+    let on_error = check["Transitions"]["NextAction"].as_str().unwrap();
+    let intent = by_id(on_error);
+    assert_eq!(
+        intent["Parameters"]["ComparisonValue"],
+        "$.External.intent_recorded"
+    );
+    let when_true = intent["Transitions"]["Conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Condition"]["Operands"][0] == "true")
+        .unwrap()["NextAction"]
+        .as_str()
+        .unwrap();
+    assert_eq!(by_id(when_true)["Type"], "DisconnectParticipant");
+}

@@ -107,22 +107,10 @@ async fn lookup<S: PairStore>(deps: &Deps<S>, event: &ConnectEvent) -> LookupRes
             warn!(
                 sma_number = %sma,
                 connect_number = %connect,
-                error = %error_chain(&e),
+                error = %takeback_core::error::chain(&e),
                 "store lookup failed"
             );
             LookupResponse::store_failed(&e)
         }
     }
-}
-
-/// `error: cause: cause` on one line, for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -145,7 +145,7 @@ where
                     return TransferResponse::no_live_claim();
                 }
                 Err(e) => {
-                    warn!(error = %error_chain(&e), "store lookup failed");
+                    warn!(error = %takeback_core::error::chain(&e), "store lookup failed");
                     return TransferResponse::store_failed(&e);
                 }
             }
@@ -168,7 +168,7 @@ where
     {
         Ok(()) => true,
         Err(e) => {
-            warn!(error = %error_chain(&e), "transfer intent not recorded; requesting the transfer anyway");
+            warn!(error = %takeback_core::error::chain(&e), "transfer intent not recorded; requesting the transfer anyway");
             false
         }
     };
@@ -194,20 +194,9 @@ where
             TransferResponse::update_failed(&transaction_id, e.kind)
         }
         Err(e) => {
-            warn!(reason = e.kind.reason(), error = %error_chain(&e), "UpdateSipMediaApplicationCall failed");
+            warn!(reason = e.kind.reason(), error = %takeback_core::error::chain(&e), intent_recorded, "UpdateSipMediaApplicationCall failed");
             TransferResponse::update_failed(&transaction_id, e.kind)
+                .with_intent_recorded(intent_recorded)
         }
     }
-}
-
-/// `error: cause: cause` on one line, for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -234,7 +234,19 @@ async fn api_failures_are_errors_with_reasons() {
         let v = flat(&handle(&d, fixture("connect-transfer-transaction-id.json")).await);
         assert_eq!(v["result"], "error");
         assert_eq!(v["reason"], reason);
+        // The intent was stored first: the flow ends the contact and the SMA still transfers.
+        assert_eq!(v["intent_recorded"], "true", "{reason}");
     }
+}
+
+#[tokio::test]
+async fn a_failed_update_without_a_stored_intent_says_so() {
+    let store = SharedStore::new();
+    store.0.inject_fault(InjectedFault::Unavailable);
+    let d = deps(store, Some(UpdateFailure::Throttled));
+    let v = flat(&handle(&d, fixture("connect-transfer-transaction-id.json")).await);
+    assert_eq!(v["result"], "error");
+    assert_eq!(v["intent_recorded"], "false");
 }
 
 #[tokio::test]

@@ -87,13 +87,13 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         ] {
             let outcome = create_table(&client, def, name)
                 .await
-                .map_err(|e| format!("creating {name}: {}", error_chain(&e)))?;
+                .map_err(|e| format!("creating {name}: {}", takeback_core::error::chain(&e)))?;
             created.insert(name.clone(), format!("{outcome:?}").into());
         }
     }
     let report = seed_pairs(&client, &pairs_table, &pairs)
         .await
-        .map_err(|e| format!("seeding {pairs_table}: {}", error_chain(&e)))?;
+        .map_err(|e| format!("seeding {pairs_table}: {}", takeback_core::error::chain(&e)))?;
     Ok(serde_json::json!({
         "pairs_table": pairs_table,
         "tables": created,
@@ -102,17 +102,6 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         "existing": report.existing,
         "write_batches": report.write_batches,
     }))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[tokio::main]

@@ -159,6 +159,13 @@ impl TransferResponse {
         }
     }
 
+    /// After a failed update: `intent_recorded=true` tells the flow that the SMA will still
+    /// transfer the caller from the recorded intent once the flow ends the contact.
+    pub fn with_intent_recorded(mut self, recorded: bool) -> Self {
+        self.intent_recorded = Some(flag(recorded));
+        self
+    }
+
     pub fn transferring(
         transaction_id: &str,
         target: &ResolvedTarget,
