@@ -25,6 +25,9 @@ EVENT        ?=
 # them, the emulator's SMA id, loopback URLs); the DynamoDB Local endpoint comes from the env.
 WATCH_ENV    ?= infra/local.env
 WATCH_FLAGS  ?=
+# Where watched functions send UpdateSipMediaApplicationCall: the emulator's fake Chime SDK Voice
+# API (never real AWS). Run the emulator with the same AWS_ENDPOINT_URL_CHIME_SDK_VOICE.
+CHIME_ENDPOINT ?= http://127.0.0.1:9200
 LAMBDA_PORT  ?= 9000
 
 # Local tables (created and seeded by `make seed` in DynamoDB Local).
@@ -47,7 +50,6 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
 TOOLS_STAMP  := $(ROOT)/.tools/venv/.pins
-CARGO_LAMBDA_PACKAGES := $(addprefix -p ,$(FUNCTIONS))
 
 .DEFAULT_GOAL := help
 
@@ -105,7 +107,7 @@ seed: ## create the local tables and seed the pairs of PAIRS_FILE (infra/pairs.e
 watch: $(TOOLS_STAMP) ## cargo lambda watch: every function on http://127.0.0.1:$(LAMBDA_PORT), against the local DynamoDB
 	@$(DDB) status $(LOCAL_DB) >/dev/null || $(MAKE) --no-print-directory local-db-up
 	@eval "$$($(DDB) env $(LOCAL_DB))"; \
-	$(CARGO) lambda watch -P $(LAMBDA_PORT) --env-file $(WATCH_ENV) --env-var PAIRS_TABLE=$(PAIRS_TABLE),CALLS_TABLE=$(CALLS_TABLE) $(WATCH_FLAGS)
+	$(CARGO) lambda watch -P $(LAMBDA_PORT) --env-file $(WATCH_ENV) --env-var PAIRS_TABLE=$(PAIRS_TABLE),CALLS_TABLE=$(CALLS_TABLE),AWS_ENDPOINT_URL_CHIME_SDK_VOICE=$(CHIME_ENDPOINT) $(WATCH_FLAGS)
 
 invoke: $(TOOLS_STAMP) ## send an events/ file to a watched function: make invoke FN=sma-handler EVENT=sma-new-inbound-call-basic
 	@test -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<events/ file, with or without .json>"; ls events; exit 2; }
@@ -114,8 +116,15 @@ invoke: $(TOOLS_STAMP) ## send an events/ file to a watched function: make invok
 	$(CARGO) lambda invoke -P $(LAMBDA_PORT) $(FN) --data-file "$$f"
 
 # ---- Lambda artifacts and AWS ----------------------------------------------------------------
+# One function at a time, as `sam build` does: cargo unifies dependency features over the packages
+# of one invocation, so a joint `-p a -p b ...` build compiles dependencies differently from the
+# per-function builds SAM runs and `sam build` would then rebuild them (~4 min). Built this way,
+# the bootstraps are exactly the deployed ones and a following `sam build` reuses them.
 lambda-build: $(TOOLS_STAMP) ## release arm64 bootstraps (zipped) of every function in target/lambda/
-	$(CARGO) lambda build --release --arm64 --output-format zip $(CARGO_LAMBDA_PACKAGES)
+	@for f in $(FUNCTIONS); do \
+	  echo "cargo lambda build --release --arm64 --output-format zip -p $$f"; \
+	  $(CARGO) lambda build --release --arm64 --output-format zip -p $$f; \
+	done
 	@$(MAKE) --no-print-directory sizes
 
 sizes: ## print each function's bootstrap.zip size
