@@ -48,6 +48,18 @@ pub enum StoreWork {
     },
 }
 
+impl StoreWork {
+    /// A label for logs, free of phone numbers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Nothing => "nothing",
+            Self::Claim(_) => "claim",
+            Self::Release { .. } => "release",
+            Self::ConnectLegEnded { .. } => "connect_leg_ended",
+        }
+    }
+}
+
 /// A store operation failed; the handler has logged the error with its cause chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreFailed;
