@@ -15,3 +15,50 @@ pub fn init_json_logs() {
         .with_target(false)
         .try_init();
 }
+
+/// Log capture for tests that check what reaches the logs (masked numbers, no secrets).
+#[cfg(feature = "test-support")]
+pub mod capture {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// A `MakeWriter` that keeps everything written to it.
+    #[derive(Clone, Default)]
+    pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for CapturedLogs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl CapturedLogs {
+        /// Everything logged so far, as text.
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+        }
+    }
+
+    /// Routes this thread's JSON logs at `level` and above into the returned capture until the
+    /// guard is dropped.
+    pub fn capture_logs(
+        level: tracing::Level,
+    ) -> (tracing::subscriber::DefaultGuard, CapturedLogs) {
+        let captured = CapturedLogs::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(level)
+            .with_writer(move || writer.clone())
+            .finish();
+        (tracing::subscriber::set_default(subscriber), captured)
+    }
+}

@@ -5,8 +5,7 @@
 
 use call_signaling::{Deps, HandlerError, handle};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use takeback_core::alexa::Secret;
 use takeback_core::alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
@@ -574,30 +573,9 @@ async fn invalid_code_answers_accept_grant_failed_and_stores_nothing() {
     );
 }
 
-/// A `MakeWriter` collecting log output.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn secrets_and_tokens_never_reach_the_logs() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_guard, capture) = takeback_core::telemetry::capture::capture_logs(tracing::Level::TRACE);
 
     let h = harness_with_webhook_url(Some(closed_port_url().await)).await;
     h.lwa.fake.add_code("fixture-authorization-code-1");
@@ -610,7 +588,7 @@ async fn secrets_and_tokens_never_reach_the_logs() {
     // a failed grant too
     h.send("alexa-acceptgrant-directive").await.unwrap();
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("account linked"),
         "logs were captured: {logs}"
