@@ -498,8 +498,8 @@ impl DynamoStore {
         })
     }
 
-    /// The pair this transaction's CALLS record names (strongly consistent).
-    async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
+    /// This transaction's CALLS record, read strongly consistently.
+    async fn call_record(&self, transaction_id: &str) -> Result<Option<Item>, StoreError> {
         self.count_request();
         let out = self
             .client
@@ -510,7 +510,14 @@ impl DynamoStore {
             .send()
             .await
             .map_err(map_sdk_error)?;
-        out.item()
+        Ok(out.item)
+    }
+
+    /// The pair this transaction's CALLS record names (strongly consistent).
+    async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
+        self.call_record(transaction_id)
+            .await?
+            .as_ref()
             .map(recorded_pair_of)
             .transpose()
             .map(Option::flatten)
@@ -860,19 +867,10 @@ impl CallStore for DynamoStore {
         &self,
         transaction_id: &str,
     ) -> Result<Option<TransferIntent>, StoreError> {
-        self.count_request();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.calls_table)
-            .key(attr::TRANSACTION_ID, s(transaction_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_sdk_error)?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.call_record(transaction_id).await? else {
             return Ok(None);
         };
+        let item = &item;
         let Some(target_uri) = opt_s(item, attr::TRANSFER_TARGET_URI) else {
             return Ok(None);
         };
