@@ -219,3 +219,16 @@ pub async fn create_table(
     }
     Ok(outcome)
 }
+
+/// For tests against DynamoDB Local: whether `AWS_ENDPOINT_URL_DYNAMODB` is set. When it is not,
+/// prints a SKIP line naming the test and how to start the server (CI always sets it).
+pub fn dynamodb_local_configured(test: &str) -> bool {
+    let configured = std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some();
+    if !configured {
+        eprintln!(
+            "SKIP {test}: AWS_ENDPOINT_URL_DYNAMODB is not set \
+             (infra/dynamodb-local.sh start && eval \"$(infra/dynamodb-local.sh env)\")"
+        );
+    }
+    configured
+}

@@ -22,11 +22,7 @@ use takeback_core::alexa::token_store::{DynamoTokenStore, StoredTokens, TokenSto
 use takeback_core::tables::{self, create_table};
 
 async fn local_client(test: &str) -> Option<Client> {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
-        eprintln!(
-            "SKIP {test}: AWS_ENDPOINT_URL_DYNAMODB is not set \
-             (infra/dynamodb-local.sh start && eval \"$(infra/dynamodb-local.sh env)\")"
-        );
+    if !takeback_core::tables::dynamodb_local_configured(test) {
         return None;
     }
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())

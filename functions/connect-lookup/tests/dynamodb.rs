@@ -42,11 +42,7 @@ fn pair(sma: &str, connect: &str) -> PairKey {
 }
 
 async fn local_client(test: &str) -> Option<Client> {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
-        eprintln!(
-            "SKIP {test}: AWS_ENDPOINT_URL_DYNAMODB is not set \
-             (infra/dynamodb-local.sh start && eval \"$(infra/dynamodb-local.sh env)\")"
-        );
+    if !takeback_core::tables::dynamodb_local_configured(test) {
         return None;
     }
     // The production loader: the bounded timeouts/retries, endpoint from the environment.

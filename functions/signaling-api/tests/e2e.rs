@@ -42,11 +42,7 @@ struct Stack {
 }
 
 async fn stack(test: &str) -> Option<Stack> {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
-        eprintln!(
-            "SKIP {test}: AWS_ENDPOINT_URL_DYNAMODB is not set \
-             (infra/dynamodb-local.sh start && eval \"$(infra/dynamodb-local.sh env)\")"
-        );
+    if !takeback_core::tables::dynamodb_local_configured(test) {
         return None;
     }
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
