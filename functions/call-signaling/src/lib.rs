@@ -47,23 +47,21 @@
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use takeback_core::alexa::config::{
-    self, ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings,
-};
-use takeback_core::alexa::lwa::AccessTokenProvider;
-use takeback_core::alexa::model::{
+use takeback_alexa::config::{self, ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings};
+use takeback_alexa::model::{
     AlexaEvent, CallResult, CallResultCode, DirectiveEnvelope, GrantPayload, MessageKind,
     RequestHeader, SignalingMessage, SkillRequest, SkillRequestEnvelope, deferred_response,
     speech_response,
 };
-use takeback_core::alexa::retry::RetryPolicy;
-use takeback_core::alexa::session::{CallState, Incoming, Session, Side};
-use takeback_core::alexa::session_store::{self, Recorded, SessionStore};
-use takeback_core::alexa::signaling::SignalingClient;
-use takeback_core::alexa::token_store::TokenStore;
-use takeback_core::alexa::webhook::{WebhookClient, WebhookEnvelope, WebhookError};
-use takeback_core::alexa::{Secret, now_epoch_seconds};
-use takeback_core::store::StoreError;
+use takeback_alexa::retry::RetryPolicy;
+use takeback_alexa::session::{CallState, Incoming, Session, Side};
+use takeback_alexa::store::TokenStore;
+use takeback_alexa::store::{self, Recorded, SessionStore};
+use takeback_alexa::{Secret, now_epoch_seconds};
+use takeback_common::StoreError;
+use takeback_http::lwa::AccessTokenProvider;
+use takeback_http::signaling::SignalingClient;
+use takeback_http::webhook::{WebhookClient, WebhookEnvelope, WebhookError};
 use tracing::{Instrument, error, info, info_span, warn};
 
 /// Typed configuration (see the module documentation for the variables).
@@ -82,7 +80,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let mut signaling = SignalingSettings::from_env(env)?;
         signaling.retry = config::retry_policy(
             env,
@@ -92,12 +90,9 @@ impl Config {
             1500,
         )?;
         Ok(Self {
-            skill_id: config::required(env, "SKILL_ID")?,
-            sessions_table: config::required(
-                env,
-                takeback_core::tables::SIGNALING_SESSIONS.env_var,
-            )?,
-            tokens_table: config::required(env, takeback_core::tables::TOKENS.env_var)?,
+            skill_id: env.required("SKILL_ID")?,
+            sessions_table: env.required(takeback_dynamo::tables::SIGNALING_SESSIONS.env_var)?,
+            tokens_table: env.required(takeback_dynamo::tables::TOKENS.env_var)?,
             webhook_url: config::url(env, "WEBHOOK_URL", None)?,
             webhook_secret: config::required_secret(env, "WEBHOOK_SECRET")?,
             webhook_retry: config::retry_policy(
@@ -107,11 +102,7 @@ impl Config {
                 3,
                 1500,
             )?,
-            webhook_budget: Duration::from_millis(config::number_or(
-                env,
-                "WEBHOOK_BUDGET_MS",
-                4000,
-            )?),
+            webhook_budget: Duration::from_millis(env.number_or("WEBHOOK_BUDGET_MS", 4000)?),
             lwa: LwaSettings::from_env(env)?,
             signaling,
             ttl: SessionTtl::from_env(env)?,
@@ -234,7 +225,7 @@ async fn handle_directive<S: SessionStore, T: TokenStore>(
             warn!("unsupported directive: answered with INVALID_DIRECTIVE");
             let mut event = AlexaEvent::accept_grant_failed("unsupported directive");
             event.event.header.namespace = "Alexa".into();
-            if let takeback_core::alexa::model::EventPayload::Error(p) = &mut event.event.payload {
+            if let takeback_alexa::model::EventPayload::Error(p) = &mut event.event.payload {
                 p.error_type = "INVALID_DIRECTIVE".into();
             }
             return Ok(event.to_json());
@@ -316,7 +307,7 @@ async fn on_signal<S: SessionStore, T: TokenStore>(
         now,
         ttl: deps.ttl,
     };
-    let recorded = session_store::record(&deps.sessions, &incoming)
+    let recorded = store::record(&deps.sessions, &incoming)
         .await
         .map_err(|e| {
             error!(error = %e, "session store failed; nothing forwarded");
@@ -377,13 +368,9 @@ async fn forward<S: SessionStore, T: TokenStore>(
     };
     match deps.webhook.deliver(&envelope).await {
         Ok(_) => {
-            if let Err(e) = session_store::mark_delivered(
-                &deps.sessions,
-                &session.session_id,
-                id,
-                now_epoch_seconds(),
-            )
-            .await
+            if let Err(e) =
+                store::mark_delivered(&deps.sessions, &session.session_id, id, now_epoch_seconds())
+                    .await
             {
                 warn!(error = %e, "could not mark the message delivered (a re-delivery would forward it again)");
             }
@@ -430,7 +417,7 @@ async fn end_call_after_failed_offer<S: SessionStore, T: TokenStore>(
         now: now_epoch_seconds(),
         ttl: deps.ttl,
     };
-    match session_store::record(&deps.sessions, &incoming).await {
+    match store::record(&deps.sessions, &incoming).await {
         Ok(Recorded::Applied { .. }) => {}
         Ok(other) => {
             info!(outcome = ?other, "the call was already ending; no CallEnded sent");
@@ -447,7 +434,7 @@ async fn end_call_after_failed_offer<S: SessionStore, T: TokenStore>(
     match deps.signaling.send(endpoint, &ended).await {
         Ok(d) => {
             info!(status = d.status, code = ?ended.call_result.as_ref().map(|r| r.code.as_str()), "ended the Alexa call after the backend failed");
-            let _ = session_store::mark_delivered(
+            let _ = store::mark_delivered(
                 &deps.sessions,
                 &session.session_id,
                 &ended_id,
@@ -460,17 +447,11 @@ async fn end_call_after_failed_offer<S: SessionStore, T: TokenStore>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k: &str| map.get(k).cloned()
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        takeback_common::config::map_env(pairs.iter().copied())
     }
 
     const ALL: &[(&str, &str)] = &[
@@ -488,7 +469,10 @@ mod tests {
         for (name, _) in ALL {
             let rest: Vec<_> = ALL.iter().copied().filter(|(n, _)| n != name).collect();
             let err = Config::from_env(&env(&rest)).unwrap_err();
-            assert_eq!(err, ConfigError::Missing(name), "{name}");
+            assert!(
+                matches!(err, ConfigError::Missing(n) if n == *name),
+                "{name}"
+            );
         }
     }
 

@@ -4,20 +4,19 @@ use call_signaling::{Config, Deps, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use std::sync::Arc;
-use takeback_core::alexa::config::ProcessEnv;
-use takeback_core::alexa::http::HttpClient;
-use takeback_core::alexa::lwa::{AccessTokenProvider, LwaClient};
-use takeback_core::alexa::session_store::DynamoSessionStore;
-use takeback_core::alexa::signaling::SignalingClient;
-use takeback_core::alexa::token_store::DynamoTokenStore;
-use takeback_core::alexa::webhook::WebhookClient;
+use takeback_dynamo::alexa::DynamoSessionStore;
+use takeback_dynamo::alexa::DynamoTokenStore;
+use takeback_http::client::HttpClient;
+use takeback_http::lwa::{AccessTokenProvider, LwaClient};
+use takeback_http::signaling::SignalingClient;
+use takeback_http::webhook::WebhookClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    takeback_core::telemetry::init_json_logs();
-    let config = Config::from_env(&ProcessEnv)
+    takeback_common::telemetry::init_json_logs();
+    let config = Config::from_env(&takeback_common::config::process_env())
         .inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
-    let sdk = takeback_core::sdk::load().await;
+    let sdk = takeback_sdk::load().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let http = HttpClient::new()?;
     let token_store = Arc::new(DynamoTokenStore::new(

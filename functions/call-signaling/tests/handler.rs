@@ -7,21 +7,21 @@ use call_signaling::{Deps, HandlerError, handle};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use takeback_core::alexa::Secret;
-use takeback_core::alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
-use takeback_core::alexa::http::HttpClient;
-use takeback_core::alexa::lwa::{AccessTokenProvider, LwaClient};
-use takeback_core::alexa::model::{MessageKind, SignalingMessage};
-use takeback_core::alexa::retry::RetryPolicy;
-use takeback_core::alexa::session::{CallState, Incoming, Side};
-use takeback_core::alexa::session_store::{self, MemorySessionStore, Recorded, SessionStore};
-use takeback_core::alexa::signaling::SignalingClient;
-use takeback_core::alexa::testing::{
+use takeback_alexa::Secret;
+use takeback_alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
+use takeback_alexa::model::{MessageKind, SignalingMessage};
+use takeback_alexa::retry::RetryPolicy;
+use takeback_alexa::session::{CallState, Incoming, Side};
+use takeback_alexa::store::{self, MemorySessionStore, Recorded, SessionStore};
+use takeback_alexa::store::{MemoryTokenStore, StoredTokens, TokenStore};
+use takeback_http::client::HttpClient;
+use takeback_http::lwa::{AccessTokenProvider, LwaClient};
+use takeback_http::signaling::SignalingClient;
+use takeback_http::testing::{
     FakeLwa, FakeSignaling, RunningLwa, RunningSignaling, RunningWebhook, WebhookReceiver,
     closed_port_url,
 };
-use takeback_core::alexa::token_store::{MemoryTokenStore, StoredTokens, TokenStore};
-use takeback_core::alexa::webhook::WebhookClient;
+use takeback_http::webhook::WebhookClient;
 
 const SKILL_ID: &str = "amzn1.ask.skill.00000000-0000-4000-8000-000000000001";
 const CLIENT_ID: &str = "amzn1.application-oa2-client.fixture";
@@ -118,7 +118,7 @@ impl Harness {
                 &StoredTokens {
                     access_token: Secret::new("Atza|seeded-access"),
                     refresh_token: Some(Secret::new("Atzr|seeded-refresh")),
-                    expires_at: takeback_core::alexa::now_epoch_seconds() + 3600,
+                    expires_at: takeback_alexa::now_epoch_seconds() + 3600,
                     version: 1,
                     updated_at: 0,
                 },
@@ -132,7 +132,7 @@ impl Harness {
     async fn provider(&self, kind: MessageKind, session_id: &str, id: &str) -> Recorded {
         let mut m = SignalingMessage::bare(kind, session_id);
         if let Some(t) = kind.required_sdp() {
-            m.sdp = Some(takeback_core::alexa::model::SdpDetails {
+            m.sdp = Some(takeback_alexa::model::SdpDetails {
                 sdp_type: t,
                 value: "v=0".into(),
             });
@@ -145,18 +145,16 @@ impl Harness {
             from: Side::Provider,
             message_id: id,
             api_endpoint: Some("https://api.amazonalexa.com"),
-            now: takeback_core::alexa::now_epoch_seconds(),
+            now: takeback_alexa::now_epoch_seconds(),
             ttl: SessionTtl::default(),
         };
-        session_store::record(&self.deps.sessions, &inc)
-            .await
-            .unwrap()
+        store::record(&self.deps.sessions, &inc).await.unwrap()
     }
 
     async fn state(&self, session_id: &str) -> Option<CallState> {
         self.deps
             .sessions
-            .get(session_id, takeback_core::alexa::now_epoch_seconds())
+            .get(session_id, takeback_alexa::now_epoch_seconds())
             .await
             .unwrap()
             .map(|s| s.state)
@@ -185,11 +183,10 @@ async fn every_alexa_fixture_is_understood() {
         }
         seen += 1;
         let v = fixture(name.trim_end_matches(".json"));
-        let env: takeback_core::alexa::model::SkillRequestEnvelope =
-            serde_json::from_value(v).unwrap();
+        let env: takeback_alexa::model::SkillRequestEnvelope = serde_json::from_value(v).unwrap();
         let req = env.classify().unwrap();
         let request_name = name.split('-').nth(1).unwrap();
-        use takeback_core::alexa::model::SkillRequest as R;
+        use takeback_alexa::model::SkillRequest as R;
         match req {
             R::CallSignaling { kind, signal } => {
                 assert_eq!(kind.name().to_lowercase(), request_name, "{name}");
@@ -575,7 +572,8 @@ async fn invalid_code_answers_accept_grant_failed_and_stores_nothing() {
 
 #[tokio::test]
 async fn secrets_and_tokens_never_reach_the_logs() {
-    let (_guard, capture) = takeback_core::telemetry::capture::capture_logs(tracing::Level::TRACE);
+    let (_guard, capture) =
+        takeback_common::telemetry::capture::capture_logs(tracing::Level::TRACE);
 
     let h = harness_with_webhook_url(Some(closed_port_url().await)).await;
     h.lwa.fake.add_code("fixture-authorization-code-1");
@@ -625,21 +623,16 @@ async fn session_store_failure_is_an_error_not_a_silent_answer() {
             &self,
             _: &str,
             _: i64,
-        ) -> Result<Option<takeback_core::alexa::session::Session>, takeback_core::store::StoreError>
-        {
-            Err(takeback_core::store::StoreError::Unavailable(Box::new(
-                Down,
-            )))
+        ) -> Result<Option<takeback_alexa::session::Session>, takeback_common::StoreError> {
+            Err(takeback_common::StoreError::Unavailable(Box::new(Down)))
         }
         async fn put(
             &self,
-            _: &takeback_core::alexa::session::Session,
+            _: &takeback_alexa::session::Session,
             _: Option<u64>,
             _: i64,
-        ) -> Result<session_store::PutOutcome, takeback_core::store::StoreError> {
-            Err(takeback_core::store::StoreError::Unavailable(Box::new(
-                Down,
-            )))
+        ) -> Result<store::PutOutcome, takeback_common::StoreError> {
+            Err(takeback_common::StoreError::Unavailable(Box::new(Down)))
         }
     }
     let h = harness().await;

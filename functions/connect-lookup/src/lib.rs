@@ -19,11 +19,11 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use takeback_core::connect::request::{self, LookupRequest, NumberSource};
-use takeback_core::connect::{ConnectEvent, LookupResponse};
-use takeback_core::mask::mask_number;
-use takeback_core::sdk;
-use takeback_core::store::{LookupMode, PairStore};
+use takeback_common::mask::mask_number;
+use takeback_connect::request::{self, LookupRequest, NumberSource};
+use takeback_connect::{ConnectEvent, LookupResponse};
+use takeback_pairs::{LookupMode, PairStore};
+use takeback_sdk as sdk;
 use tracing::{Instrument, info, info_span, warn};
 
 /// What the handler needs; built once at cold start (or by a test).
@@ -107,7 +107,7 @@ async fn lookup<S: PairStore>(deps: &Deps<S>, event: &ConnectEvent) -> LookupRes
             warn!(
                 sma_number = %sma,
                 connect_number = %connect,
-                error = %takeback_core::error::chain(&e),
+                error = %takeback_common::error::chain(&e),
                 "store lookup failed"
             );
             LookupResponse::store_failed(&e)

@@ -14,14 +14,14 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use takeback_core::connect::config::LookupConfig;
-use takeback_core::store::dynamo::DynamoStore;
+use takeback_connect::config::LookupConfig;
+use takeback_dynamo::pairs::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    takeback_core::telemetry::init_json_logs();
+    takeback_common::telemetry::init_json_logs();
     let config = LookupConfig::from_env()?;
-    let sdk_config = takeback_core::sdk::load().await;
+    let sdk_config = takeback_sdk::load().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config),
         config.pairs_table,

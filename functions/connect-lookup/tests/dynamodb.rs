@@ -13,11 +13,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use connect_lookup::{Deps, handle};
 use serde_json::Value;
-use takeback_core::connect::LookupResponse;
-use takeback_core::store::dynamo::{Clock, DynamoStore, attr};
-use takeback_core::store::seed::seed_pairs;
-use takeback_core::store::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
-use takeback_core::tables::{self, create_table};
+use takeback_connect::LookupResponse;
+use takeback_dynamo::pairs::{Clock, DynamoStore, attr};
+use takeback_dynamo::seed::seed_pairs;
+use takeback_dynamo::tables::{self, create_table};
+use takeback_pairs::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
 
 const TXN: &str = "5d5c8c2e-4f3a-4a55-9f0e-2b9d3c1a7e01";
 const CONTACT: &str = "7c0e5f3a-91d2-4b8e-a6f4-3d2c1b0a9e8f";
@@ -42,11 +42,11 @@ fn pair(sma: &str, connect: &str) -> PairKey {
 }
 
 async fn local_client(test: &str) -> Option<Client> {
-    if !takeback_core::tables::dynamodb_local_configured(test) {
+    if !takeback_dynamo::tables::dynamodb_local_configured(test) {
         return None;
     }
     // The production loader: the bounded timeouts/retries, endpoint from the environment.
-    Some(Client::new(&takeback_core::sdk::load().await))
+    Some(Client::new(&takeback_sdk::load().await))
 }
 
 struct Tables {
@@ -212,7 +212,7 @@ async fn a_stuck_dynamodb_is_cut_off_inside_connects_limit() {
             open.push(socket); // keep it open, never answer
         }
     });
-    let sdk_config = takeback_core::sdk::loader()
+    let sdk_config = takeback_sdk::loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "local", "local", None, None, "test",
@@ -233,7 +233,7 @@ async fn a_stuck_dynamodb_is_cut_off_inside_connects_limit() {
         "a store failure, not the handler budget: {v}"
     );
     assert!(
-        elapsed < takeback_core::sdk::OPERATION_TIMEOUT + Duration::from_millis(500),
+        elapsed < takeback_sdk::OPERATION_TIMEOUT + Duration::from_millis(500),
         "{elapsed:?}"
     );
 }

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use connect_lookup::{Deps, handle};
 use serde_json::Value;
-use takeback_core::connect::LookupResponse;
-use takeback_core::store::memory::{InjectedFault, MemoryStore};
-use takeback_core::store::{
+use takeback_connect::LookupResponse;
+use takeback_pairs::memory::{InjectedFault, MemoryStore};
+use takeback_pairs::{
     ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore, ReleaseOutcome,
     StoreError,
 };
@@ -225,10 +225,10 @@ async fn the_handler_budget_bounds_a_stuck_store() {
 #[test]
 fn the_default_budget_is_below_connects_limit() {
     let deps = Deps::new(StuckStore, LookupMode::KeepClaim);
-    assert!(deps.budget < takeback_core::sdk::CONNECT_INVOCATION_LIMIT);
+    assert!(deps.budget < takeback_sdk::CONNECT_INVOCATION_LIMIT);
 }
 
-/// Why `takeback_core::connect::ConnectEvent` exists: the ready-made type refuses a `null`
+/// Why `takeback_connect::ConnectEvent` exists: the ready-made type refuses a `null`
 /// endpoint, which would send the contact down the flow's Error branch with no `result`.
 #[test]
 fn aws_lambda_events_rejects_what_we_accept() {
@@ -236,7 +236,7 @@ fn aws_lambda_events_rejects_what_we_accept() {
     assert!(
         serde_json::from_value::<aws_lambda_events::connect::ConnectEvent>(event.clone()).is_err()
     );
-    let ours = takeback_core::connect::ConnectEvent::from_value(event);
+    let ours = takeback_connect::ConnectEvent::from_value(event);
     assert_eq!(ours.parameter("CallingNumber"), Some("+18005557777"));
 }
 

@@ -20,21 +20,19 @@
 //! target_arn_invalid|target_arn_not_allowed`, `requested_target`) | `error` (`reason`, see
 //! `docs/contact-flow-authors.md`). The handler never returns a Lambda error.
 
-pub mod chime;
-
 use std::time::Duration;
 
 use serde_json::Value;
-use takeback_core::connect::request::{self, CallRef, TransferRequest};
-use takeback_core::connect::{
-    ConnectEvent, TransferPolicy, TransferResponse, UpdateFailure, update_arguments,
-};
-use takeback_core::mask::mask_number;
-use takeback_core::sdk;
-use takeback_core::store::{CallStore, LookupMode, PairStore, TransferIntent};
+use takeback_common::mask::mask_number;
+use takeback_connect::request::{self, CallRef, TransferRequest};
+use takeback_connect::{ConnectEvent, TransferResponse, UpdateFailure};
+use takeback_pairs::{CallStore, LookupMode, PairStore, TransferIntent};
+use takeback_sdk as sdk;
+use takeback_sma::target::TransferPolicy;
+use takeback_sma::update_arguments;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-pub use chime::CallUpdater;
+pub use takeback_connect::CallUpdater;
 
 /// What the handler needs; built once at cold start (or by a test).
 #[derive(Debug)]
@@ -145,7 +143,7 @@ where
                     return TransferResponse::no_live_claim();
                 }
                 Err(e) => {
-                    warn!(error = %takeback_core::error::chain(&e), "store lookup failed");
+                    warn!(error = %takeback_common::error::chain(&e), "store lookup failed");
                     return TransferResponse::store_failed(&e);
                 }
             }
@@ -168,7 +166,7 @@ where
     {
         Ok(()) => true,
         Err(e) => {
-            warn!(error = %takeback_core::error::chain(&e), "transfer intent not recorded; requesting the transfer anyway");
+            warn!(error = %takeback_common::error::chain(&e), "transfer intent not recorded; requesting the transfer anyway");
             false
         }
     };
@@ -194,7 +192,7 @@ where
             TransferResponse::update_failed(&transaction_id, e.kind)
         }
         Err(e) => {
-            warn!(reason = e.kind.reason(), error = %takeback_core::error::chain(&e), intent_recorded, "UpdateSipMediaApplicationCall failed");
+            warn!(reason = e.kind.reason(), error = %takeback_common::error::chain(&e), intent_recorded, "UpdateSipMediaApplicationCall failed");
             TransferResponse::update_failed(&transaction_id, e.kind)
                 .with_intent_recorded(intent_recorded)
         }

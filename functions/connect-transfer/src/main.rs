@@ -19,14 +19,14 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use takeback_core::connect::config::TransferConfig;
-use takeback_core::store::dynamo::DynamoStore;
+use takeback_connect::config::TransferConfig;
+use takeback_dynamo::pairs::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    takeback_core::telemetry::init_json_logs();
+    takeback_common::telemetry::init_json_logs();
     let config = TransferConfig::from_env()?;
-    let sdk_config = takeback_core::sdk::load().await;
+    let sdk_config = takeback_sdk::load().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config),
         config.pairs_table,
@@ -34,7 +34,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let deps = connect_transfer::Deps::new(
         store,
-        connect_transfer::chime::client(&sdk_config),
+        takeback_chime::client(&sdk_config),
         config.sip_media_application_id,
         config.policy,
     );

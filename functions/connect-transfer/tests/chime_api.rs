@@ -8,27 +8,28 @@ mod support;
 use std::time::{Duration, Instant};
 
 use aws_sdk_chimesdkvoice::config::{Credentials, Region};
-use connect_transfer::{Deps, chime, handle};
+use connect_transfer::{Deps, handle};
 use serde_json::json;
 use support::fake_chime::{FakeChime, Reply};
 use support::*;
+use takeback_chime as chime;
 
 /// The production client configuration (`chime::client_config` over `sdk::loader`), pointed at
 /// the fake with an explicit endpoint and dummy credentials.
-async fn client_for(fake: &FakeChime) -> aws_sdk_chimesdkvoice::Client {
-    let sdk_config = takeback_core::sdk::loader()
+async fn client_for(fake: &FakeChime) -> chime::SdkCallUpdater {
+    let sdk_config = takeback_sdk::loader()
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "test"))
         .load()
         .await;
-    aws_sdk_chimesdkvoice::Client::from_conf(
+    chime::SdkCallUpdater::from(aws_sdk_chimesdkvoice::Client::from_conf(
         chime::client_config(&sdk_config)
             .endpoint_url(&fake.url)
             .build(),
-    )
+    ))
 }
 
-async fn deps_for(fake: &FakeChime) -> Deps<SharedStore, aws_sdk_chimesdkvoice::Client> {
+async fn deps_for(fake: &FakeChime) -> Deps<SharedStore, chime::SdkCallUpdater> {
     Deps::new(
         SharedStore::new(),
         client_for(fake).await,
@@ -94,7 +95,7 @@ async fn throttling_is_retried_once_then_reported() {
     assert_eq!(v["reason"], "chime_throttled");
     assert_eq!(
         fake.requests().len(),
-        takeback_core::sdk::MAX_ATTEMPTS as usize,
+        takeback_sdk::MAX_ATTEMPTS as usize,
         "ThrottledClientException gets the bounded retry"
     );
 }
@@ -103,7 +104,7 @@ async fn throttling_is_retried_once_then_reported() {
 #[tokio::test]
 async fn without_our_classifier_the_sdk_would_not_retry_a_throttle() {
     let fake = FakeChime::start(Reply::status(429)).await;
-    let sdk_config = takeback_core::sdk::loader()
+    let sdk_config = takeback_sdk::loader()
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "test"))
         .load()
@@ -156,7 +157,7 @@ async fn a_stuck_api_is_cut_off_by_the_sdk_timeouts() {
     assert_eq!(v["result"], "error");
     assert_eq!(v["reason"], "chime_timeout");
     assert!(
-        elapsed < takeback_core::sdk::OPERATION_TIMEOUT + Duration::from_millis(500),
+        elapsed < takeback_sdk::OPERATION_TIMEOUT + Duration::from_millis(500),
         "answered after {elapsed:?}"
     );
     assert!(fake.requests().len() <= 2);
@@ -178,7 +179,7 @@ async fn the_standard_endpoint_variable_reaches_the_fake() {
         ("AWS_SECRET_ACCESS_KEY", "local"),
         ("AWS_ENDPOINT_URL_CHIME_SDK_VOICE", fake.url.as_str()),
     ]);
-    let sdk_config = takeback_core::sdk::loader()
+    let sdk_config = takeback_sdk::loader()
         .env(env)
         .fs(aws_types::os_shim_internal::Fs::from_slice(&[]))
         .load()

@@ -10,21 +10,22 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_chimesdkvoice::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
-use connect_transfer::{Deps, chime, handle};
+use connect_transfer::{Deps, handle};
 use support::fake_chime::{FakeChime, Reply};
 use support::*;
-use takeback_core::store::dynamo::DynamoStore;
-use takeback_core::store::seed::seed_pairs;
-use takeback_core::store::{
+use takeback_chime as chime;
+use takeback_dynamo::pairs::DynamoStore;
+use takeback_dynamo::seed::seed_pairs;
+use takeback_dynamo::tables::{self, create_table};
+use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LookupMode, PairStore, TransferIntent,
 };
-use takeback_core::tables::{self, create_table};
 
 async fn local_client(test: &str) -> Option<Client> {
-    if !takeback_core::tables::dynamodb_local_configured(test) {
+    if !takeback_dynamo::tables::dynamodb_local_configured(test) {
         return None;
     }
-    Some(Client::new(&takeback_core::sdk::load().await))
+    Some(Client::new(&takeback_sdk::load().await))
 }
 
 /// Fresh tables with the fixtures' pair claimed by TXN (what the SMA handler does first).
@@ -55,17 +56,17 @@ async fn store_with_live_claim(test: &str) -> Option<DynamoStore> {
     Some(store)
 }
 
-async fn chime_client(fake: &FakeChime) -> aws_sdk_chimesdkvoice::Client {
-    let sdk_config = takeback_core::sdk::loader()
+async fn chime_client(fake: &FakeChime) -> chime::SdkCallUpdater {
+    let sdk_config = takeback_sdk::loader()
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "test"))
         .load()
         .await;
-    aws_sdk_chimesdkvoice::Client::from_conf(
+    chime::SdkCallUpdater::from(aws_sdk_chimesdkvoice::Client::from_conf(
         chime::client_config(&sdk_config)
             .endpoint_url(&fake.url)
             .build(),
-    )
+    ))
 }
 
 #[tokio::test]
@@ -187,7 +188,7 @@ async fn a_stuck_dynamodb_does_not_stop_the_transfer() {
             open.push(socket);
         }
     });
-    let ddb_config = takeback_core::sdk::loader()
+    let ddb_config = takeback_sdk::loader()
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "test"))
         .endpoint_url(&url)
@@ -205,7 +206,7 @@ async fn a_stuck_dynamodb_does_not_stop_the_transfer() {
     assert_eq!(v["intent_recorded"], "false");
     assert_eq!(fake.requests().len(), 1);
     assert!(
-        elapsed < takeback_core::sdk::OPERATION_TIMEOUT + Duration::from_millis(700),
+        elapsed < takeback_sdk::OPERATION_TIMEOUT + Duration::from_millis(700),
         "{elapsed:?}"
     );
 }

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use connect_transfer::{CallUpdater, Deps, handle};
 use serde_json::Value;
 use support::*;
-use takeback_core::connect::{UpdateCallError, UpdateFailure};
-use takeback_core::store::memory::InjectedFault;
-use takeback_core::store::{CallStore, TransferIntent};
+use takeback_connect::{UpdateCallError, UpdateFailure};
+use takeback_pairs::memory::InjectedFault;
+use takeback_pairs::{CallStore, TransferIntent};
 
 #[derive(Debug, Clone)]
 struct Call {

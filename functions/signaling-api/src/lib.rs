@@ -26,7 +26,7 @@
 //! `CallInProgress`, `CallAccepted` (ANSWER), `CallUpdate` (OFFER), `CallUpdateResponse`
 //! (ANSWER), `CallEnded` (`callResult`, default `SUCCESS`), `CallRingingAck`,
 //! `CallInProgressAck`, `CallAcceptedAck`, `CallUpdateAck`. Each is checked against the
-//! session's state (see `takeback_core::alexa::session`), recorded, then sent to
+//! session's state (see `takeback_alexa::session`), recorded, then sent to
 //! `{apiEndpoint}/v1/communications/signaling` with the cached LWA token. The state is recorded
 //! *before* sending because Alexa may answer through the skill before this request returns; if
 //! Alexa does not take the message the record is rolled back.
@@ -74,18 +74,16 @@ use base64::Engine;
 use http::HeaderValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use takeback_core::alexa::config::{
-    self, ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings,
-};
-use takeback_core::alexa::lwa::TokenError;
-use takeback_core::alexa::model::{
+use takeback_alexa::config::{ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings};
+use takeback_alexa::model::{
     CallResult, CallResultCode, InboundSignal, MessageKind, SignalingMessage,
 };
-use takeback_core::alexa::now_epoch_seconds;
-use takeback_core::alexa::session::{Incoming, Rejection, Session, Side};
-use takeback_core::alexa::session_store::{self, Recorded, SessionStore};
-use takeback_core::alexa::signaling::{SignalingClient, SignalingError};
-use takeback_core::alexa::token_store::TokenStore;
+use takeback_alexa::now_epoch_seconds;
+use takeback_alexa::session::{Incoming, Rejection, Session, Side};
+use takeback_alexa::store::TokenStore;
+use takeback_alexa::store::{self, Recorded, SessionStore};
+use takeback_http::lwa::TokenError;
+use takeback_http::signaling::{SignalingClient, SignalingError};
 use tracing::{Instrument, error, info, info_span, warn};
 
 /// Bodies above this are refused (a message holds one SDP of a few KB).
@@ -101,13 +99,10 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
-            sessions_table: config::required(
-                env,
-                takeback_core::tables::SIGNALING_SESSIONS.env_var,
-            )?,
-            tokens_table: config::required(env, takeback_core::tables::TOKENS.env_var)?,
+            sessions_table: env.required(takeback_dynamo::tables::SIGNALING_SESSIONS.env_var)?,
+            tokens_table: env.required(takeback_dynamo::tables::TOKENS.env_var)?,
             lwa: LwaSettings::from_env(env)?,
             signaling: SignalingSettings::from_env(env)?,
             ttl: SessionTtl::from_env(env)?,
@@ -340,7 +335,7 @@ async fn send_recorded<S: SessionStore, T: TokenStore>(
         now,
         ttl: deps.ttl,
     };
-    let recorded = match session_store::record(&deps.sessions, &incoming).await {
+    let recorded = match store::record(&deps.sessions, &incoming).await {
         Ok(r) => r,
         Err(e) => {
             error!(error = %e, "session store failed; nothing sent");
@@ -420,7 +415,7 @@ async fn deliver<S: SessionStore, T: TokenStore>(
     let endpoint = deps.settings.endpoint_for(session.api_endpoint.as_deref());
     match deps.signaling.send(endpoint, message).await {
         Ok(d) => {
-            if let Err(e) = session_store::mark_delivered(
+            if let Err(e) = store::mark_delivered(
                 &deps.sessions,
                 &session.session_id,
                 message_id,
@@ -441,7 +436,7 @@ async fn deliver<S: SessionStore, T: TokenStore>(
         Err(e) => {
             error!(error = %e, source = ?std::error::Error::source(&e).map(|s| s.to_string()), "Alexa did not take the message");
             if roll_back_on_failure {
-                match session_store::roll_back(
+                match store::roll_back(
                     &deps.sessions,
                     session,
                     previous,
@@ -483,17 +478,11 @@ fn failure_response(e: &SignalingError) -> ApiResponse {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k: &str| map.get(k).cloned()
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        takeback_common::config::map_env(pairs.iter().copied())
     }
 
     const ALL: &[(&str, &str)] = &[
@@ -507,10 +496,10 @@ mod tests {
     fn every_required_variable_is_named_when_missing() {
         for (name, _) in ALL {
             let rest: Vec<_> = ALL.iter().copied().filter(|(n, _)| n != name).collect();
-            assert_eq!(
+            assert!(matches!(
                 Config::from_env(&env(&rest)).unwrap_err(),
-                ConfigError::Missing(name)
-            );
+                ConfigError::Missing(n) if n == *name
+            ));
         }
         let c = Config::from_env(&env(ALL)).unwrap();
         assert_eq!(c.signaling.retry.max_attempts, 3);

@@ -6,18 +6,18 @@ use serde_json::{Value, json};
 use signaling_api::{Deps, handle};
 use std::sync::Arc;
 use std::time::Duration;
-use takeback_core::alexa::Secret;
-use takeback_core::alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
-use takeback_core::alexa::http::HttpClient;
-use takeback_core::alexa::lwa::{AccessTokenProvider, LwaClient};
-use takeback_core::alexa::model::{MessageKind, SignalingMessage};
-use takeback_core::alexa::now_epoch_seconds;
-use takeback_core::alexa::retry::RetryPolicy;
-use takeback_core::alexa::session::{CallState, Incoming, Side};
-use takeback_core::alexa::session_store::{self, MemorySessionStore, SessionStore};
-use takeback_core::alexa::signaling::SignalingClient;
-use takeback_core::alexa::testing::{FakeLwa, FakeSignaling, RunningLwa, RunningSignaling};
-use takeback_core::alexa::token_store::{MemoryTokenStore, StoredTokens, TokenStore};
+use takeback_alexa::Secret;
+use takeback_alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
+use takeback_alexa::model::{MessageKind, SignalingMessage};
+use takeback_alexa::now_epoch_seconds;
+use takeback_alexa::retry::RetryPolicy;
+use takeback_alexa::session::{CallState, Incoming, Side};
+use takeback_alexa::store::{self, MemorySessionStore, SessionStore};
+use takeback_alexa::store::{MemoryTokenStore, StoredTokens, TokenStore};
+use takeback_http::client::HttpClient;
+use takeback_http::lwa::{AccessTokenProvider, LwaClient};
+use takeback_http::signaling::SignalingClient;
+use takeback_http::testing::{FakeLwa, FakeSignaling, RunningLwa, RunningSignaling};
 
 const CLIENT_ID: &str = "amzn1.application-oa2-client.fixture";
 const CLIENT_SECRET: &str = "lwa-client-secret-value-0123456789";
@@ -118,8 +118,8 @@ impl Harness {
     /// An Alexa-originated call as the skill records it.
     async fn alexa_offer(&self, session_id: &str) {
         let mut m = SignalingMessage::bare(MessageKind::InitiateOutboundCall, session_id);
-        m.sdp = Some(takeback_core::alexa::model::SdpDetails {
-            sdp_type: takeback_core::alexa::model::SdpType::Offer,
+        m.sdp = Some(takeback_alexa::model::SdpDetails {
+            sdp_type: takeback_alexa::model::SdpType::Offer,
             value: "v=0".into(),
         });
         let endpoint = self.alexa.api_endpoint();
@@ -131,15 +131,13 @@ impl Harness {
             now: now_epoch_seconds(),
             ttl: SessionTtl::default(),
         };
-        session_store::record(&self.deps.sessions, &inc)
-            .await
-            .unwrap();
+        store::record(&self.deps.sessions, &inc).await.unwrap();
     }
 
     async fn alexa_says(&self, kind: MessageKind, session_id: &str, id: &str) {
         let mut m = SignalingMessage::bare(kind, session_id);
         if let Some(t) = kind.required_sdp() {
-            m.sdp = Some(takeback_core::alexa::model::SdpDetails {
+            m.sdp = Some(takeback_alexa::model::SdpDetails {
                 sdp_type: t,
                 value: "v=0".into(),
             });
@@ -152,9 +150,7 @@ impl Harness {
             now: now_epoch_seconds(),
             ttl: SessionTtl::default(),
         };
-        session_store::record(&self.deps.sessions, &inc)
-            .await
-            .unwrap();
+        store::record(&self.deps.sessions, &inc).await.unwrap();
     }
 
     async fn state(&self, session_id: &str) -> Option<CallState> {

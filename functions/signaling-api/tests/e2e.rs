@@ -11,21 +11,22 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use takeback_core::alexa::Secret;
-use takeback_core::alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
-use takeback_core::alexa::http::HttpClient;
-use takeback_core::alexa::lwa::{AccessTokenProvider, LwaClient};
-use takeback_core::alexa::now_epoch_seconds;
-use takeback_core::alexa::retry::RetryPolicy;
-use takeback_core::alexa::session::{CallDirection, CallState, Side};
-use takeback_core::alexa::session_store::{DynamoSessionStore, SessionStore};
-use takeback_core::alexa::signaling::SignalingClient;
-use takeback_core::alexa::testing::{
+use takeback_alexa::Secret;
+use takeback_alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
+use takeback_alexa::now_epoch_seconds;
+use takeback_alexa::retry::RetryPolicy;
+use takeback_alexa::session::{CallDirection, CallState, Side};
+use takeback_alexa::store::SessionStore;
+use takeback_dynamo::alexa::DynamoSessionStore;
+use takeback_dynamo::alexa::DynamoTokenStore;
+use takeback_dynamo::tables::{self, create_table};
+use takeback_http::client::HttpClient;
+use takeback_http::lwa::{AccessTokenProvider, LwaClient};
+use takeback_http::signaling::SignalingClient;
+use takeback_http::testing::{
     FakeLwa, FakeSignaling, RunningLwa, RunningSignaling, RunningWebhook, WebhookReceiver,
 };
-use takeback_core::alexa::token_store::DynamoTokenStore;
-use takeback_core::alexa::webhook::WebhookClient;
-use takeback_core::tables::{self, create_table};
+use takeback_http::webhook::WebhookClient;
 
 const SKILL_ID: &str = "amzn1.ask.skill.00000000-0000-4000-8000-000000000001";
 const CLIENT_ID: &str = "amzn1.application-oa2-client.fixture";
@@ -42,7 +43,7 @@ struct Stack {
 }
 
 async fn stack(test: &str) -> Option<Stack> {
-    if !takeback_core::tables::dynamodb_local_configured(test) {
+    if !takeback_dynamo::tables::dynamodb_local_configured(test) {
         return None;
     }
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())

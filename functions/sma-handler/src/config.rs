@@ -14,17 +14,18 @@
 //! | `VOICE_ID`, `LANGUAGE_CODE`, `SPEECH_ENGINE` | no (Joanna, en-US, neural) | voice of announcements |
 //! | `MESSAGE_BUSY`, `MESSAGE_UNAVAILABLE`, `MESSAGE_CONNECT_FAILED`, `MESSAGE_TRANSFER_HOLD`, `MESSAGE_TRANSFER_FAILED` | no | announcement texts (≤ 1,000 chars) |
 
-use takeback_core::call_flow::{FlowConfig, Messages, TargetRules, TransferTarget};
-use takeback_core::config::{ConfigError, Env};
-use takeback_core::sma::action::SpeechEngine;
-use takeback_core::sma::{AwsEndpointUri, CallTimeout, SpeakText, Voice, VoiceConnectorArn};
+use takeback_common::config::{ConfigError, Env};
+use takeback_sma::action::SpeechEngine;
+use takeback_sma::call_machine::{CallMachineConfig, Messages};
+use takeback_sma::target::{TransferPolicy, TransferTarget};
+use takeback_sma::{AwsEndpointUri, CallTimeout, SpeakText, Voice, VoiceConnectorArn};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub pairs_table: String,
     pub calls_table: String,
     pub lease_seconds: i64,
-    pub flow: FlowConfig,
+    pub flow: CallMachineConfig,
 }
 
 fn invalid(name: &'static str, message: impl std::fmt::Display) -> ConfigError {
@@ -83,18 +84,16 @@ impl Config {
             "DEFAULT_TRANSFER_TARGET",
             "DEFAULT_TRANSFER_TARGET_ARN",
         )?;
-        let mut allowed_arns = Vec::new();
-        for arn in env
-            .optional("ALLOWED_VOICE_CONNECTOR_ARNS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
-            VoiceConnectorArn::parse(arn)
-                .map_err(|e| invalid("ALLOWED_VOICE_CONNECTOR_ARNS", e))?;
-            allowed_arns.push(arn.to_owned());
-        }
+        // No per-call pattern on this side (yet): the update already passed
+        // `connect-transfer`'s pattern; here the Uri rule and the allowed ARNs apply.
+        let targets = TransferPolicy::with_rules(
+            default_target,
+            env.optional("ALLOWED_VOICE_CONNECTOR_ARNS")
+                .unwrap_or_default()
+                .split(','),
+            None,
+        )
+        .map_err(|e| invalid("ALLOWED_VOICE_CONNECTOR_ARNS", e))?;
         let defaults = Messages::default();
         let engine = match env.optional("SPEECH_ENGINE").as_deref() {
             None | Some("neural") => SpeechEngine::Neural,
@@ -111,7 +110,7 @@ impl Config {
             pairs_table: env.required("PAIRS_TABLE")?,
             calls_table: env.required("CALLS_TABLE")?,
             lease_seconds,
-            flow: FlowConfig {
+            flow: CallMachineConfig {
                 connect_timeout: seconds(env, "CONNECT_CALL_TIMEOUT_SECONDS", 30)?,
                 transfer_timeout: seconds(env, "TRANSFER_CALL_TIMEOUT_SECONDS", 30)?,
                 voice: Voice {
@@ -136,10 +135,7 @@ impl Config {
                         defaults.transfer_failed,
                     )?,
                 },
-                targets: TargetRules {
-                    allowed_arns,
-                    default_target,
-                },
+                targets,
                 fallback: target(env, "FALLBACK_TARGET", "FALLBACK_TARGET_ARN")?,
             },
         })
@@ -148,16 +144,10 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Env(move |name: &str| map.get(name).cloned())
+        takeback_common::config::map_env(pairs.iter().copied())
     }
 
     const VC: &str = "arn:aws:chime:us-east-1:123456789012:vc/pbx";
@@ -173,7 +163,7 @@ mod tests {
         let c = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c")])).unwrap();
         assert_eq!(c.flow.connect_timeout.get(), 30);
         assert!(c.flow.fallback.is_none());
-        assert!(c.flow.targets.default_target.is_none());
+        assert!(c.flow.targets.default_target().is_none());
     }
 
     #[test]
@@ -223,7 +213,10 @@ mod tests {
             ("MESSAGE_BUSY", "Busy, sorry."),
         ]))
         .unwrap();
-        assert_eq!(c.flow.targets.default_target.unwrap().uri.as_str(), "2000");
+        assert_eq!(
+            c.flow.targets.default_target().unwrap().uri.as_str(),
+            "2000"
+        );
         assert_eq!(c.flow.messages.busy.as_str(), "Busy, sorry.");
         assert!(c.flow.fallback.is_some());
     }

@@ -6,16 +6,16 @@ pub mod config;
 use std::time::Duration;
 
 use serde_json::Value;
-use takeback_core::call_flow::{
-    self, CallAttributes, Decision, FlowConfig, StoreFailed, StoreResults, StoreWork,
+use takeback_common::error::chain;
+use takeback_common::mask::mask_number;
+use takeback_pairs::{CallStore, PairStore, StoreError};
+use takeback_sma::call_machine::{
+    self, CallAttributes, CallMachineConfig, Decision, StoreFailed, StoreResults, StoreWork,
 };
-use takeback_core::error::chain;
-use takeback_core::mask::mask_number;
-use takeback_core::sma::{
+use takeback_sma::{
     Action, Actions, HangupCode, LegRef, LegTag, NotAnSmaEvent, SmaEvent, SmaResponse,
     TransactionAttributes,
 };
-use takeback_core::store::{CallStore, PairStore, StoreError};
 use tracing::{Instrument, error, info, warn};
 
 /// The SMA re-invokes after 5 s; the store work of one invocation must be done well before.
@@ -23,7 +23,7 @@ pub const STORE_BUDGET: Duration = Duration::from_millis(3500);
 
 pub struct Deps<S> {
     pub store: S,
-    pub flow: FlowConfig,
+    pub flow: CallMachineConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +66,9 @@ async fn decide_and_answer<S: PairStore + CallStore>(
             "SMA reported a failure"
         );
     }
-    let work = call_flow::store_work(event, &attrs);
+    let work = call_machine::store_work(event, &attrs);
     let results = run_store_work(&deps.store, work).await;
-    let decision = call_flow::decide(event, &attrs, &deps.flow, &results);
+    let decision = call_machine::decide(event, &attrs, &deps.flow, &results);
     info!(
         outcome = decision.outcome,
         state_before = attrs.state.as_str(),

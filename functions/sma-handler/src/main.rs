@@ -5,14 +5,14 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sma_handler::config::Config;
 use sma_handler::{Deps, handle};
-use takeback_core::config::process_env;
-use takeback_core::store::dynamo::{ClaimConfig, DynamoStore};
+use takeback_common::config::process_env;
+use takeback_dynamo::pairs::{ClaimConfig, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    takeback_core::telemetry::init_json_logs();
+    takeback_common::telemetry::init_json_logs();
     let config = Config::from_env(&process_env())?;
-    let sdk = takeback_core::sdk::load().await;
+    let sdk = takeback_sdk::load().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         config.pairs_table,

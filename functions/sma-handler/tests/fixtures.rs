@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use serde_json::Value;
 use sma_handler::{Deps, handle};
-use takeback_core::store::memory::{InjectedFault, MemoryStore};
-use takeback_core::store::{CallStore, ClaimRequest, PairStore, TransferIntent};
+use takeback_pairs::memory::{InjectedFault, MemoryStore};
+use takeback_pairs::{CallStore, ClaimRequest, PairStore, TransferIntent};
 
 /// (fixture, action types, state after — `None` when the response leaves attributes out,
 /// whether the fixture's transaction still holds the pair afterwards).

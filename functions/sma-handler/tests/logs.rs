@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use sma_handler::{Deps, handle};
-use takeback_core::store::memory::InjectedFault;
-use takeback_core::telemetry::capture::capture_logs;
+use takeback_common::telemetry::capture::capture_logs;
+use takeback_pairs::memory::InjectedFault;
 
 #[tokio::test]
 async fn info_logs_mask_the_callers_number() {

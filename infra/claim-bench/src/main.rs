@@ -31,10 +31,10 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use takeback_core::store::dynamo::{ClaimConfig, DynamoStore, IN_USE_FALSE, IN_USE_TRUE, attr};
-use takeback_core::store::seed::seed_pairs;
-use takeback_core::store::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
-use takeback_core::tables::{self, create_table};
+use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_FALSE, IN_USE_TRUE, attr};
+use takeback_dynamo::seed::seed_pairs;
+use takeback_dynamo::tables::{self, create_table};
+use takeback_pairs::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -425,7 +425,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
                             .release(&pair, &tx)
                             .await
                             .map_err(|e| format!("{e:?}"))?
-                            == takeback_core::store::ReleaseOutcome::Released
+                            == takeback_pairs::ReleaseOutcome::Released
                     }
                     Backend::Seed { others, .. } => {
                         others.release(&pair).await?;

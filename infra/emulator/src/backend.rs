@@ -10,15 +10,15 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
 use serde_json::Value;
-use takeback_core::connect::config::{Env, LookupConfig, TransferConfig};
-use takeback_core::store::dynamo::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr};
-use takeback_core::store::memory::MemoryStore;
-use takeback_core::store::seed::seed_pairs;
-use takeback_core::store::{
+use takeback_connect::config::{Env, LookupConfig, TransferConfig};
+use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr};
+use takeback_dynamo::seed::seed_pairs;
+use takeback_dynamo::tables;
+use takeback_pairs::memory::MemoryStore;
+use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
     ReleaseOutcome, StoreError, TransferIntent,
 };
-use takeback_core::tables;
 
 use crate::invoke::{Handler, Invoker, LambdaApi};
 use crate::scenario::Scenario;
@@ -138,7 +138,7 @@ pub enum BackendError {
     Config {
         function: &'static str,
         #[source]
-        source: takeback_core::connect::config::ConfigError,
+        source: takeback_connect::config::ConfigError,
     },
     #[error("{0}")]
     Setup(String),
@@ -189,7 +189,7 @@ impl PairProbe {
                         .set_exclusive_start_key(start)
                         .send()
                         .await
-                        .map_err(takeback_core::store::dynamo::map_sdk_error)?;
+                        .map_err(takeback_dynamo::map_sdk_error)?;
                     for item in out.items() {
                         let get = |k: &str| match item.get(k) {
                             Some(AttributeValue::S(s)) => s.clone(),
@@ -298,7 +298,7 @@ async fn table_connect_numbers(
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(takeback_core::store::dynamo::map_sdk_error)?;
+            .map_err(takeback_dynamo::map_sdk_error)?;
         for item in out.items() {
             if let Some(AttributeValue::S(n)) = item.get(attr::CONNECT_NUMBER) {
                 numbers.insert(n.clone());
@@ -535,7 +535,7 @@ pub async fn prepare(
     // from AWS_ENDPOINT_URL_CHIME_SDK_VOICE, which points at the emulator's fake API.
     let transfer_deps = Arc::new(connect_transfer::Deps::new(
         store.clone(),
-        connect_transfer::chime::client(&sdk),
+        takeback_chime::client(&sdk),
         transfer_config.sip_media_application_id,
         transfer_config.policy,
     ));

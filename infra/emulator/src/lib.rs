@@ -17,7 +17,7 @@
 //! `Config::from_env` code as their `main.rs`, from an environment the emulator composes), or
 //! behind the Lambda Invoke API of `cargo lambda watch` / `sam local start-lambda`
 //! ([`invoke`]). The store is in memory, or DynamoDB (Local) with tables created from the shared
-//! definitions (`takeback_core::tables`) and seeded by the shared seeding code.
+//! definitions (`takeback_dynamo::tables`) and seeded by the shared seeding code.
 //!
 //! # Time: what is simulated and what is real
 //!

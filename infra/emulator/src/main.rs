@@ -339,7 +339,7 @@ fn load_env_file(cli: &Cli) -> Result<BTreeMap<String, String>, String> {
 
 async fn real_main(cli: Cli, env_file: BTreeMap<String, String>) -> Result<bool, String> {
     let api = start_chime_api().await?;
-    let sdk = takeback_core::sdk::load().await;
+    let sdk = takeback_sdk::load().await;
     let store = cli
         .store
         .unwrap_or(if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some() {

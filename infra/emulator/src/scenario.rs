@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use takeback_core::store::seed::PairsFile;
+use takeback_dynamo::seed::PairsFile;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -12,8 +12,8 @@
 
 use std::process::ExitCode;
 
-use takeback_core::store::seed::{PairsFile, seed_pairs};
-use takeback_core::tables::{self, create_table};
+use takeback_dynamo::seed::{PairsFile, seed_pairs};
+use takeback_dynamo::tables::{self, create_table};
 
 #[derive(Debug, Default)]
 struct Args {
@@ -87,13 +87,18 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         ] {
             let outcome = create_table(&client, def, name)
                 .await
-                .map_err(|e| format!("creating {name}: {}", takeback_core::error::chain(&e)))?;
+                .map_err(|e| format!("creating {name}: {}", takeback_common::error::chain(&e)))?;
             created.insert(name.clone(), format!("{outcome:?}").into());
         }
     }
     let report = seed_pairs(&client, &pairs_table, &pairs)
         .await
-        .map_err(|e| format!("seeding {pairs_table}: {}", takeback_core::error::chain(&e)))?;
+        .map_err(|e| {
+            format!(
+                "seeding {pairs_table}: {}",
+                takeback_common::error::chain(&e)
+            )
+        })?;
     Ok(serde_json::json!({
         "pairs_table": pairs_table,
         "tables": created,

@@ -8,12 +8,12 @@ pub mod fake_chime;
 use std::sync::Arc;
 
 use serde_json::Value;
-use takeback_core::connect::TransferPolicy;
-use takeback_core::store::memory::MemoryStore;
-use takeback_core::store::{
+use takeback_pairs::memory::MemoryStore;
+use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
     ReleaseOutcome, StoreError, TransferIntent,
 };
+use takeback_sma::target::TransferPolicy;
 
 pub const TXN: &str = "5d5c8c2e-4f3a-4a55-9f0e-2b9d3c1a7e01";
 pub const CONTACT: &str = "7c0e5f3a-91d2-4b8e-a6f4-3d2c1b0a9e8f";

@@ -1,13 +1,14 @@
 //! Shared set-up for the handler tests: the fixture directory, a flow config matching the
 //! fixtures, and an in-memory store holding the fixtures' pair.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
-use takeback_core::call_flow::{FlowConfig, TargetRules, TransferTarget};
-use takeback_core::sma::{AwsEndpointUri, VoiceConnectorArn};
-use takeback_core::store::PairKey;
-use takeback_core::store::memory::MemoryStore;
+use takeback_pairs::PairKey;
+use takeback_pairs::memory::MemoryStore;
+use takeback_sma::call_machine::CallMachineConfig;
+use takeback_sma::target::{TransferPolicy, TransferTarget};
+use takeback_sma::{AwsEndpointUri, VoiceConnectorArn};
 
 pub const TXN: &str = "6b2a5c1e-3f4d-4e8a-9c1b-2d7e8f9a0b1c";
 pub const SMA: &str = "+18005557777";
@@ -23,16 +24,18 @@ pub fn fixture(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-pub fn flow() -> FlowConfig {
-    FlowConfig {
-        targets: TargetRules {
-            allowed_arns: vec![VC.to_owned()],
-            default_target: Some(TransferTarget {
+pub fn flow() -> CallMachineConfig {
+    CallMachineConfig {
+        targets: TransferPolicy::with_rules(
+            Some(TransferTarget {
                 uri: AwsEndpointUri::parse("2000").unwrap(),
                 arn: VoiceConnectorArn::parse(VC).unwrap(),
             }),
-        },
-        ..FlowConfig::default()
+            [VC],
+            None,
+        )
+        .unwrap(),
+        ..CallMachineConfig::default()
     }
 }
 

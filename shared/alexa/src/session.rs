@@ -1,0 +1,830 @@
+//! The call-session state machine, pure.
+//!
+//! ```text
+//!            Initiate*            CallRinging        CallInProgress       CallAccepted
+//!  (none) ─────────────► OFFERED ───────────► RINGING ───────────► IN_PROGRESS ─────────► ACCEPTED
+//!                           │ └──────────────────┴──── CallAccepted ──────────────────────▲  │ ▲
+//!                           │                                                 CallUpdate │  │ │ CallUpdateResponse
+//!                           │                                                            ▼  │ │
+//!                           │                                                         UPDATING
+//!  any state ── CallEnded ──► ENDED
+//! ```
+//!
+//! Who may send what (the *caller* is Alexa for `InitiateOutboundCall`, the property for
+//! `InitiateInboundCall`; the *callee* is the other side):
+//! - `CallRinging`, `CallInProgress`, `CallAccepted`: the callee. Their acks: the caller.
+//! - `CallUpdate`: either side once accepted; `CallUpdateResponse` and `CallUpdateAck`: the
+//!   other side.
+//! - `CallEnded`: either side, in any state.
+//!
+//! Outcomes ([`Decision`]): a valid message is applied (new state, version + 1, message id
+//! remembered); the same message id again is a `Duplicate` (answered, not re-applied; forwarded
+//! again only if the first delivery never succeeded); a repeat or a message overtaken by a later
+//! one (`CallRinging` after `CallAccepted`) is `Ignore`d; anything impossible is `Reject`ed and
+//! the stored state stays as it was.
+
+use super::config::SessionTtl;
+use super::model::{MessageKind, Participant, SignalingMessage};
+use std::fmt;
+
+/// How many message ids a session remembers for de-duplication (a call has a few dozen
+/// messages at most; the oldest are dropped first).
+pub const MAX_REMEMBERED_MESSAGES: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Alexa,
+    Provider,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Alexa => "ALEXA",
+            Side::Provider => "PROVIDER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ALEXA" => Some(Side::Alexa),
+            "PROVIDER" => Some(Side::Provider),
+            _ => None,
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Side::Alexa => Side::Provider,
+            Side::Provider => Side::Alexa,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallDirection {
+    /// An Alexa device calls a property device (`InitiateOutboundCall`).
+    AlexaToProvider,
+    /// A property device calls an Alexa device (`InitiateInboundCall`).
+    ProviderToAlexa,
+}
+
+impl CallDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallDirection::AlexaToProvider => "ALEXA_TO_PROVIDER",
+            CallDirection::ProviderToAlexa => "PROVIDER_TO_ALEXA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ALEXA_TO_PROVIDER" => Some(CallDirection::AlexaToProvider),
+            "PROVIDER_TO_ALEXA" => Some(CallDirection::ProviderToAlexa),
+            _ => None,
+        }
+    }
+
+    pub fn caller(self) -> Side {
+        match self {
+            CallDirection::AlexaToProvider => Side::Alexa,
+            CallDirection::ProviderToAlexa => Side::Provider,
+        }
+    }
+
+    pub fn callee(self) -> Side {
+        self.caller().other()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallState {
+    Offered,
+    Ringing,
+    InProgress,
+    Accepted,
+    Updating,
+    Ended,
+}
+
+impl CallState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Offered => "OFFERED",
+            CallState::Ringing => "RINGING",
+            CallState::InProgress => "IN_PROGRESS",
+            CallState::Accepted => "ACCEPTED",
+            CallState::Updating => "UPDATING",
+            CallState::Ended => "ENDED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            CallState::Offered,
+            CallState::Ringing,
+            CallState::InProgress,
+            CallState::Accepted,
+            CallState::Updating,
+            CallState::Ended,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Progress of call set-up; `Updating` is an accepted call re-negotiating.
+    fn rank(self) -> u8 {
+        match self {
+            CallState::Offered => 0,
+            CallState::Ringing => 1,
+            CallState::InProgress => 2,
+            CallState::Accepted | CallState::Updating => 3,
+            CallState::Ended => 4,
+        }
+    }
+}
+
+impl fmt::Display for CallState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One call session as stored (DynamoDB item keyed by `session_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub session_id: String,
+    pub direction: CallDirection,
+    pub state: CallState,
+    /// Optimistic-concurrency counter: every write is conditional on the version read.
+    pub version: u64,
+    /// Alexa's `apiEndpoint` for this call (from the request context), if known.
+    pub api_endpoint: Option<String>,
+    pub participants: Vec<Participant>,
+    /// Who sent the last `CallUpdate` (the pending one while `Updating`).
+    pub last_update_by: Option<Side>,
+    pub renegotiation_type: Option<String>,
+    pub end_code: Option<String>,
+    pub ended_by: Option<Side>,
+    /// Name of the last applied message.
+    pub last_message: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Epoch seconds; DynamoDB TTL deletes by it, and readers treat a past value as absent.
+    pub expires_at: i64,
+    /// Ids of applied messages (Alexa `requestId`s, backend `messageId`s), oldest first.
+    pub applied: Vec<String>,
+    /// Ids of applied messages whose delivery (webhook / Alexa) succeeded.
+    pub delivered: Vec<String>,
+}
+
+impl Session {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at <= now
+    }
+
+    pub fn has_applied(&self, message_id: &str) -> bool {
+        self.applied.iter().any(|m| m == message_id)
+    }
+
+    pub fn was_delivered(&self, message_id: &str) -> bool {
+        self.delivered.iter().any(|m| m == message_id)
+    }
+
+    /// The next version of this session with `message_id` marked delivered.
+    pub fn with_delivered(&self, message_id: &str, now: i64) -> Session {
+        let mut next = self.clone();
+        if !next.was_delivered(message_id) {
+            push_bounded(&mut next.delivered, message_id);
+        }
+        next.version = self.version + 1;
+        next.updated_at = now;
+        next
+    }
+
+    /// Undoes an applied message whose delivery failed: `previous`'s content at the next
+    /// version, with the message forgotten so that a retry is applied again.
+    pub fn rolled_back_to(&self, previous: &Session, message_id: &str, now: i64) -> Session {
+        let mut next = previous.clone();
+        next.version = self.version + 1;
+        next.updated_at = now;
+        next.applied.retain(|m| m != message_id);
+        next.delivered.retain(|m| m != message_id);
+        next
+    }
+}
+
+fn push_bounded(list: &mut Vec<String>, id: &str) {
+    list.push(id.to_owned());
+    if list.len() > MAX_REMEMBERED_MESSAGES {
+        let excess = list.len() - MAX_REMEMBERED_MESSAGES;
+        list.drain(..excess);
+    }
+}
+
+/// One message to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub message: &'a SignalingMessage,
+    pub from: Side,
+    /// Alexa's `requestId`, or the backend's `messageId` (generated when it gives none).
+    pub message_id: &'a str,
+    /// Recorded on a new session.
+    pub api_endpoint: Option<&'a str>,
+    pub now: i64,
+    pub ttl: SessionTtl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// The message that led to the current state, again (with a new message id).
+    Repeat,
+    /// A later message already moved the call on (out-of-order delivery).
+    Superseded,
+    AlreadyEnded,
+    /// `Initiate*` for a session that exists in the same direction.
+    AlreadyExists,
+}
+
+impl IgnoreReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::Repeat => "repeat",
+            IgnoreReason::Superseded => "superseded",
+            IgnoreReason::AlreadyEnded => "already_ended",
+            IgnoreReason::AlreadyExists => "already_exists",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("no live session with this id")]
+    UnknownSession,
+    #[error("{kind} cannot come from {}", from.as_str())]
+    NotFromThisSide { kind: MessageKind, from: Side },
+    #[error("{kind} in state {state} must come from {}", expected.as_str())]
+    WrongSide {
+        kind: MessageKind,
+        state: CallState,
+        expected: Side,
+    },
+    #[error("{kind} is not possible in state {state}")]
+    InvalidTransition { kind: MessageKind, state: CallState },
+    #[error("the session exists for a call in the other direction")]
+    DirectionMismatch,
+    #[error("{kind} after the call ended")]
+    CallEnded { kind: MessageKind },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Write this (conditional on the version read, or on absence for a new session).
+    Apply(Session),
+    /// The same message id was applied before.
+    Duplicate {
+        session: Session,
+        delivered: bool,
+    },
+    Ignore {
+        state: CallState,
+        reason: IgnoreReason,
+    },
+    Reject(Rejection),
+}
+
+/// Decides what `incoming` does to `current` (a live, unexpired session or none).
+pub fn decide(current: Option<&Session>, incoming: &Incoming<'_>) -> Decision {
+    let kind = incoming.message.kind;
+    let from = incoming.from;
+
+    let allowed_from = match kind {
+        MessageKind::InitiateOutboundCall => from == Side::Alexa,
+        MessageKind::InitiateInboundCall => from == Side::Provider,
+        _ => true,
+    };
+    if !allowed_from {
+        return Decision::Reject(Rejection::NotFromThisSide { kind, from });
+    }
+
+    let Some(session) = current else {
+        return match kind {
+            MessageKind::InitiateOutboundCall => {
+                Decision::Apply(new_session(incoming, CallDirection::AlexaToProvider))
+            }
+            MessageKind::InitiateInboundCall => {
+                Decision::Apply(new_session(incoming, CallDirection::ProviderToAlexa))
+            }
+            _ => Decision::Reject(Rejection::UnknownSession),
+        };
+    };
+
+    if session.has_applied(incoming.message_id) {
+        return Decision::Duplicate {
+            session: session.clone(),
+            delivered: session.was_delivered(incoming.message_id),
+        };
+    }
+
+    let state = session.state;
+    let caller = session.direction.caller();
+    let callee = session.direction.callee();
+    let ignore = |reason| Decision::Ignore { state, reason };
+    let wrong_side = |expected| {
+        Decision::Reject(Rejection::WrongSide {
+            kind,
+            state,
+            expected,
+        })
+    };
+    let invalid = Decision::Reject(Rejection::InvalidTransition { kind, state });
+
+    if state == CallState::Ended {
+        return match kind {
+            MessageKind::CallEnded
+            | MessageKind::CallRingingAck
+            | MessageKind::CallInProgressAck
+            | MessageKind::CallAcceptedAck
+            | MessageKind::CallUpdateAck => ignore(IgnoreReason::AlreadyEnded),
+            MessageKind::InitiateOutboundCall | MessageKind::InitiateInboundCall
+                if same_direction(kind, session.direction) =>
+            {
+                ignore(IgnoreReason::AlreadyExists)
+            }
+            _ => Decision::Reject(Rejection::CallEnded { kind }),
+        };
+    }
+
+    let apply = |to: CallState| Decision::Apply(next_session(session, incoming, to));
+
+    match kind {
+        MessageKind::InitiateOutboundCall | MessageKind::InitiateInboundCall => {
+            if same_direction(kind, session.direction) {
+                ignore(IgnoreReason::AlreadyExists)
+            } else {
+                Decision::Reject(Rejection::DirectionMismatch)
+            }
+        }
+        MessageKind::CallRinging => progress(state, from, callee, 1, CallState::Ringing)
+            .map_or_else(|| wrong_side(callee), |p| p.decide(apply, ignore)),
+        MessageKind::CallInProgress => progress(state, from, callee, 2, CallState::InProgress)
+            .map_or_else(|| wrong_side(callee), |p| p.decide(apply, ignore)),
+        MessageKind::CallAccepted => progress(state, from, callee, 3, CallState::Accepted)
+            .map_or_else(|| wrong_side(callee), |p| p.decide(apply, ignore)),
+        MessageKind::CallRingingAck => ack(state, from, caller, 1, apply, wrong_side, invalid),
+        MessageKind::CallInProgressAck => ack(state, from, caller, 2, apply, wrong_side, invalid),
+        MessageKind::CallAcceptedAck => ack(state, from, caller, 3, apply, wrong_side, invalid),
+        MessageKind::CallUpdate => match state {
+            CallState::Accepted => apply(CallState::Updating),
+            CallState::Updating if session.last_update_by == Some(from) => {
+                ignore(IgnoreReason::Repeat)
+            }
+            // Both sides re-offering at once (glare): the first one wins.
+            _ => invalid,
+        },
+        MessageKind::CallUpdateResponse => match (state, session.last_update_by) {
+            (CallState::Updating, Some(by)) if by != from => apply(CallState::Accepted),
+            (CallState::Updating, Some(by)) => wrong_side(by.other()),
+            (CallState::Accepted, Some(_)) => ignore(IgnoreReason::Repeat),
+            _ => invalid,
+        },
+        MessageKind::CallUpdateAck => match (state, session.last_update_by) {
+            (CallState::Updating | CallState::Accepted, Some(by)) if by != from => apply(state),
+            (CallState::Updating | CallState::Accepted, Some(by)) => wrong_side(by.other()),
+            _ => invalid,
+        },
+        MessageKind::CallEnded => apply(CallState::Ended),
+    }
+}
+
+fn same_direction(kind: MessageKind, direction: CallDirection) -> bool {
+    matches!(
+        (kind, direction),
+        (
+            MessageKind::InitiateOutboundCall,
+            CallDirection::AlexaToProvider
+        ) | (
+            MessageKind::InitiateInboundCall,
+            CallDirection::ProviderToAlexa
+        )
+    )
+}
+
+/// A set-up step (ringing, in progress, accepted) by the callee.
+enum Progress {
+    Advance(CallState),
+    Repeat,
+    Superseded,
+}
+
+impl Progress {
+    fn decide(
+        self,
+        apply: impl Fn(CallState) -> Decision,
+        ignore: impl Fn(IgnoreReason) -> Decision,
+    ) -> Decision {
+        match self {
+            Progress::Advance(to) => apply(to),
+            Progress::Repeat => ignore(IgnoreReason::Repeat),
+            Progress::Superseded => ignore(IgnoreReason::Superseded),
+        }
+    }
+}
+
+fn progress(
+    state: CallState,
+    from: Side,
+    callee: Side,
+    rank: u8,
+    to: CallState,
+) -> Option<Progress> {
+    if from != callee {
+        return None;
+    }
+    Some(match state.rank().cmp(&rank) {
+        std::cmp::Ordering::Less => Progress::Advance(to),
+        std::cmp::Ordering::Equal => Progress::Repeat,
+        std::cmp::Ordering::Greater => Progress::Superseded,
+    })
+}
+
+/// An ack by the caller of a step the callee made (`rank` reached); no state change.
+fn ack(
+    state: CallState,
+    from: Side,
+    caller: Side,
+    rank: u8,
+    apply: impl Fn(CallState) -> Decision,
+    wrong_side: impl Fn(Side) -> Decision,
+    invalid: Decision,
+) -> Decision {
+    if from != caller {
+        return wrong_side(caller);
+    }
+    if state.rank() >= rank {
+        apply(state)
+    } else {
+        invalid
+    }
+}
+
+fn expiry(incoming: &Incoming<'_>, state: CallState) -> i64 {
+    let ttl = if state == CallState::Ended {
+        incoming.ttl.ended
+    } else {
+        incoming.ttl.active
+    };
+    incoming.now.saturating_add(ttl.as_secs() as i64)
+}
+
+fn new_session(incoming: &Incoming<'_>, direction: CallDirection) -> Session {
+    let m = incoming.message;
+    Session {
+        session_id: m.session_id.clone(),
+        direction,
+        state: CallState::Offered,
+        version: 1,
+        api_endpoint: incoming.api_endpoint.map(str::to_owned),
+        participants: m.participants.clone(),
+        last_update_by: None,
+        renegotiation_type: None,
+        end_code: None,
+        ended_by: None,
+        last_message: m.kind.name().to_owned(),
+        created_at: incoming.now,
+        updated_at: incoming.now,
+        expires_at: expiry(incoming, CallState::Offered),
+        applied: vec![incoming.message_id.to_owned()],
+        delivered: Vec::new(),
+    }
+}
+
+fn next_session(current: &Session, incoming: &Incoming<'_>, to: CallState) -> Session {
+    let m = incoming.message;
+    let mut next = current.clone();
+    next.state = to;
+    next.version = current.version + 1;
+    next.updated_at = incoming.now;
+    next.expires_at = expiry(incoming, to);
+    next.last_message = m.kind.name().to_owned();
+    push_bounded(&mut next.applied, incoming.message_id);
+    match m.kind {
+        MessageKind::CallUpdate => {
+            next.last_update_by = Some(incoming.from);
+            next.renegotiation_type = m.renegotiation_type.as_ref().map(|r| r.as_str().to_owned());
+        }
+        MessageKind::CallEnded => {
+            next.ended_by = Some(incoming.from);
+            next.end_code = m.call_result.as_ref().map(|r| r.code.as_str().to_owned());
+        }
+        _ => {}
+    }
+    next
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::{CallResult, CallResultCode, SdpDetails, SdpType};
+
+    fn msg(kind: MessageKind) -> SignalingMessage {
+        let mut m = SignalingMessage::bare(kind, "sess-1");
+        if let Some(t) = kind.required_sdp() {
+            m.sdp = Some(SdpDetails {
+                sdp_type: t,
+                value: "v=0".into(),
+            });
+        }
+        if kind == MessageKind::CallEnded {
+            m.call_result = Some(CallResult::new(CallResultCode::Success, "bye"));
+        }
+        m
+    }
+
+    struct Run {
+        session: Option<Session>,
+        n: u32,
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Self {
+                session: None,
+                n: 0,
+            }
+        }
+
+        fn send(&mut self, kind: MessageKind, from: Side) -> Decision {
+            self.n += 1;
+            let id = format!("m{}", self.n);
+            self.send_id(kind, from, &id)
+        }
+
+        fn send_id(&mut self, kind: MessageKind, from: Side, id: &str) -> Decision {
+            let m = msg(kind);
+            let inc = Incoming {
+                message: &m,
+                from,
+                message_id: id,
+                api_endpoint: Some("https://api.amazonalexa.com"),
+                now: 1_000,
+                ttl: SessionTtl::default(),
+            };
+            let d = decide(self.session.as_ref(), &inc);
+            if let Decision::Apply(s) = &d {
+                self.session = Some(s.clone());
+            }
+            d
+        }
+
+        fn state(&self) -> CallState {
+            self.session.as_ref().map(|s| s.state).unwrap()
+        }
+    }
+
+    fn applied(d: &Decision) -> bool {
+        matches!(d, Decision::Apply(_))
+    }
+
+    use MessageKind::*;
+    use Side::{Alexa, Provider};
+
+    #[test]
+    fn alexa_calls_provider_full_flow() {
+        let mut r = Run::new();
+        assert!(applied(&r.send(InitiateOutboundCall, Alexa)));
+        assert_eq!(r.state(), CallState::Offered);
+        assert!(applied(&r.send(CallRinging, Provider)));
+        assert!(applied(&r.send(CallRingingAck, Alexa)));
+        assert_eq!(r.state(), CallState::Ringing);
+        assert!(applied(&r.send(CallInProgress, Provider)));
+        assert!(applied(&r.send(CallInProgressAck, Alexa)));
+        assert!(applied(&r.send(CallAccepted, Provider)));
+        assert!(applied(&r.send(CallAcceptedAck, Alexa)));
+        assert_eq!(r.state(), CallState::Accepted);
+        // hold from Alexa, answered by the provider
+        assert!(applied(&r.send(CallUpdate, Alexa)));
+        assert_eq!(r.state(), CallState::Updating);
+        assert!(applied(&r.send(CallUpdateAck, Provider)));
+        assert!(applied(&r.send(CallUpdateResponse, Provider)));
+        assert_eq!(r.state(), CallState::Accepted);
+        assert!(applied(&r.send(CallEnded, Provider)));
+        let s = r.session.clone().unwrap();
+        assert_eq!(s.state, CallState::Ended);
+        assert_eq!(s.ended_by, Some(Provider));
+        assert_eq!(s.end_code.as_deref(), Some("SUCCESS"));
+        assert_eq!(s.version, 11);
+        assert_eq!(s.expires_at, 1_000 + 3_600);
+    }
+
+    #[test]
+    fn provider_calls_alexa_full_flow() {
+        let mut r = Run::new();
+        assert!(applied(&r.send(InitiateInboundCall, Provider)));
+        assert_eq!(
+            r.session.as_ref().unwrap().direction,
+            CallDirection::ProviderToAlexa
+        );
+        assert!(applied(&r.send(CallRinging, Alexa)));
+        assert!(applied(&r.send(CallRingingAck, Provider)));
+        assert!(applied(&r.send(CallAccepted, Alexa)));
+        assert!(applied(&r.send(CallAcceptedAck, Provider)));
+        assert!(applied(&r.send(CallUpdate, Provider)));
+        assert!(applied(&r.send(CallUpdateResponse, Alexa)));
+        assert!(applied(&r.send(CallEnded, Alexa)));
+        assert_eq!(r.state(), CallState::Ended);
+    }
+
+    #[test]
+    fn same_message_id_is_a_duplicate_not_reapplied() {
+        let mut r = Run::new();
+        r.send_id(InitiateOutboundCall, Alexa, "req-1");
+        let before = r.session.clone().unwrap();
+        match r.send_id(InitiateOutboundCall, Alexa, "req-1") {
+            Decision::Duplicate { session, delivered } => {
+                assert_eq!(session, before);
+                assert!(!delivered);
+            }
+            d => panic!("{d:?}"),
+        }
+        r.session = Some(before.with_delivered("req-1", 1_001));
+        assert!(matches!(
+            r.send_id(InitiateOutboundCall, Alexa, "req-1"),
+            Decision::Duplicate {
+                delivered: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn repeats_and_late_messages_are_ignored() {
+        let mut r = Run::new();
+        r.send(InitiateOutboundCall, Alexa);
+        r.send(CallRinging, Provider);
+        assert_eq!(
+            r.send(CallRinging, Provider),
+            Decision::Ignore {
+                state: CallState::Ringing,
+                reason: IgnoreReason::Repeat
+            }
+        );
+        r.send(CallAccepted, Provider);
+        assert_eq!(
+            r.send(CallInProgress, Provider),
+            Decision::Ignore {
+                state: CallState::Accepted,
+                reason: IgnoreReason::Superseded
+            }
+        );
+        assert_eq!(
+            r.send(InitiateOutboundCall, Alexa),
+            Decision::Ignore {
+                state: CallState::Accepted,
+                reason: IgnoreReason::AlreadyExists
+            }
+        );
+        r.send(CallEnded, Alexa);
+        assert!(matches!(
+            r.send(CallEnded, Provider),
+            Decision::Ignore {
+                reason: IgnoreReason::AlreadyEnded,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn impossible_transitions_are_rejected() {
+        let mut r = Run::new();
+        assert_eq!(
+            r.send(CallRinging, Provider),
+            Decision::Reject(Rejection::UnknownSession)
+        );
+        assert!(matches!(
+            r.send(InitiateOutboundCall, Provider),
+            Decision::Reject(Rejection::NotFromThisSide { .. })
+        ));
+        r.send(InitiateOutboundCall, Alexa);
+        // The caller cannot ring or accept its own call.
+        assert!(matches!(
+            r.send(CallAccepted, Alexa),
+            Decision::Reject(Rejection::WrongSide {
+                expected: Provider,
+                ..
+            })
+        ));
+        // Nothing to acknowledge yet; no re-negotiation before the call is accepted.
+        assert!(matches!(
+            r.send(CallAcceptedAck, Alexa),
+            Decision::Reject(Rejection::InvalidTransition { .. })
+        ));
+        assert!(matches!(
+            r.send(CallUpdate, Provider),
+            Decision::Reject(Rejection::InvalidTransition { .. })
+        ));
+        assert!(matches!(
+            r.send(InitiateInboundCall, Provider),
+            Decision::Reject(Rejection::DirectionMismatch)
+        ));
+        r.send(CallAccepted, Provider);
+        r.send(CallUpdate, Provider);
+        // Glare: Alexa re-offers while the provider's update is pending.
+        assert!(matches!(r.send(CallUpdate, Alexa), Decision::Reject(_)));
+        // The updater cannot answer its own offer.
+        assert!(matches!(
+            r.send(CallUpdateResponse, Provider),
+            Decision::Reject(Rejection::WrongSide {
+                expected: Alexa,
+                ..
+            })
+        ));
+        assert_eq!(r.state(), CallState::Updating);
+        r.send(CallEnded, Alexa);
+        assert_eq!(
+            r.send(CallAccepted, Provider),
+            Decision::Reject(Rejection::CallEnded { kind: CallAccepted })
+        );
+        assert_eq!(r.state(), CallState::Ended);
+    }
+
+    #[test]
+    fn accepted_may_skip_ringing() {
+        let mut r = Run::new();
+        r.send(InitiateInboundCall, Provider);
+        assert!(applied(&r.send(CallAccepted, Alexa)));
+        assert_eq!(r.state(), CallState::Accepted);
+    }
+
+    #[test]
+    fn remembered_ids_are_bounded_and_rollback_forgets_the_message() {
+        let mut r = Run::new();
+        r.send(InitiateOutboundCall, Alexa);
+        r.send(CallRinging, Provider);
+        r.send(CallAccepted, Provider);
+        for _ in 0..100 {
+            r.send(CallUpdate, Alexa);
+            r.send(CallUpdateResponse, Provider);
+        }
+        let s = r.session.clone().unwrap();
+        assert_eq!(s.applied.len(), MAX_REMEMBERED_MESSAGES);
+        assert_eq!(s.applied.last().map(String::as_str), Some("m203"));
+
+        let mut r = Run::new();
+        r.send(InitiateInboundCall, Provider);
+        let before = r.session.clone().unwrap();
+        r.send_id(CallRingingAck, Provider, "x");
+        let _ = r.send(CallRinging, Alexa);
+        let after = r.session.clone().unwrap();
+        let undone = after.rolled_back_to(&before, "m2", 2_000);
+        assert_eq!(undone.state, CallState::Offered);
+        assert_eq!(undone.version, after.version + 1);
+        assert!(!undone.has_applied("m2"));
+        assert_eq!(
+            SdpType::Offer,
+            MessageKind::InitiateInboundCall.required_sdp().unwrap()
+        );
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_kind() -> impl Strategy<Value = MessageKind> {
+            (0..MessageKind::ALL.len()).prop_map(|i| MessageKind::ALL[i])
+        }
+
+        fn any_side() -> impl Strategy<Value = Side> {
+            prop_oneof![Just(Side::Alexa), Just(Side::Provider)]
+        }
+
+        proptest! {
+            /// Any message sequence: no panic, versions only grow, an ended call stays ended,
+            /// the direction never changes, and re-sending an applied id changes nothing.
+            #[test]
+            fn invariants_hold(steps in proptest::collection::vec((any_kind(), any_side(), 0u8..4), 1..60)) {
+                let mut r = Run::new();
+                let mut direction = None;
+                for (i, (kind, side, reuse)) in steps.into_iter().enumerate() {
+                    let before = r.session.clone();
+                    let id = if reuse == 0 && i > 0 { format!("m{}", i - 1) } else { format!("m{i}") };
+                    let d = r.send_id(kind, side, &id);
+                    match (&before, &d) {
+                        (Some(b), Decision::Apply(s)) => {
+                            prop_assert_eq!(s.version, b.version + 1);
+                            prop_assert!(b.state != CallState::Ended);
+                            prop_assert_eq!(Some(s.direction), direction);
+                        }
+                        (None, Decision::Apply(s)) => {
+                            prop_assert_eq!(s.version, 1);
+                            direction = Some(s.direction);
+                        }
+                        (Some(b), Decision::Duplicate { session, .. }) => prop_assert_eq!(b, session),
+                        _ => prop_assert_eq!(&before, &r.session),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! DynamoDB SDK errors to the ports' [`StoreError`] kinds, in one place for every store.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use takeback_common::StoreError;
+
+pub(crate) fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "ProvisionedThroughputExceeded"
+            | "ThrottlingException"
+            | "ThrottlingError"
+            | "RequestLimitExceeded"
+            | "Throttling"
+    )
+}
+
+/// SDK errors to [`StoreError`], keeping the source: throttling → `Throttled`; timeouts, dispatch
+/// failures, unreadable responses and 5xx → `Unavailable`; the rest → `Other`.
+pub fn map_sdk_error<E>(err: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(Box::new(err))
+        }
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            let code = se.err().code().unwrap_or_default();
+            if is_throttling_code(code) || status == 429 {
+                StoreError::Throttled(Box::new(err))
+            } else if status >= 500 || matches!(code, "InternalServerError" | "ServiceUnavailable")
+            {
+                StoreError::Unavailable(Box::new(err))
+            } else {
+                StoreError::Other(Box::new(err))
+            }
+        }
+        _ => StoreError::Other(Box::new(err)),
+    }
+}

@@ -1,0 +1,14 @@
+//! The DynamoDB adapter: table definitions ([`tables`]), the rolling-DNIS pair store and call
+//! records ([`pairs`], implementing the `takeback-pairs` ports with the pure claim strategy),
+//! pair seeding ([`seed`]) and the Alexa session and token stores ([`alexa`]).
+//!
+//! The same code runs in AWS and against DynamoDB Local: clients find the local server through
+//! `AWS_ENDPOINT_URL_DYNAMODB`, never through a code path here.
+
+pub mod alexa;
+pub mod error;
+pub mod pairs;
+pub mod seed;
+pub mod tables;
+
+pub use error::map_sdk_error;

@@ -1,0 +1,579 @@
+//! The DynamoDB pair store against real Amazon DynamoDB Local (`infra/dynamodb-local.sh`).
+//! Needs `AWS_ENDPOINT_URL_DYNAMODB` (+ dummy credentials); without it every test prints a loud
+//! SKIP line and returns. Each test creates its own tables.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use takeback_dynamo::pairs::{ClaimConfig, Clock, DynamoStore, attr};
+use takeback_dynamo::seed::{cross_product, seed_pairs};
+use takeback_dynamo::tables::{self, CreateOutcome, create_table};
+use takeback_pairs::{
+    CallStore, ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore, ReleaseOutcome,
+    TransferIntent,
+};
+
+async fn local_client(test: &str) -> Option<Client> {
+    if !takeback_dynamo::tables::dynamodb_local_configured(test) {
+        return None;
+    }
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    Some(Client::new(&config))
+}
+
+/// A settable clock (epoch ms) starting at the wall clock.
+fn test_clock() -> (Clock, Arc<AtomicI64>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let cell = Arc::new(AtomicI64::new(now));
+    let c = cell.clone();
+    (Arc::new(move || c.load(Ordering::SeqCst)), cell)
+}
+
+fn numbers(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i:04}")).collect()
+}
+
+/// `sma` × `connect` pairs, e.g. 8 × 8 = 64.
+fn pairs(sma: usize, connect: usize) -> Vec<PairKey> {
+    cross_product(&numbers("+1800555", sma), &numbers("+1888444", connect))
+}
+
+struct Fixture {
+    client: Client,
+    store: DynamoStore,
+    clock: Arc<AtomicI64>,
+}
+
+async fn fixture(test: &str, pairs: &[PairKey], config: ClaimConfig) -> Option<Fixture> {
+    let client = local_client(test).await?;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let pairs_table = format!("pairs-{test}-{suffix}");
+    let calls_table = format!("calls-{test}-{suffix}");
+    assert_eq!(
+        create_table(&client, &tables::PAIRS, &pairs_table)
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+    create_table(&client, &tables::CALLS, &calls_table)
+        .await
+        .unwrap();
+    let report = seed_pairs(&client, &pairs_table, pairs).await.unwrap();
+    assert_eq!(report.added, pairs.len());
+    let (clock, cell) = test_clock();
+    let store = DynamoStore::new(client.clone(), pairs_table, calls_table)
+        .with_config(config)
+        .with_clock(clock);
+    Some(Fixture {
+        client,
+        store,
+        clock: cell,
+    })
+}
+
+fn request(tx: &str) -> ClaimRequest {
+    ClaimRequest {
+        transaction_id: tx.to_owned(),
+        original_calling_number: "+14155550100".to_owned(),
+        original_called_number: "+18005550199".to_owned(),
+    }
+}
+
+fn claimed(outcome: ClaimOutcome) -> takeback_pairs::Claim {
+    match outcome {
+        ClaimOutcome::Claimed(c) => c,
+        ClaimOutcome::Busy => panic!("expected a claim, got Busy"),
+    }
+}
+
+/// Every pair item, read straight from the table (strongly consistent scan).
+async fn table_state(f: &Fixture) -> HashMap<PairKey, HashMap<String, AttributeValue>> {
+    let mut out = HashMap::new();
+    let mut start = None;
+    loop {
+        let page = f
+            .client
+            .scan()
+            .table_name(f.store.pairs_table())
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items() {
+            let s = item[attr::SMA_NUMBER].as_s().unwrap().clone();
+            if s.starts_with('#') {
+                continue; // the pool item (claim tickets, slot count)
+            }
+            let c = item[attr::CONNECT_NUMBER].as_s().unwrap().clone();
+            out.insert(
+                PairKey {
+                    sma_number: s,
+                    connect_number: c,
+                },
+                item.clone(),
+            );
+        }
+        match page.last_evaluated_key() {
+            Some(k) => start = Some(k.clone()),
+            None => return out,
+        }
+    }
+}
+
+fn holder(item: &HashMap<String, AttributeValue>) -> Option<String> {
+    (item
+        .get(attr::IN_USE)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some("true"))
+    .then(|| item[attr::TRANSACTION_ID].as_s().unwrap().clone())
+}
+
+async fn claim_concurrently(
+    store: &DynamoStore,
+    claimers: usize,
+) -> Vec<(String, ClaimOutcome, u64)> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(claimers));
+    let tasks: Vec<_> = (0..claimers)
+        .map(|i| {
+            // Own counters per claimer, to check each one's attempt bound.
+            let store = store.clone().with_fresh_metrics();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let tx = format!("tx-{i}-{}", uuid::Uuid::new_v4());
+                barrier.wait().await;
+                let outcome = store.claim(&request(&tx)).await.unwrap();
+                (tx, outcome, store.metrics().claim_write_attempts)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_claimers_on_sixty_four_pairs_all_win_distinct_pairs() {
+    let all = pairs(8, 8);
+    let Some(f) = fixture("c64", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let results = claim_concurrently(&f.store, 64).await;
+
+    let mut by_pair: HashMap<PairKey, String> = HashMap::new();
+    for (tx, outcome, _) in &results {
+        let claim = claimed(outcome.clone());
+        assert_eq!(&claim.transaction_id, tx);
+        if let Some(other) = by_pair.insert(claim.pair.clone(), tx.clone()) {
+            panic!("pair {:?} handed to {other} and {tx}", claim.pair);
+        }
+    }
+    assert_eq!(by_pair.len(), 64);
+    // The table agrees: every pair held, by the transaction that was told it won.
+    let state = table_state(&f).await;
+    for (pair, tx) in &by_pair {
+        assert_eq!(holder(&state[pair]).as_deref(), Some(tx.as_str()));
+    }
+    // The spread (tickets over pool slots) keeps simultaneous claimers off each other's pairs:
+    // the seed's Limit=1 strategy needs several times more writes here (see infra/claim-bench).
+    let attempts: u64 = results.iter().map(|r| r.2).sum();
+    eprintln!("64 on 64: {attempts} write attempts for 64 claims");
+    assert!(
+        attempts * 10 <= 64 * 13,
+        "{attempts} write attempts for 64 claims"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_claimers_on_forty_pairs_forty_win_sixty_busy() {
+    let all = pairs(5, 8);
+    let config = ClaimConfig::default();
+    let bound = u64::from(config.max_write_attempts);
+    let Some(f) = fixture("c100", &all, config).await else {
+        return;
+    };
+    let results = claim_concurrently(&f.store, 100).await;
+    let winners: Vec<_> = results
+        .iter()
+        .filter_map(|(tx, o, _)| match o {
+            ClaimOutcome::Claimed(c) => Some((c.pair.clone(), tx.clone())),
+            ClaimOutcome::Busy => None,
+        })
+        .collect();
+    let busy = results
+        .iter()
+        .filter(|(_, o, _)| *o == ClaimOutcome::Busy)
+        .count();
+    assert_eq!(winners.len(), 40);
+    assert_eq!(busy, 60);
+    let distinct: HashSet<_> = winners.iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(distinct.len(), 40, "a pair was handed out twice");
+    for (tx, _, attempts) in &results {
+        assert!(*attempts <= bound, "{tx} made {attempts} write attempts");
+    }
+    let state = table_state(&f).await;
+    for (pair, tx) in &winners {
+        assert_eq!(holder(&state[pair]).as_deref(), Some(tx.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn stale_release_after_reclaim_leaves_new_owner_intact() {
+    let all = pairs(1, 1);
+    let config = ClaimConfig {
+        lease_seconds: 60,
+        ..ClaimConfig::default()
+    };
+    let Some(f) = fixture("stale", &all, config).await else {
+        return;
+    };
+    let a = claimed(f.store.claim(&request("tx-a")).await.unwrap());
+    // A's call outlives its lease (crashed invocation); B reclaims the pair.
+    f.clock.fetch_add(61_000, Ordering::SeqCst);
+    let b = claimed(f.store.claim(&request("tx-b")).await.unwrap());
+    assert_eq!(a.pair, b.pair);
+
+    // A's late release must not free B's pair.
+    assert_eq!(
+        f.store.release(&a.pair, "tx-a").await.unwrap(),
+        ReleaseOutcome::NotHeld
+    );
+    let live = f
+        .store
+        .lookup(&b.pair, "contact-b", LookupMode::KeepClaim)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.transaction_id, "tx-b");
+    assert_eq!(
+        f.store.release(&b.pair, "tx-b").await.unwrap(),
+        ReleaseOutcome::Released
+    );
+    // Releasing twice is fine and changes nothing.
+    assert_eq!(
+        f.store.release(&b.pair, "tx-b").await.unwrap(),
+        ReleaseOutcome::NotHeld
+    );
+}
+
+#[tokio::test]
+async fn redelivered_claim_returns_the_same_pair() {
+    let all = pairs(3, 3);
+    let Some(f) = fixture("redeliver", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let first = claimed(f.store.claim(&request("tx-r")).await.unwrap());
+    let again = claimed(f.store.claim(&request("tx-r")).await.unwrap());
+    assert_eq!(first.pair, again.pair);
+
+    // Concurrent duplicates of another transaction's event: one pair between them.
+    let dup = request("tx-dup");
+    let (x, y) = tokio::join!(f.store.claim(&dup), f.store.claim(&dup));
+    assert_eq!(claimed(x.unwrap()).pair, claimed(y.unwrap()).pair);
+
+    let held: Vec<String> = table_state(&f).await.values().filter_map(holder).collect();
+    assert_eq!(held.len(), 2, "held: {held:?}");
+    assert_eq!(held.iter().filter(|t| *t == "tx-r").count(), 1);
+    assert_eq!(held.iter().filter(|t| *t == "tx-dup").count(), 1);
+}
+
+#[tokio::test]
+async fn redelivery_on_a_full_pool_gets_its_pair_not_busy() {
+    let all = pairs(1, 1);
+    let Some(f) = fixture("fullpool", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let first = claimed(f.store.claim(&request("tx-full")).await.unwrap());
+    let again = claimed(f.store.claim(&request("tx-full")).await.unwrap());
+    assert_eq!(first.pair, again.pair);
+    assert_eq!(
+        f.store.claim(&request("tx-other")).await.unwrap(),
+        ClaimOutcome::Busy
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_may_claim_again_after_releasing() {
+    // The SMA handler's "bridge failed: try another pair once".
+    let all = pairs(2, 1);
+    let Some(f) = fixture("reclaim", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let first = claimed(f.store.claim(&request("tx-again")).await.unwrap());
+    f.store.release(&first.pair, "tx-again").await.unwrap();
+    let second = claimed(f.store.claim(&request("tx-again")).await.unwrap());
+    let held: Vec<String> = table_state(&f).await.values().filter_map(holder).collect();
+    assert_eq!(held, vec!["tx-again".to_owned()]);
+    // And the re-delivery of the second claim is idempotent too.
+    let third = claimed(f.store.claim(&request("tx-again")).await.unwrap());
+    assert_eq!(second.pair, third.pair);
+}
+
+#[tokio::test]
+async fn expired_lease_is_reclaimed_and_never_looked_up() {
+    let all = pairs(1, 1);
+    let config = ClaimConfig {
+        lease_seconds: 30,
+        ..ClaimConfig::default()
+    };
+    let Some(f) = fixture("expiry", &all, config).await else {
+        return;
+    };
+    let a = claimed(f.store.claim(&request("tx-a")).await.unwrap());
+    // Live: busy for others, visible to Connect.
+    assert_eq!(
+        f.store.claim(&request("tx-b")).await.unwrap(),
+        ClaimOutcome::Busy
+    );
+    assert!(
+        f.store
+            .lookup(&a.pair, "c1", LookupMode::KeepClaim)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    f.clock.fetch_add(31_000, Ordering::SeqCst);
+    assert_eq!(
+        f.store
+            .lookup(&a.pair, "c2", LookupMode::KeepClaim)
+            .await
+            .unwrap(),
+        None,
+        "an expired claim must not be looked up"
+    );
+    let b = claimed(f.store.claim(&request("tx-b")).await.unwrap());
+    assert_eq!(b.pair, a.pair);
+    assert_eq!(
+        b.lease_expires_at,
+        f.clock.load(Ordering::SeqCst) / 1000 + 30
+    );
+
+    f.store.release(&b.pair, "tx-b").await.unwrap();
+    assert_eq!(
+        f.store
+            .lookup(&b.pair, "c3", LookupMode::KeepClaim)
+            .await
+            .unwrap(),
+        None,
+        "a released claim must not be looked up"
+    );
+    // An unknown pair is simply not found (and no item is created).
+    let unknown = PairKey {
+        sma_number: "+19995550000".into(),
+        connect_number: "+19995550001".into(),
+    };
+    assert_eq!(
+        f.store
+            .lookup(&unknown, "c4", LookupMode::KeepClaim)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(table_state(&f).await.len(), 1);
+}
+
+#[tokio::test]
+async fn lookup_binds_the_contact_and_returns_the_call() {
+    let all = pairs(1, 2);
+    let Some(f) = fixture("lookup", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let a = claimed(f.store.claim(&request("tx-l")).await.unwrap());
+    let live = f
+        .store
+        .lookup(&a.pair, "contact-1", LookupMode::KeepClaim)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.transaction_id, "tx-l");
+    assert_eq!(live.original_calling_number, "+14155550100");
+    assert_eq!(live.original_called_number, "+18005550199");
+    assert_eq!(live.contact_id.as_deref(), Some("contact-1"));
+    assert!(!live.released);
+    assert!(live.call_timestamp_ms > 0);
+    let state = table_state(&f).await;
+    assert_eq!(
+        state[&a.pair][attr::CONTACT_ID].as_s().unwrap(),
+        "contact-1"
+    );
+    assert_eq!(holder(&state[&a.pair]).as_deref(), Some("tx-l"));
+}
+
+#[tokio::test]
+async fn release_on_lookup_frees_the_pair_at_once() {
+    let all = pairs(1, 1);
+    let Some(f) = fixture("relookup", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let a = claimed(f.store.claim(&request("tx-a")).await.unwrap());
+    let live = f
+        .store
+        .lookup(&a.pair, "contact-a", LookupMode::ReleaseOnLookup)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.transaction_id, "tx-a");
+    assert!(live.released);
+
+    // Connect retries the same lookup: same answer while the pair is free.
+    let retry = f
+        .store
+        .lookup(&a.pair, "contact-a", LookupMode::ReleaseOnLookup)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retry.transaction_id, "tx-a");
+    // Another contact finds nothing on a free pair.
+    assert_eq!(
+        f.store
+            .lookup(&a.pair, "contact-x", LookupMode::KeepClaim)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The pair is claimable at once (the only pair).
+    let b = claimed(f.store.claim(&request("tx-b")).await.unwrap());
+    assert_eq!(b.pair, a.pair);
+    // The SMA's later release of A is a no-op, B keeps the pair.
+    assert_eq!(
+        f.store.release(&a.pair, "tx-a").await.unwrap(),
+        ReleaseOutcome::NotHeld
+    );
+    // A late retry for contact A must not be handed B's call.
+    assert_eq!(
+        f.store
+            .lookup(&a.pair, "contact-a", LookupMode::ReleaseOnLookup)
+            .await
+            .unwrap(),
+        None
+    );
+    let live_b = f
+        .store
+        .lookup(&b.pair, "contact-b", LookupMode::KeepClaim)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live_b.transaction_id, "tx-b");
+}
+
+#[tokio::test]
+async fn claims_and_releases_keep_the_transfer_intent() {
+    let all = pairs(1, 1);
+    let Some(f) = fixture("intent", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let intent = TransferIntent {
+        target_uri: "1001".into(),
+        target_arn: "arn:aws:chime:us-east-1:123456789012:vc/abcdef".into(),
+        contact_id: Some("contact-1".into()),
+    };
+    assert_eq!(f.store.transfer_intent("tx-i").await.unwrap(), None);
+    let a = claimed(f.store.claim(&request("tx-i")).await.unwrap());
+    f.store
+        .record_transfer_intent("tx-i", &intent)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.release(&a.pair, "tx-i").await.unwrap(),
+        ReleaseOutcome::Released
+    );
+    assert_eq!(
+        f.store.transfer_intent("tx-i").await.unwrap(),
+        Some(intent.clone())
+    );
+    // A claim for a transaction whose intent came first keeps it too.
+    f.store
+        .record_transfer_intent("tx-j", &intent)
+        .await
+        .unwrap();
+    claimed(f.store.claim(&request("tx-j")).await.unwrap());
+    assert_eq!(f.store.transfer_intent("tx-j").await.unwrap(), Some(intent));
+}
+
+#[tokio::test]
+async fn reseeding_adds_new_pairs_and_leaves_pairs_in_use_alone() {
+    // 60 pairs: three write batches (25 + 25 + 10).
+    let first = pairs(6, 10);
+    let Some(f) = fixture("seed", &first, ClaimConfig::default()).await else {
+        return;
+    };
+    assert_eq!(table_state(&f).await.len(), 60);
+    let a = claimed(f.store.claim(&request("tx-seed")).await.unwrap());
+
+    // Later: two more SMA numbers. No redeploy, and the held pair stays held.
+    let more = pairs(8, 10);
+    let report = seed_pairs(&f.client, f.store.pairs_table(), &more)
+        .await
+        .unwrap();
+    assert_eq!(report.requested, 80);
+    assert_eq!(report.added, 20);
+    assert_eq!(report.existing, 60);
+    let state = table_state(&f).await;
+    assert_eq!(state.len(), 80);
+    assert_eq!(holder(&state[&a.pair]).as_deref(), Some("tx-seed"));
+    assert_eq!(state.values().filter_map(holder).count(), 1);
+
+    // Creating the table again is not an error (the seed tool may be re-run).
+    assert_eq!(
+        create_table(&f.client, &tables::PAIRS, f.store.pairs_table())
+            .await
+            .unwrap(),
+        CreateOutcome::AlreadyExisted
+    );
+}
+
+#[tokio::test]
+async fn created_tables_match_the_definitions() {
+    let Some(client) = local_client("created_tables").await else {
+        return;
+    };
+    let name = format!("pairs-def-{}", uuid::Uuid::new_v4().simple());
+    create_table(&client, &tables::PAIRS, &name).await.unwrap();
+    let out = client
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let table = out.table().unwrap();
+    let keys: Vec<(String, String)> = table
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("sma_number".to_owned(), "HASH".to_owned()),
+            ("connect_number".to_owned(), "RANGE".to_owned())
+        ]
+    );
+    let gsi = &table.global_secondary_indexes()[0];
+    assert_eq!(gsi.index_name(), Some("in_use"));
+    assert_eq!(gsi.key_schema()[0].attribute_name(), "in_use");
+    assert_eq!(
+        gsi.projection()
+            .and_then(|p| p.projection_type())
+            .map(|t| t.as_str()),
+        Some("ALL")
+    );
+}

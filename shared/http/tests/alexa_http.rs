@@ -1,0 +1,275 @@
+//! The Alexa HTTP clients (LWA, webhook) against loopback fakes.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use takeback_alexa::Secret;
+use takeback_alexa::config::LwaSettings;
+use takeback_alexa::retry::RetryPolicy;
+use takeback_alexa::store::{MemoryTokenStore, TokenStore};
+use takeback_http::client::HttpClient;
+use takeback_http::lwa::{AccessTokenProvider, LinkError, LwaClient, LwaError, TokenError};
+use takeback_http::testing::{
+    FakeLwa, FakeResponse, LoopbackServer, WebhookReceiver, closed_port_url,
+};
+use takeback_http::webhook::{self, WebhookClient, WebhookEnvelope, WebhookError, WebhookSession};
+
+fn settings(token_url: String, secret: &str) -> LwaSettings {
+    LwaSettings {
+        token_url,
+        client_id: "cid".into(),
+        client_secret: Secret::new(secret),
+        token_id: "alexa-calling".into(),
+        refresh_margin: Duration::from_secs(60),
+        timeout: Duration::from_secs(2),
+    }
+}
+
+#[tokio::test]
+async fn code_exchange_sends_the_documented_form() {
+    let lwa = FakeLwa::start("cid", "csecret").await;
+    lwa.fake.add_code("code-1");
+    let client = LwaClient::new(
+        HttpClient::new().unwrap(),
+        settings(lwa.token_url(), "csecret"),
+    );
+    let grant = client.exchange_code(&Secret::new("code-1")).await.unwrap();
+    assert!(grant.access_token.expose().starts_with("Atza|"));
+    assert!(grant.refresh_token.is_some());
+    assert_eq!(grant.expires_in, 3600);
+    let req = &lwa.server.requests()[0];
+    assert_eq!(req.method, "POST");
+    assert!(
+        req.header("content-type")
+            .unwrap()
+            .starts_with("application/x-www-form-urlencoded")
+    );
+    let form = req.form();
+    assert_eq!(form["grant_type"], "authorization_code");
+    assert_eq!(form["code"], "code-1");
+    assert_eq!(form["client_id"], "cid");
+    assert_eq!(form["client_secret"], "csecret");
+    // single use
+    let again = client
+        .exchange_code(&Secret::new("code-1"))
+        .await
+        .unwrap_err();
+    assert!(again.is_invalid_grant(), "{again}");
+}
+
+#[tokio::test]
+async fn lwa_errors_are_typed_and_code_exchange_is_not_retried() {
+    let lwa = FakeLwa::start("cid", "csecret").await;
+    let wrong = LwaClient::new(
+        HttpClient::new().unwrap(),
+        settings(lwa.token_url(), "nope"),
+    );
+    match wrong.refresh(&Secret::new("x")).await.unwrap_err() {
+        LwaError::OAuth { status, error, .. } => {
+            assert_eq!((status, error.as_str()), (401, "invalid_client"))
+        }
+        e => panic!("{e:?}"),
+    }
+    let client = LwaClient::new(
+        HttpClient::new().unwrap(),
+        settings(lwa.token_url(), "csecret"),
+    );
+    lwa.fake.add_code("c");
+    lwa.fake.fail_next(500, 1);
+    let before = lwa.server.request_count();
+    assert!(client.exchange_code(&Secret::new("c")).await.is_err());
+    assert_eq!(
+        lwa.server.request_count() - before,
+        1,
+        "a code is never sent twice"
+    );
+    // a refresh rides out one 5xx
+    lwa.fake.add_refresh_token("r");
+    lwa.fake.fail_next(503, 1);
+    assert!(client.refresh(&Secret::new("r")).await.is_ok());
+    // unreachable LWA
+    let down = LwaClient::new(
+        HttpClient::new().unwrap(),
+        settings(closed_port_url().await, "csecret"),
+    );
+    assert!(matches!(
+        down.exchange_code(&Secret::new("c")).await,
+        Err(LwaError::Http(_))
+    ));
+}
+
+#[tokio::test]
+async fn provider_caches_refreshes_before_expiry_and_links() {
+    let lwa = FakeLwa::start("cid", "csecret").await;
+    let store = Arc::new(MemoryTokenStore::new());
+    let provider = AccessTokenProvider::new(
+        store.clone(),
+        LwaClient::new(
+            HttpClient::new().unwrap(),
+            settings(lwa.token_url(), "csecret"),
+        ),
+    );
+    assert!(matches!(
+        provider.access_token().await,
+        Err(TokenError::NotLinked(_))
+    ));
+    assert!(matches!(
+        provider.link(Some("OAuth2.AuthorizationCode"), None).await,
+        Err(LinkError::MissingCode)
+    ));
+    assert!(matches!(
+        provider
+            .link(Some("Implicit"), Some(&Secret::new("c")))
+            .await,
+        Err(LinkError::UnsupportedGrant(_))
+    ));
+    // tokens that live 30 s, inside the 60 s margin: every use refreshes
+    lwa.fake.set_expires_in(30);
+    lwa.fake.add_code("c1");
+    provider
+        .link(Some("OAuth2.AuthorizationCode"), Some(&Secret::new("c1")))
+        .await
+        .unwrap();
+    let t1 = provider.access_token().await.unwrap();
+    assert_eq!(lwa.grant_requests("refresh_token"), 1);
+    // tokens that live an hour: cached
+    lwa.fake.set_expires_in(3600);
+    let t2 = provider.access_token().await.unwrap();
+    assert_ne!(t1, t2);
+    let t3 = provider.access_token().await.unwrap();
+    assert_eq!(t2, t3);
+    assert_eq!(lwa.grant_requests("refresh_token"), 2);
+    // invalidation forces a refresh even though the stored token has not expired
+    provider.invalidate(&t3).await;
+    let t4 = provider.access_token().await.unwrap();
+    assert_ne!(t3, t4);
+    assert_eq!(lwa.grant_requests("refresh_token"), 3);
+    assert_eq!(
+        store
+            .get("alexa-calling")
+            .await
+            .unwrap()
+            .unwrap()
+            .access_token,
+        t4
+    );
+    // the refresh token is revoked: a clear "re-link" error
+    lwa.fake.revoke_refresh_tokens();
+    provider.invalidate(&t4).await;
+    assert!(matches!(
+        provider.access_token().await,
+        Err(TokenError::Revoked(_))
+    ));
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_refresh() {
+    let lwa = FakeLwa::start("cid", "csecret").await;
+    lwa.fake.add_code("c");
+    let provider = Arc::new(AccessTokenProvider::new(
+        Arc::new(MemoryTokenStore::new()),
+        LwaClient::new(
+            HttpClient::new().unwrap(),
+            settings(lwa.token_url(), "csecret"),
+        ),
+    ));
+    lwa.fake.set_expires_in(10); // inside the margin
+    provider.link(None, Some(&Secret::new("c"))).await.unwrap();
+    lwa.fake.set_expires_in(3600);
+    lwa.fake.set_delay(Duration::from_millis(100));
+    let calls = (0..10).map(|_| {
+        let p = provider.clone();
+        async move { p.access_token().await.unwrap() }
+    });
+    let tokens = futures::future::join_all(calls).await;
+    assert!(tokens.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(lwa.grant_requests("refresh_token"), 1);
+}
+
+fn envelope(id: &str) -> WebhookEnvelope {
+    WebhookEnvelope {
+        message_id: id.into(),
+        received_at: 1,
+        redelivery: false,
+        session: WebhookSession {
+            session_id: "s".into(),
+            state: "OFFERED",
+            direction: "ALEXA_TO_PROVIDER",
+        },
+        message: serde_json::json!({"type": "Alexa.Comms.CallSignaling.CallRinging", "sessionId": "s"}),
+    }
+}
+
+#[tokio::test]
+async fn webhook_is_signed_as_documented() {
+    let receiver = WebhookReceiver::start("whsec").await;
+    let client = WebhookClient::new(
+        HttpClient::new().unwrap(),
+        receiver.url(),
+        Secret::new("whsec"),
+        RetryPolicy::fast(3),
+        Duration::from_secs(5),
+    );
+    client.deliver(&envelope("m-1")).await.unwrap();
+    assert_eq!(receiver.envelopes().len(), 1);
+    let req = &receiver.server.requests()[0];
+    let ts = req.header("x-signature-timestamp").unwrap();
+    let sig = req.header("x-signature").unwrap();
+    assert_eq!(req.header("x-message-id").unwrap(), "m-1");
+    assert_eq!(req.header("content-type").unwrap(), "application/json");
+    // what a backend developer would compute by hand
+    let expected = webhook::sign(&Secret::new("whsec"), ts.parse().unwrap(), &req.body);
+    assert_eq!(sig, expected);
+    assert!(sig.starts_with("v1=") && sig.len() == 3 + 64);
+    // a receiver with another secret refuses it, and 4xx is final
+    let wrong = WebhookClient::new(
+        HttpClient::new().unwrap(),
+        receiver.url(),
+        Secret::new("not-it"),
+        RetryPolicy::fast(3),
+        Duration::from_secs(5),
+    );
+    assert!(matches!(
+        wrong.deliver(&envelope("m-2")).await,
+        Err(WebhookError::Rejected { status: 401 })
+    ));
+    assert_eq!(receiver.bad_signatures(), 1);
+}
+
+#[tokio::test]
+async fn webhook_retries_stop_at_the_budget() {
+    let slow = LoopbackServer::start(|_| {
+        FakeResponse::json(503, serde_json::json!({})).delayed(Duration::from_millis(150))
+    })
+    .await;
+    let client = WebhookClient::new(
+        HttpClient::new().unwrap(),
+        slow.url(),
+        Secret::new("k"),
+        RetryPolicy {
+            max_attempts: 10,
+            attempt_timeout: Duration::from_secs(1),
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(50),
+        },
+        Duration::from_millis(400),
+    );
+    let started = Instant::now();
+    let err = client.deliver(&envelope("m")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WebhookError::Unreachable {
+                last_status: Some(503),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(slow.request_count() < 10);
+}

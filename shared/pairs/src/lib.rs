@@ -1,0 +1,116 @@
+//! Storage ports. Handlers depend on these traits only; `memory` backs unit tests and the
+//! emulator's fast mode, `dynamo` is what runs in AWS and against DynamoDB Local.
+
+use std::future::Future;
+
+pub mod memory;
+
+pub use takeback_common::StoreError;
+
+/// One rolling-DNIS pair: the SMA number presented as caller id toward the Connect number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PairKey {
+    pub sma_number: String,
+    pub connect_number: String,
+}
+
+/// What the SMA handler knows when it claims a pair for a new inbound call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// The SMA `TransactionId`: the claim is idempotent per transaction.
+    pub transaction_id: String,
+    pub original_calling_number: String,
+    pub original_called_number: String,
+}
+
+/// A pair held by one transaction until `lease_expires_at` (epoch seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub pair: PairKey,
+    pub transaction_id: String,
+    pub lease_expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed(Claim),
+    /// Every pair is held by a live claim (or the attempt bound was reached).
+    Busy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    Released,
+    /// Already free, or now owned by another transaction: nothing was changed. Callers treat
+    /// this as success.
+    NotHeld,
+}
+
+/// Whether a Connect lookup keeps the pair held or frees it at once (the flow then carries the
+/// transaction id in a contact attribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LookupMode {
+    #[default]
+    KeepClaim,
+    ReleaseOnLookup,
+}
+
+/// A live claim as Connect sees it: held, lease not expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveClaim {
+    pub pair: PairKey,
+    pub transaction_id: String,
+    pub original_calling_number: String,
+    pub original_called_number: String,
+    /// Epoch milliseconds of the claim.
+    pub call_timestamp_ms: i64,
+    pub contact_id: Option<String>,
+    /// True when this lookup freed the pair (release-on-lookup mode).
+    pub released: bool,
+}
+
+/// Where the contact flow asked the call to go, recorded before `UpdateSipMediaApplicationCall`
+/// so the SMA handler can finish the transfer even if Connect hangs up first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferIntent {
+    pub target_uri: String,
+    pub target_arn: String,
+    pub contact_id: Option<String>,
+}
+
+/// Rolling-DNIS pair claims.
+pub trait PairStore: Send + Sync {
+    fn claim(
+        &self,
+        request: &ClaimRequest,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Frees the pair only if `transaction_id` still owns it.
+    fn release(
+        &self,
+        pair: &PairKey,
+        transaction_id: &str,
+    ) -> impl Future<Output = Result<ReleaseOutcome, StoreError>> + Send;
+
+    /// Strongly consistent; only a live claim matches. Binds `contact_id` to the claim.
+    fn lookup(
+        &self,
+        pair: &PairKey,
+        contact_id: &str,
+        mode: LookupMode,
+    ) -> impl Future<Output = Result<Option<LiveClaim>, StoreError>> + Send;
+}
+
+/// Per-transaction call records (transfer intents).
+pub trait CallStore: Send + Sync {
+    fn record_transfer_intent(
+        &self,
+        transaction_id: &str,
+        intent: &TransferIntent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn transfer_intent(
+        &self,
+        transaction_id: &str,
+    ) -> impl Future<Output = Result<Option<TransferIntent>, StoreError>> + Send;
+}

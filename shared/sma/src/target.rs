@@ -1,0 +1,383 @@
+//! Which transfer targets a call may be sent to, and the default when a request names none.
+//! One policy type for both sides: `connect-transfer` checks what the contact flow asks for,
+//! and the SMA handler checks what `CALL_UPDATE_REQUESTED` or a recorded intent names.
+//!
+//! A per-call target comes from the flow — often from digits the caller keyed in — so it is
+//! untrusted input: its Uri must satisfy the SMA's rule for an `AWS` bridge endpoint (1–30
+//! characters of `a-zA-Z0-9&=+$/%-_!~*().`) *and* the operator's pattern, and its ARN (if the
+//! flow passes one) must be in the allowed list. The configured default target is trusted
+//! configuration: it is checked against the Uri/ARN rules at start-up, not against the pattern.
+//!
+//! A flow that passes *no* target gets the default. A flow that passes an *invalid* one gets
+//! `invalid_target` — not the default — so the flow can tell the caller and ask again.
+
+use std::collections::BTreeSet;
+
+use crate::ActionError;
+use crate::{AwsEndpointUri, VoiceConnectorArn};
+
+/// The default for `TRANSFER_TARGET_PATTERN`: a room or desk extension of 1–6 digits. It
+/// keeps callers from dialling arbitrary numbers through the PBX; widen it deliberately.
+pub const DEFAULT_TARGET_PATTERN: &str = "[0-9]{1,6}";
+
+/// A SIP destination behind a Voice Connector: what the SMA bridges a caller to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferTarget {
+    pub uri: AwsEndpointUri,
+    pub arn: VoiceConnectorArn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetSource {
+    /// The flow passed `TransferTarget` and/or `TransferTargetArn`.
+    ContactFlow,
+    /// Nothing was passed: the configured default.
+    Default,
+}
+
+impl TargetSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ContactFlow => "contact_flow",
+            Self::Default => "default",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedTarget {
+    pub target: TransferTarget,
+    pub source: TargetSource,
+}
+
+/// Why a per-call target was refused; `reason()` goes back to the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TargetRejection {
+    #[error("TransferTarget is not 1-30 characters of a-zA-Z0-9&=+$/%-_!~*().")]
+    UriInvalid,
+    #[error("TransferTarget does not match the configured pattern")]
+    PatternMismatch,
+    #[error("TransferTargetArn is not a Voice Connector or Voice Connector group ARN")]
+    ArnInvalid,
+    #[error("TransferTargetArn is not in the allowed list")]
+    ArnNotAllowed,
+    #[error("no transfer target given and no default configured")]
+    NoTarget,
+}
+
+impl TargetRejection {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::UriInvalid => "target_uri_invalid",
+            Self::PatternMismatch => "target_pattern_mismatch",
+            Self::ArnInvalid => "target_arn_invalid",
+            Self::ArnNotAllowed => "target_arn_not_allowed",
+            Self::NoTarget => "no_target",
+        }
+    }
+}
+
+/// A configuration value that cannot make a policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("default transfer target is invalid")]
+    DefaultUri(#[source] ActionError),
+    #[error("default transfer target ARN is invalid")]
+    DefaultArn(#[source] ActionError),
+    #[error("allowed Voice Connector ARN is invalid")]
+    AllowedArn(#[source] ActionError),
+    #[error("transfer target pattern is not a valid regular expression")]
+    Pattern(#[source] regex_lite::Error),
+}
+
+/// The validated transfer rules (built once at cold start from the function's configuration).
+///
+/// `Default` is the most restrictive policy: no default target, no allowed ARN, so every
+/// request is refused.
+#[derive(Debug, Clone, Default)]
+pub struct TransferPolicy {
+    default: Option<TransferTarget>,
+    allowed_arns: BTreeSet<String>,
+    /// `None`: any Uri that passes the SMA's rule (the SMA handler's configuration today).
+    pattern: Option<(regex_lite::Regex, String)>,
+}
+
+impl TransferPolicy {
+    /// `allowed_arns` may be empty: the default ARN is always allowed. `pattern` is a regular
+    /// expression (`regex-lite` syntax) that must match the *whole* per-call Uri — it is
+    /// anchored here, so `[0-9]{3,4}` means exactly 3–4 digits. `None` means
+    /// [`DEFAULT_TARGET_PATTERN`].
+    pub fn new<I, S>(
+        default_uri: &str,
+        default_arn: &str,
+        allowed_arns: I,
+        pattern: Option<&str>,
+    ) -> Result<Self, PolicyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let default = TransferTarget {
+            uri: AwsEndpointUri::parse(default_uri.trim()).map_err(PolicyError::DefaultUri)?,
+            arn: VoiceConnectorArn::parse(default_arn.trim()).map_err(PolicyError::DefaultArn)?,
+        };
+        let pattern_source = pattern
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .unwrap_or(DEFAULT_TARGET_PATTERN);
+        Self::with_rules(Some(default), allowed_arns, Some(pattern_source))
+    }
+
+    /// The general form: the default target is optional (without one, a request must name a
+    /// Uri and an allowed ARN), and `pattern: None` accepts any Uri that passes the SMA's rule.
+    pub fn with_rules<I, S>(
+        default: Option<TransferTarget>,
+        allowed_arns: I,
+        pattern: Option<&str>,
+    ) -> Result<Self, PolicyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut allowed = BTreeSet::new();
+        if let Some(default) = &default {
+            allowed.insert(default.arn.as_str().to_owned());
+        }
+        for arn in allowed_arns {
+            let arn = arn.as_ref().trim();
+            if arn.is_empty() {
+                continue;
+            }
+            let arn = VoiceConnectorArn::parse(arn).map_err(PolicyError::AllowedArn)?;
+            allowed.insert(arn.as_str().to_owned());
+        }
+        let pattern = match pattern {
+            None => None,
+            Some(source) => Some((
+                regex_lite::Regex::new(&format!("^(?:{source})$")).map_err(PolicyError::Pattern)?,
+                source.to_owned(),
+            )),
+        };
+        Ok(Self {
+            default,
+            allowed_arns: allowed,
+            pattern,
+        })
+    }
+
+    pub fn default_target(&self) -> Option<&TransferTarget> {
+        self.default.as_ref()
+    }
+
+    pub fn allowed_arns(&self) -> impl Iterator<Item = &str> {
+        self.allowed_arns.iter().map(String::as_str)
+    }
+
+    /// The per-call Uri pattern, if the policy has one.
+    pub fn pattern(&self) -> Option<&str> {
+        self.pattern.as_ref().map(|(_, source)| source.as_str())
+    }
+
+    /// [`resolve`](Self::resolve) for callers that do not care where the target came from.
+    pub fn resolve_target(
+        &self,
+        uri: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<TransferTarget, TargetRejection> {
+        self.resolve(uri, arn).map(|resolved| resolved.target)
+    }
+
+    /// The target for this call. Absent parts come from the default; present parts must pass
+    /// the rules. Inputs are trimmed; empty counts as absent.
+    pub fn resolve(
+        &self,
+        uri: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<ResolvedTarget, TargetRejection> {
+        let uri = uri.map(str::trim).filter(|u| !u.is_empty());
+        let arn = arn.map(str::trim).filter(|a| !a.is_empty());
+        let source = if uri.is_some() || arn.is_some() {
+            TargetSource::ContactFlow
+        } else {
+            TargetSource::Default
+        };
+        let uri = match uri {
+            None => self
+                .default
+                .as_ref()
+                .ok_or(TargetRejection::NoTarget)?
+                .uri
+                .clone(),
+            Some(u) => {
+                let parsed = AwsEndpointUri::parse(u).map_err(|_| TargetRejection::UriInvalid)?;
+                if let Some((pattern, _)) = &self.pattern
+                    && !pattern.is_match(u)
+                {
+                    return Err(TargetRejection::PatternMismatch);
+                }
+                parsed
+            }
+        };
+        let arn = match arn {
+            None => self
+                .default
+                .as_ref()
+                .ok_or(TargetRejection::NoTarget)?
+                .arn
+                .clone(),
+            Some(a) => {
+                let parsed =
+                    VoiceConnectorArn::parse(a).map_err(|_| TargetRejection::ArnInvalid)?;
+                if !self.allowed_arns.contains(parsed.as_str()) {
+                    return Err(TargetRejection::ArnNotAllowed);
+                }
+                parsed
+            }
+        };
+        Ok(ResolvedTarget {
+            target: TransferTarget { uri, arn },
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VC: &str = "arn:aws:chime:us-east-1:111122223333:vc/abcdefghijklmnop";
+    const VCG: &str = "arn:aws:chime:us-east-1:111122223333:vcg/front-desk-group";
+    const OTHER: &str = "arn:aws:chime:us-east-1:999999999999:vc/someoneelse";
+
+    fn policy(pattern: Option<&str>) -> TransferPolicy {
+        TransferPolicy::new("+18005550100", VC, [VCG], pattern).unwrap()
+    }
+
+    #[test]
+    fn no_target_means_the_default() {
+        let r = policy(None).resolve(None, None).unwrap();
+        assert_eq!(r.source, TargetSource::Default);
+        assert_eq!(r.target.uri.as_str(), "+18005550100");
+        assert_eq!(r.target.arn.as_str(), VC);
+        // Empty and blank strings count as "not passed".
+        let r = policy(None).resolve(Some("  "), Some("")).unwrap();
+        assert_eq!(r.source, TargetSource::Default);
+    }
+
+    #[test]
+    fn a_keyed_in_extension_is_accepted_with_the_default_arn() {
+        let r = policy(None).resolve(Some("1234"), None).unwrap();
+        assert_eq!(r.source, TargetSource::ContactFlow);
+        assert_eq!(r.target.uri.as_str(), "1234");
+        assert_eq!(r.target.arn.as_str(), VC);
+    }
+
+    #[test]
+    fn the_default_pattern_refuses_what_is_not_an_extension() {
+        let p = policy(None);
+        assert_eq!(
+            p.resolve(Some("+18005551234"), None),
+            Err(TargetRejection::PatternMismatch)
+        );
+        assert_eq!(
+            p.resolve(Some("1234567"), None),
+            Err(TargetRejection::PatternMismatch)
+        );
+    }
+
+    #[test]
+    fn the_uri_rule_applies_before_the_pattern() {
+        let p = policy(Some(".*"));
+        assert_eq!(
+            p.resolve(Some("room 12"), None),
+            Err(TargetRejection::UriInvalid)
+        );
+        assert_eq!(
+            p.resolve(Some(&"1".repeat(31)), None),
+            Err(TargetRejection::UriInvalid)
+        );
+        assert_eq!(
+            p.resolve(Some("12#"), None),
+            Err(TargetRejection::UriInvalid)
+        );
+        assert!(p.resolve(Some("frontdesk"), None).is_ok());
+    }
+
+    #[test]
+    fn patterns_are_anchored() {
+        let p = policy(Some("[0-9]{3,4}"));
+        assert!(p.resolve(Some("123"), None).is_ok());
+        assert_eq!(
+            p.resolve(Some("12345"), None),
+            Err(TargetRejection::PatternMismatch)
+        );
+        assert_eq!(
+            p.resolve(Some("x123"), None),
+            Err(TargetRejection::PatternMismatch)
+        );
+        // An alternation stays inside the anchors.
+        let p = policy(Some("1|2"));
+        assert_eq!(
+            p.resolve(Some("12"), None),
+            Err(TargetRejection::PatternMismatch)
+        );
+    }
+
+    #[test]
+    fn arns_must_be_allowed() {
+        let p = policy(None);
+        let r = p.resolve(Some("12"), Some(VCG)).unwrap();
+        assert_eq!(r.target.arn.as_str(), VCG);
+        assert_eq!(
+            p.resolve(Some("12"), Some(OTHER)),
+            Err(TargetRejection::ArnNotAllowed)
+        );
+        assert_eq!(
+            p.resolve(None, Some("arn:aws:lambda:us-east-1:1:function:x")),
+            Err(TargetRejection::ArnInvalid)
+        );
+        // An allowed ARN alone keeps the default Uri.
+        let r = p.resolve(None, Some(VCG)).unwrap();
+        assert_eq!(r.target.uri.as_str(), "+18005550100");
+        assert_eq!(r.source, TargetSource::ContactFlow);
+    }
+
+    #[test]
+    fn the_default_arn_is_always_allowed() {
+        let p = TransferPolicy::new("100", VC, Vec::<String>::new(), None).unwrap();
+        assert_eq!(p.allowed_arns().collect::<Vec<_>>(), vec![VC]);
+        assert!(p.resolve(Some("7"), Some(VC)).is_ok());
+    }
+
+    #[test]
+    fn bad_configuration_is_refused() {
+        assert!(matches!(
+            TransferPolicy::new("not a uri", VC, [VCG], None),
+            Err(PolicyError::DefaultUri(_))
+        ));
+        assert!(matches!(
+            TransferPolicy::new("100", "arn:aws:s3:::bucket", [VCG], None),
+            Err(PolicyError::DefaultArn(_))
+        ));
+        assert!(matches!(
+            TransferPolicy::new("100", VC, ["nope"], None),
+            Err(PolicyError::AllowedArn(_))
+        ));
+        assert!(matches!(
+            TransferPolicy::new("100", VC, [VCG], Some("[0-9")),
+            Err(PolicyError::Pattern(_))
+        ));
+    }
+
+    #[test]
+    fn the_default_target_is_not_held_to_the_pattern() {
+        // Operators configure the front desk as an E.164 number while callers may only key in
+        // short extensions.
+        let p = TransferPolicy::new("+18005550100", VC, [VCG], Some("[0-9]{3}")).unwrap();
+        assert_eq!(
+            p.resolve(None, None).unwrap().target.uri.as_str(),
+            "+18005550100"
+        );
+        assert_eq!(p.pattern(), Some("[0-9]{3}"));
+    }
+}
