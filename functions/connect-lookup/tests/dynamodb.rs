@@ -191,7 +191,7 @@ async fn free_and_expired_pairs_are_not_found() {
     let v = flat(&handle(&deps, fixture("connect-lookup-not-found.json")).await);
     assert_eq!(v["result"], "not_found");
 
-    let lease_ms = t.store.config().lease_seconds * 1000;
+    let lease_ms = t.store.config().rules.lease_seconds * 1000;
     t.clock.fetch_add(lease_ms + 1_000, Ordering::SeqCst);
     let v = flat(&handle(&deps, fixture("connect-lookup-found.json")).await);
     assert_eq!(

@@ -7,6 +7,7 @@ use sma_handler::config::Config;
 use sma_handler::{Deps, handle};
 use takeback_common::config::process_env;
 use takeback_dynamo::pairs::{ClaimConfig, DynamoStore};
+use takeback_pairs::strategy::ClaimRules;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,7 +20,10 @@ async fn main() -> Result<(), Error> {
         config.calls_table,
     )
     .with_config(ClaimConfig {
-        lease_seconds: config.lease_seconds,
+        rules: ClaimRules {
+            lease_seconds: config.lease_seconds,
+            ..ClaimRules::default()
+        },
         ..ClaimConfig::default()
     });
     let deps = Deps {

@@ -34,6 +34,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_FALSE, IN_USE_TRUE, attr};
 use takeback_dynamo::seed::seed_pairs;
 use takeback_dynamo::tables::{self, create_table};
+use takeback_pairs::strategy::ClaimRules;
 use takeback_pairs::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,7 +333,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     let backend = Arc::new(match args.mode {
         Mode::Spread | Mode::Hash => {
             let config = ClaimConfig {
-                use_ticket: args.mode == Mode::Spread,
+                rules: ClaimRules {
+                    use_ticket: args.mode == Mode::Spread,
+                    ..ClaimRules::default()
+                },
                 ..ClaimConfig::default()
             };
             Backend::Store {

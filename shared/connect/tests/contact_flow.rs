@@ -14,7 +14,10 @@ const LOOKUP_ARN: &str = "${ConnectLookupFunctionArn}";
 const TRANSFER_ARN: &str = "${ConnectTransferFunctionArn}";
 
 fn flow() -> Value {
-    let path = format!("{}/../infra/contact-flow.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../infra/contact-flow.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -319,7 +322,7 @@ fn a_failed_transfer_with_a_recorded_intent_ends_the_contact_silently() {
     let flow: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../infra/contact-flow.json"
+            "/../../infra/contact-flow.json"
         ))
         .unwrap(),
     )

@@ -28,7 +28,7 @@
 //! common path costs no extra read. A plain conditional `UpdateItem` on the pair could not give
 //! this guarantee without a consistent read of a separate record first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -43,6 +43,9 @@ use aws_sdk_dynamodb::types::{
 use tracing::{debug, info, warn};
 
 use takeback_common::mask::mask_number;
+use takeback_pairs::strategy::{
+    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, FreePairs, Ticket,
+};
 use takeback_pairs::{
     CallStore, Claim, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
     ReleaseOutcome, StoreError, TransferIntent,
@@ -96,51 +99,30 @@ pub fn system_clock() -> Clock {
     })
 }
 
-/// Tuning of the claim. The defaults suit a property with tens to hundreds of pairs.
+/// Tuning of the DynamoDB store: the claim rules every store follows, plus what only this
+/// store reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimConfig {
-    /// How long a claim holds its pair unless released. It is the safety net for a crashed or
-    /// abandoned call, so it must outlast the longest time a caller can legitimately spend
-    /// between bridge and Connect lookup (keep-claim mode: the whole time in Connect).
-    pub lease_seconds: i64,
+    /// Lease, attempt bound, re-read and ticket rules (the shared claim strategy).
+    pub rules: ClaimRules,
     /// Free pairs read per index query (the claimer picks among them). While every free pair
     /// fits in one read, tickets map to pool slots and simultaneous claimers cannot collide on
     /// their first pick; beyond it they index the (sorted) partial list. 100 keys-and-slot items
     /// are a few KB: one or two read units.
     pub candidates: i32,
-    /// Bound on conditional writes per claim; reaching it answers `Busy`.
-    pub max_write_attempts: u32,
-    /// Conflicts tolerated on one candidate list before reading a fresh one. 1 (re-read after
-    /// every lost race) measured fewest write attempts under contention: a stale list mostly
-    /// offers pairs that were taken meanwhile.
-    pub requery_after_conflicts: u32,
     /// Pages of the `in_use = "true"` index read when looking for expired leases.
     pub max_expired_pages: u32,
     /// How long a CALLS record lives (DynamoDB TTL on `expires_at`).
     pub call_record_ttl_seconds: i64,
-    /// Deal each claim a ticket from an atomic counter (one small `UpdateItem ADD`, sent in
-    /// parallel with the index query) and let the ticket pick the first candidate.
-    ///
-    /// Why: claimers that pick independently at random collide like birthdays. 64 simultaneous
-    /// claimers over 64 free pairs on DynamoDB Local measured 1.55 conditional writes per claim
-    /// with hash-derived starting points alone, 1.0 with tickets (and 9–10 with the seed's
-    /// `Limit=1`): consecutive tickets target consecutive pool slots, so they pick distinct
-    /// pairs whatever moment each claimer read the index. The price is one small extra write
-    /// per claim on a single counter item (far below DynamoDB's per-item limit at call rates);
-    /// without it (or when the counter fails) the start comes from the transaction id.
-    pub use_ticket: bool,
 }
 
 impl Default for ClaimConfig {
     fn default() -> Self {
         Self {
-            lease_seconds: 2 * 60 * 60,
+            rules: ClaimRules::default(),
             candidates: 100,
-            max_write_attempts: 8,
-            requery_after_conflicts: 1,
             max_expired_pages: 4,
             call_record_ttl_seconds: 24 * 60 * 60,
-            use_ticket: true,
         }
     }
 }
@@ -188,17 +170,6 @@ impl std::fmt::Debug for DynamoStore {
 }
 
 type Item = HashMap<String, AttributeValue>;
-
-/// Result of one conditional-write attempt.
-enum Attempt {
-    Won(Claim),
-    /// The pair was claimed by someone else (or is in a conflicting transaction).
-    PairTaken,
-    /// This transaction already has a CALLS record naming a pair.
-    AlreadyHas(PairKey),
-    /// The CALLS record was being written concurrently: read it again.
-    CallsConflict,
-}
 
 impl DynamoStore {
     pub fn new(
@@ -273,19 +244,10 @@ impl DynamoStore {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn now_ms(&self) -> i64 {
-        (self.clock)()
-    }
-
-    fn busy(&self) -> Result<ClaimOutcome, StoreError> {
-        self.counters.busy.fetch_add(1, Ordering::Relaxed);
-        Ok(ClaimOutcome::Busy)
-    }
-
     /// Free pairs from the `in_use` index (eventually consistent, as every GSI read: the
     /// conditional write is what decides).
     /// Also says whether the list is complete (every free pair) or was cut at the limit.
-    async fn free_candidates(&self) -> Result<(Vec<Candidate>, bool), StoreError> {
+    async fn free_candidates(&self) -> Result<FreePairs, StoreError> {
         self.count_request();
         let out = self
             .client
@@ -308,7 +270,10 @@ impl DynamoStore {
             .iter()
             .map(candidate_of)
             .collect::<Result<_, _>>()?;
-        Ok((candidates, out.last_evaluated_key().is_none()))
+        Ok(FreePairs {
+            candidates,
+            complete: out.last_evaluated_key().is_none(),
+        })
     }
 
     /// Held pairs whose lease ran out (or that carry none, e.g. items left by the seed's code).
@@ -353,15 +318,15 @@ impl DynamoStore {
 
     /// One conditional claim of `pair`, atomically with this transaction's CALLS record.
     /// `replacing`: the pair a previous, no longer live claim of this transaction recorded.
-    async fn attempt(
+    async fn write_claim(
         &self,
         pair: &PairKey,
         request: &ClaimRequest,
         now_ms: i64,
+        lease_expires_at: i64,
         replacing: Option<&PairKey>,
-    ) -> Result<Attempt, StoreError> {
+    ) -> Result<ClaimAttempt, StoreError> {
         let now_s = now_ms.div_euclid(1000);
-        let lease_expires_at = now_s.saturating_add(self.config.lease_seconds);
         let pair_update = Update::builder()
             .table_name(&self.pairs_table)
             .set_key(Some(pair_key_item(pair)))
@@ -432,7 +397,7 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Attempt::Won(Claim {
+            Ok(_) => Ok(ClaimAttempt::Won(Claim {
                 pair: pair.clone(),
                 transaction_id: request.transaction_id.clone(),
                 lease_expires_at,
@@ -442,7 +407,7 @@ impl DynamoStore {
     }
 
     /// This transaction's claim of `pair`, if it is still live.
-    async fn live_claim_of(
+    async fn read_live_claim(
         &self,
         pair: &PairKey,
         transaction_id: &str,
@@ -464,7 +429,7 @@ impl DynamoStore {
         let lease = opt_n(item, attr::LEASE_EXPIRES_AT)?;
         let live = opt_s(item, attr::IN_USE) == Some(IN_USE_TRUE)
             && opt_s(item, attr::TRANSACTION_ID) == Some(transaction_id)
-            && lease.is_some_and(|l| l > now_s);
+            && strategy::is_live(lease, now_s);
         Ok(live.then(|| Claim {
             pair: pair.clone(),
             transaction_id: transaction_id.to_owned(),
@@ -472,7 +437,7 @@ impl DynamoStore {
         }))
     }
 
-    /// The next claim ticket and the pool's slot count (see [`ClaimConfig::use_ticket`]).
+    /// The next claim ticket and the pool's slot count (see [`ClaimRules::use_ticket`]).
     async fn next_ticket(&self) -> Result<Ticket, StoreError> {
         self.count_request();
         let out = self
@@ -516,7 +481,10 @@ impl DynamoStore {
     }
 
     /// The pair this transaction's CALLS record names (strongly consistent).
-    async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
+    async fn read_recorded_pair(
+        &self,
+        transaction_id: &str,
+    ) -> Result<Option<PairKey>, StoreError> {
         self.call_record(transaction_id)
             .await?
             .as_ref()
@@ -539,40 +507,6 @@ const PAIRS_INDEX: &str = "in_use";
 /// that scan the table should skip keys starting with `#`.
 pub const POOL_KEY: &str = "#pool";
 
-/// What the pool item said when a ticket was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Ticket {
-    ticket: u64,
-    slots: u64,
-}
-
-/// A claimable pair as the index shows it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Candidate {
-    slot: Option<u64>,
-    pair: PairKey,
-}
-
-/// The first candidate to try for a ticket. When the list is every free pair and they all carry
-/// slots, take the first free slot at or after `ticket mod slots`: that choice does not depend on
-/// *when* a claimer read the list, so consecutive tickets land on distinct pairs even when some
-/// claimers read before and some after their neighbours' claims. Otherwise (a truncated list,
-/// pairs from before slots existed) index the sorted list by the ticket.
-fn ticket_start(t: Ticket, candidates: &[Candidate], complete: bool) -> usize {
-    if candidates.is_empty() {
-        return 0;
-    }
-    if complete && t.slots > 0 && candidates.iter().all(|c| c.slot.is_some()) {
-        let target = t.ticket % t.slots;
-        candidates
-            .iter()
-            .position(|c| c.slot.is_some_and(|s| s >= target))
-            .unwrap_or(0)
-    } else {
-        (t.ticket % candidates.len() as u64) as usize
-    }
-}
-
 pub(crate) fn pool_key_item() -> Item {
     pair_key_item(&PairKey {
         sma_number: POOL_KEY.to_owned(),
@@ -580,124 +514,69 @@ pub(crate) fn pool_key_item() -> Item {
     })
 }
 
-impl PairStore for DynamoStore {
-    /// Takes a ticket while reading up to `candidates` free pairs, tries first the pair its
-    /// ticket points at and then the rest in an order derived from the transaction id (so
-    /// concurrent claimers start at different pairs and walk them with different strides instead
-    /// of all fighting over the first one), re-reads after a lost race, falls back to expired
-    /// leases when nothing is free, and answers `Busy` when nothing is claimable or after
-    /// `max_write_attempts` conditional writes.
-    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
-        let seed = fnv1a(request.transaction_id.as_bytes());
-        let mut attempts = 0u32;
-        let mut replacing: Option<PairKey> = None;
-        let mut lost: HashSet<PairKey> = HashSet::new();
-        let mut round = 0u64;
-        loop {
-            let now_ms = self.now_ms();
-            let now_s = now_ms.div_euclid(1000);
-            let (ticket, (mut candidates, mut complete)) = if round == 0 && self.config.use_ticket {
-                let (ticket, candidates) =
-                    futures::join!(self.next_ticket(), self.free_candidates());
-                // A failing counter only costs the spread, not the claim.
-                let ticket = ticket
-                    .inspect_err(|e| warn!(error = %e, "claim ticket unavailable"))
-                    .ok();
-                (ticket, candidates?)
-            } else {
-                (None, self.free_candidates().await?)
-            };
-            candidates.retain(|c| !lost.contains(&c.pair));
-            if candidates.is_empty() {
-                candidates = self.expired_candidates(now_s).await?;
-                candidates.retain(|c| !lost.contains(&c.pair));
-                complete = false;
-            }
-            if candidates.is_empty() {
-                // A re-delivered event on a full pool never reached a write (whose CALLS
-                // condition would have said so): it may hold one of the busy pairs itself.
-                if replacing.is_none()
-                    && let Some(existing) = self.recorded_pair(&request.transaction_id).await?
-                    && let Some(claim) = self
-                        .live_claim_of(&existing, &request.transaction_id, now_s)
-                        .await?
-                {
-                    info!(attempts, "claim re-delivered on a full pool: same pair");
-                    return Ok(ClaimOutcome::Claimed(claim));
-                }
-                debug!(attempts, "no claimable pair");
-                return self.busy();
-            }
-            // The index returns candidates in no documented order: sort them (by slot, then
-            // key) so that claimers with consecutive tickets index the same list.
-            candidates.sort_unstable();
-            let mut order = spread_order(mix(seed, round), candidates.len());
-            if let Some(t) = ticket {
-                order = order.with_start(ticket_start(t, &candidates, complete));
-            }
-            let mut conflicts = 0u32;
-            for idx in order {
-                if attempts >= self.config.max_write_attempts {
-                    warn!(attempts, "claim attempt bound reached");
-                    return self.busy();
-                }
-                attempts += 1;
-                let pair = &candidates[idx].pair;
-                match self
-                    .attempt(pair, request, now_ms, replacing.as_ref())
-                    .await?
-                {
-                    Attempt::Won(claim) => {
-                        self.counters.claims.fetch_add(1, Ordering::Relaxed);
-                        info!(
-                            sma_number = %mask_number(&pair.sma_number),
-                            connect_number = %mask_number(&pair.connect_number),
-                            attempts,
-                            "pair claimed"
-                        );
-                        return Ok(ClaimOutcome::Claimed(claim));
-                    }
-                    Attempt::PairTaken => {
-                        lost.insert(pair.clone());
-                        conflicts += 1;
-                        if conflicts >= self.config.requery_after_conflicts.max(1) {
-                            break;
-                        }
-                    }
-                    Attempt::AlreadyHas(existing) => {
-                        // A re-delivered event (or a concurrent duplicate that won): answer with
-                        // the pair this transaction already holds.
-                        if let Some(claim) = self
-                            .live_claim_of(&existing, &request.transaction_id, now_s)
-                            .await?
-                        {
-                            info!(attempts, "claim re-delivered: same pair");
-                            return Ok(ClaimOutcome::Claimed(claim));
-                        }
-                        // That claim ended (released, or its lease ran out): this transaction
-                        // may claim again, e.g. after a failed bridge. Replace the record.
-                        replacing = Some(existing);
-                        break;
-                    }
-                    Attempt::CallsConflict => {
-                        replacing = self.recorded_pair(&request.transaction_id).await?;
-                        if let Some(existing) = &replacing
-                            && let Some(claim) = self
-                                .live_claim_of(existing, &request.transaction_id, now_s)
-                                .await?
-                        {
-                            return Ok(ClaimOutcome::Claimed(claim));
-                        }
-                        break;
-                    }
-                }
-            }
-            if attempts >= self.config.max_write_attempts {
-                warn!(attempts, "claim attempt bound reached");
-                return self.busy();
-            }
-            round += 1;
+impl ClaimPrimitives for DynamoStore {
+    fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The ticket is an `UpdateItem ADD` on the pool item, sent in parallel with the index query.
+    async fn free_pairs(
+        &self,
+        take_ticket: bool,
+    ) -> Result<(Option<Ticket>, FreePairs), StoreError> {
+        if !take_ticket {
+            return Ok((None, self.free_candidates().await?));
         }
+        let (ticket, free) = futures::join!(self.next_ticket(), self.free_candidates());
+        // A failing counter only costs the spread, not the claim.
+        let ticket = ticket
+            .inspect_err(|e| warn!(error = %e, "claim ticket unavailable"))
+            .ok();
+        Ok((ticket, free?))
+    }
+
+    async fn expired_pairs(&self, now_s: i64) -> Result<Vec<Candidate>, StoreError> {
+        self.expired_candidates(now_s).await
+    }
+
+    /// One `TransactWriteItems`: the pair update conditional on [`strategy::is_claimable`]
+    /// (`in_use = "false"`, or a lease at or before now, or none) and the CALLS record.
+    async fn attempt(
+        &self,
+        pair: &PairKey,
+        request: &ClaimRequest,
+        now_ms: i64,
+        lease_expires_at: i64,
+        replacing: Option<&PairKey>,
+    ) -> Result<ClaimAttempt, StoreError> {
+        self.write_claim(pair, request, now_ms, lease_expires_at, replacing)
+            .await
+    }
+
+    async fn live_claim_of(
+        &self,
+        pair: &PairKey,
+        transaction_id: &str,
+        now_s: i64,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.read_live_claim(pair, transaction_id, now_s).await
+    }
+
+    async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
+        self.read_recorded_pair(transaction_id).await
+    }
+}
+
+impl PairStore for DynamoStore {
+    /// The shared claim strategy ([`strategy::claim`]) over this store's primitives.
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
+        let outcome = strategy::claim(self, &self.config.rules, request).await?;
+        let counter = match outcome {
+            ClaimOutcome::Claimed(_) => &self.counters.claims,
+            ClaimOutcome::Busy => &self.counters.busy,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(outcome)
     }
 
     async fn release(
@@ -889,7 +768,9 @@ impl CallStore for DynamoStore {
 /// Sorts a failed `TransactWriteItems` into "pair taken", "transaction already has a pair",
 /// "concurrent write on the CALLS record", or a [`StoreError`]. Reasons come in item order:
 /// 0 = pair, 1 = CALLS record.
-fn classify_cancellation(err: SdkError<TransactWriteItemsError>) -> Result<Attempt, StoreError> {
+fn classify_cancellation(
+    err: SdkError<TransactWriteItemsError>,
+) -> Result<ClaimAttempt, StoreError> {
     let reasons = match &err {
         SdkError::ServiceError(e) => match e.err() {
             TransactWriteItemsError::TransactionCanceledException(tce) => {
@@ -921,86 +802,19 @@ fn classify_cancellation(err: SdkError<TransactWriteItemsError>) -> Result<Attem
             .transpose()?
             .flatten();
         return Ok(match recorded {
-            Some(pair) => Attempt::AlreadyHas(pair),
+            Some(pair) => ClaimAttempt::AlreadyHas(pair),
             // The condition failed but the item names no pair: only possible when a concurrent
             // write changed it between; read it again.
-            None => Attempt::CallsConflict,
+            None => ClaimAttempt::RecordConflict,
         });
     }
     if calls_code == "TransactionConflict" {
-        return Ok(Attempt::CallsConflict);
+        return Ok(ClaimAttempt::RecordConflict);
     }
     match pair_code.as_str() {
-        "ConditionalCheckFailed" | "TransactionConflict" => Ok(Attempt::PairTaken),
+        "ConditionalCheckFailed" | "TransactionConflict" => Ok(ClaimAttempt::PairTaken),
         _ => Err(StoreError::Other(Box::new(err))),
     }
-}
-
-/// FNV-1a: a stable, dependency-free hash of the transaction id (transaction ids are random
-/// UUIDs, so this is only a way to turn them into a number).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// SplitMix64 finaliser of `seed + round`: a different, well-mixed order for every re-read.
-fn mix(seed: u64, round: u64) -> u64 {
-    let mut z = seed.wrapping_add(round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A permutation of `0..len`: start at `h mod len` and step by a stride coprime with `len`
-/// (also from `h`). Two claimers who collide on their first pick then walk apart instead of
-/// probing the same neighbours in lockstep, as they would with a stride of 1.
-fn spread_order(h: u64, len: usize) -> SpreadOrder {
-    let len = len.max(1) as u64;
-    let mut stride = 1 + (h >> 32) % len;
-    while gcd(stride, len) != 1 {
-        stride += 1;
-    }
-    SpreadOrder {
-        start: h % len,
-        stride,
-        len,
-        i: 0,
-    }
-}
-
-#[derive(Debug, Clone)]
-struct SpreadOrder {
-    start: u64,
-    stride: u64,
-    len: u64,
-    i: u64,
-}
-
-impl SpreadOrder {
-    fn with_start(mut self, start: usize) -> Self {
-        self.start = start as u64 % self.len;
-        self
-    }
-}
-
-impl Iterator for SpreadOrder {
-    type Item = usize;
-    fn next(&mut self) -> Option<usize> {
-        if self.i >= self.len {
-            return None;
-        }
-        let idx = (self.start + self.i * self.stride) % self.len;
-        self.i += 1;
-        Some(idx as usize)
-    }
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -1091,7 +905,7 @@ fn live_claim_of(
 /// Exponential backoff with full jitter for batch retries (`UnprocessedItems`/`Keys`).
 pub(crate) fn backoff(attempt: u32) -> Duration {
     let cap_ms = 50u64.saturating_mul(1 << attempt.min(6));
-    let jitter = mix(
+    let jitter = strategy::mix(
         u64::from(attempt),
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -1104,71 +918,6 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spread_order_is_a_permutation() {
-        for len in 1..=64usize {
-            for h in [0u64, 1, 7, 0xdead_beef_cafe_f00d, u64::MAX] {
-                let mut seen: Vec<usize> = spread_order(h, len).collect();
-                seen.sort_unstable();
-                assert_eq!(seen, (0..len).collect::<Vec<_>>(), "len {len} h {h}");
-            }
-        }
-    }
-
-    #[test]
-    fn different_transactions_start_at_different_pairs() {
-        let starts: HashSet<usize> = (0..64)
-            .map(|i| {
-                let h = mix(fnv1a(format!("tx-{i}").as_bytes()), 0);
-                spread_order(h, 64).next().unwrap_or_default()
-            })
-            .collect();
-        // 64 random picks of 64 slots hit ~40 distinct ones; all-the-same would be 1.
-        assert!(starts.len() > 30, "only {} distinct starts", starts.len());
-    }
-
-    #[test]
-    fn a_ticket_sets_the_start_and_keeps_a_permutation() {
-        let order: Vec<usize> = spread_order(12345, 10).with_start(7).collect();
-        assert_eq!(order[0], 7);
-        let mut sorted = order.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
-    }
-
-    fn cand(slot: Option<u64>, i: u32) -> Candidate {
-        Candidate {
-            slot,
-            pair: PairKey {
-                sma_number: format!("+1800555{i:04}"),
-                connect_number: "+18884440000".into(),
-            },
-        }
-    }
-
-    #[test]
-    fn ticket_targets_the_first_free_slot_at_or_after_it() {
-        // Slots 0..8 dealt; 2, 3 and 7 are free.
-        let free = [cand(Some(2), 2), cand(Some(3), 3), cand(Some(7), 7)];
-        let t = |ticket| Ticket { ticket, slots: 8 };
-        assert_eq!(ticket_start(t(1), &free, true), 0); // slot 2
-        assert_eq!(ticket_start(t(3), &free, true), 1); // slot 3
-        assert_eq!(ticket_start(t(5), &free, true), 2); // slot 7
-        assert_eq!(ticket_start(t(16), &free, true), 0); // 16 mod 8 = 0 -> slot 2
-        // Truncated list or slot-less pairs: index the list.
-        assert_eq!(ticket_start(t(5), &free, false), 2);
-        let legacy = [cand(None, 1), cand(None, 2)];
-        assert_eq!(ticket_start(t(5), &legacy, true), 1);
-    }
-
-    #[test]
-    fn rounds_reshuffle() {
-        let h = fnv1a(b"tx");
-        let a: Vec<usize> = spread_order(mix(h, 0), 16).collect();
-        let b: Vec<usize> = spread_order(mix(h, 1), 16).collect();
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn throttling_codes() {

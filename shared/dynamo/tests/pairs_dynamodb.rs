@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use takeback_dynamo::pairs::{ClaimConfig, Clock, DynamoStore, attr};
 use takeback_dynamo::seed::{cross_product, seed_pairs};
 use takeback_dynamo::tables::{self, CreateOutcome, create_table};
+use takeback_pairs::strategy::ClaimRules;
 use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore, ReleaseOutcome,
     TransferIntent,
@@ -200,7 +201,7 @@ async fn sixty_four_claimers_on_sixty_four_pairs_all_win_distinct_pairs() {
 async fn hundred_claimers_on_forty_pairs_forty_win_sixty_busy() {
     let all = pairs(5, 8);
     let config = ClaimConfig::default();
-    let bound = u64::from(config.max_write_attempts);
+    let bound = u64::from(config.rules.max_write_attempts);
     let Some(f) = fixture("c100", &all, config).await else {
         return;
     };
@@ -233,7 +234,10 @@ async fn hundred_claimers_on_forty_pairs_forty_win_sixty_busy() {
 async fn stale_release_after_reclaim_leaves_new_owner_intact() {
     let all = pairs(1, 1);
     let config = ClaimConfig {
-        lease_seconds: 60,
+        rules: ClaimRules {
+            lease_seconds: 60,
+            ..ClaimRules::default()
+        },
         ..ClaimConfig::default()
     };
     let Some(f) = fixture("stale", &all, config).await else {
@@ -325,7 +329,10 @@ async fn a_transaction_may_claim_again_after_releasing() {
 async fn expired_lease_is_reclaimed_and_never_looked_up() {
     let all = pairs(1, 1);
     let config = ClaimConfig {
-        lease_seconds: 30,
+        rules: ClaimRules {
+            lease_seconds: 30,
+            ..ClaimRules::default()
+        },
         ..ClaimConfig::default()
     };
     let Some(f) = fixture("expiry", &all, config).await else {

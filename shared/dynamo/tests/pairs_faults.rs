@@ -22,6 +22,7 @@ use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use takeback_dynamo::pairs::{ClaimConfig, DynamoStore};
+use takeback_pairs::strategy::ClaimRules;
 use takeback_pairs::{
     ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore, ReleaseOutcome, StoreError,
 };
@@ -41,7 +42,10 @@ fn mock_store(rules: &[&Rule], use_ticket: bool) -> DynamoStore {
         .retry_config(RetryConfig::disabled())
         .build();
     DynamoStore::new(Client::from_conf(conf), "pairs", "calls").with_config(ClaimConfig {
-        use_ticket,
+        rules: ClaimRules {
+            use_ticket,
+            ..ClaimRules::default()
+        },
         ..ClaimConfig::default()
     })
 }

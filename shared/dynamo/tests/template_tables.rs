@@ -10,7 +10,7 @@ use takeback_dynamo::tables::{self, IndexDef, KeyAttr, TableDef};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn template() -> Yaml {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     YamlLoader::load_from_str(&text)

@@ -1,9 +1,12 @@
-//! Storage ports. Handlers depend on these traits only; `memory` backs unit tests and the
-//! emulator's fast mode, `dynamo` is what runs in AWS and against DynamoDB Local.
+//! The rolling-DNIS pair pool, pure: the storage ports handlers depend on ([`PairStore`],
+//! [`CallStore`]), the claim strategy every store follows ([`strategy`]), and the in-memory
+//! store ([`memory`]) for unit tests and the emulator's fast mode. The DynamoDB store, which
+//! runs in AWS and against DynamoDB Local, is in `takeback-dynamo`.
 
 use std::future::Future;
 
 pub mod memory;
+pub mod strategy;
 
 pub use takeback_common::StoreError;
 

@@ -1,13 +1,18 @@
 //! In-memory stores with the same semantics as the DynamoDB ones (ownership-checked release,
-//! idempotent claims, leases). For unit tests and the emulator's storage-free mode; the
-//! DynamoDB store is tested against DynamoDB Local, not against this.
+//! idempotent claims, leases): claims follow the same [`strategy`](crate::strategy) over a
+//! mutex-guarded map, slots being the pairs' positions in key order. For unit tests and the
+//! emulator's storage-free mode; the DynamoDB store is tested against DynamoDB Local, not
+//! against this.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{
+use crate::strategy::{
+    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, FreePairs, Ticket,
+};
+use crate::{
     CallStore, Claim, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
     ReleaseOutcome, StoreError, TransferIntent,
 };
@@ -45,7 +50,11 @@ pub struct MemoryStore {
     /// gets the same answer, as the DynamoDB store gives it. Cleared when the pair is claimed.
     released_lookups: Mutex<HashMap<PairKey, LiveClaim>>,
     intents: Mutex<HashMap<String, TransferIntent>>,
-    lease_seconds: i64,
+    /// The pair each transaction claimed last (the CALLS record of the DynamoDB store).
+    records: Mutex<HashMap<String, PairKey>>,
+    /// Claim tickets dealt so far.
+    tickets: AtomicU64,
+    rules: ClaimRules,
     /// Seconds added to the wall clock, so tests can expire leases.
     clock_offset: AtomicU64,
     fault: Mutex<Option<InjectedFault>>,
@@ -56,7 +65,10 @@ impl MemoryStore {
     pub fn new(pairs: impl IntoIterator<Item = PairKey>, lease_seconds: i64) -> Self {
         Self {
             pairs: Mutex::new(pairs.into_iter().map(|p| (p, None)).collect()),
-            lease_seconds,
+            rules: ClaimRules {
+                lease_seconds,
+                ..ClaimRules::default()
+            },
             ..Self::default()
         }
     }
@@ -77,7 +89,7 @@ impl MemoryStore {
             .iter()
             .filter_map(|(k, h)| {
                 h.as_ref()
-                    .filter(|h| h.lease_expires_at > now)
+                    .filter(|h| strategy::is_live(Some(h.lease_expires_at), now))
                     .map(|h| (k.clone(), h.transaction_id.clone()))
             })
             .collect()
@@ -116,45 +128,127 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl ClaimPrimitives for MemoryStore {
+    fn now_ms(&self) -> i64 {
+        self.now().saturating_mul(1000)
+    }
+
+    async fn free_pairs(
+        &self,
+        take_ticket: bool,
+    ) -> Result<(Option<Ticket>, FreePairs), StoreError> {
+        let pairs = lock(&self.pairs);
+        let ticket = take_ticket.then(|| Ticket {
+            ticket: self.tickets.fetch_add(1, Ordering::SeqCst),
+            slots: pairs.len() as u64,
+        });
+        let candidates = pairs
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, holder))| holder.is_none())
+            .map(|(slot, (pair, _))| Candidate {
+                slot: Some(slot as u64),
+                pair: pair.clone(),
+            })
+            .collect();
+        Ok((
+            ticket,
+            FreePairs {
+                candidates,
+                complete: true,
+            },
+        ))
+    }
+
+    async fn expired_pairs(&self, now_s: i64) -> Result<Vec<Candidate>, StoreError> {
+        Ok(lock(&self.pairs)
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, holder))| {
+                holder
+                    .as_ref()
+                    .is_some_and(|h| strategy::is_claimable(true, Some(h.lease_expires_at), now_s))
+            })
+            .map(|(slot, (pair, _))| Candidate {
+                slot: Some(slot as u64),
+                pair: pair.clone(),
+            })
+            .collect())
+    }
+
+    async fn attempt(
+        &self,
+        pair: &PairKey,
+        request: &ClaimRequest,
+        now_ms: i64,
+        lease_expires_at: i64,
+        replacing: Option<&PairKey>,
+    ) -> Result<ClaimAttempt, StoreError> {
+        let now_s = now_ms.div_euclid(1000);
+        let mut pairs = lock(&self.pairs);
+        let mut records = lock(&self.records);
+        let recorded = records.get(&request.transaction_id);
+        match (recorded, replacing) {
+            (Some(existing), None) => return Ok(ClaimAttempt::AlreadyHas(existing.clone())),
+            (recorded, Some(old)) if recorded != Some(old) => {
+                return Ok(ClaimAttempt::RecordConflict);
+            }
+            _ => {}
+        }
+        let Some(slot) = pairs.get_mut(pair) else {
+            return Ok(ClaimAttempt::PairTaken);
+        };
+        let held = slot.as_ref().map(|h| h.lease_expires_at);
+        if !strategy::is_claimable(held.is_some(), held, now_s) {
+            return Ok(ClaimAttempt::PairTaken);
+        }
+        *slot = Some(Holder {
+            transaction_id: request.transaction_id.clone(),
+            original_calling_number: request.original_calling_number.clone(),
+            original_called_number: request.original_called_number.clone(),
+            call_timestamp_ms: now_ms,
+            lease_expires_at,
+            contact_id: None,
+        });
+        records.insert(request.transaction_id.clone(), pair.clone());
+        Ok(ClaimAttempt::Won(Claim {
+            pair: pair.clone(),
+            transaction_id: request.transaction_id.clone(),
+            lease_expires_at,
+        }))
+    }
+
+    async fn live_claim_of(
+        &self,
+        pair: &PairKey,
+        transaction_id: &str,
+        now_s: i64,
+    ) -> Result<Option<Claim>, StoreError> {
+        Ok(lock(&self.pairs)
+            .get(pair)
+            .and_then(Option::as_ref)
+            .filter(|h| {
+                h.transaction_id == transaction_id
+                    && strategy::is_live(Some(h.lease_expires_at), now_s)
+            })
+            .map(|h| Claim {
+                pair: pair.clone(),
+                transaction_id: h.transaction_id.clone(),
+                lease_expires_at: h.lease_expires_at,
+            }))
+    }
+
+    async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
+        Ok(lock(&self.records).get(transaction_id).cloned())
+    }
+}
+
 impl PairStore for MemoryStore {
+    /// The shared claim strategy over this store's primitives; one store call for the fault
+    /// injection and the request count, as one `claim` is one call here.
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         self.enter()?;
-        let now = self.now();
-        let mut pairs = lock(&self.pairs);
-        // Idempotent per transaction: a re-delivered event gets the pair it already holds.
-        if let Some((key, holder)) = pairs.iter().find_map(|(k, h)| {
-            h.as_ref()
-                .filter(|h| h.transaction_id == request.transaction_id && h.lease_expires_at > now)
-                .map(|h| (k.clone(), h.clone()))
-        }) {
-            return Ok(ClaimOutcome::Claimed(Claim {
-                pair: key,
-                transaction_id: holder.transaction_id,
-                lease_expires_at: holder.lease_expires_at,
-            }));
-        }
-        let free = pairs
-            .iter_mut()
-            .find(|(_, h)| h.as_ref().is_none_or(|h| h.lease_expires_at <= now));
-        match free {
-            None => Ok(ClaimOutcome::Busy),
-            Some((key, slot)) => {
-                let lease_expires_at = now + self.lease_seconds;
-                *slot = Some(Holder {
-                    transaction_id: request.transaction_id.clone(),
-                    original_calling_number: request.original_calling_number.clone(),
-                    original_called_number: request.original_called_number.clone(),
-                    call_timestamp_ms: now * 1000,
-                    lease_expires_at,
-                    contact_id: None,
-                });
-                Ok(ClaimOutcome::Claimed(Claim {
-                    pair: key.clone(),
-                    transaction_id: request.transaction_id.clone(),
-                    lease_expires_at,
-                }))
-            }
-        }
+        strategy::claim(self, &self.rules, request).await
     }
 
     async fn release(
@@ -189,7 +283,9 @@ impl PairStore for MemoryStore {
         let Some(slot) = pairs.get_mut(pair) else {
             return Ok(None);
         };
-        let live = slot.as_ref().is_some_and(|h| h.lease_expires_at > now);
+        let live = slot
+            .as_ref()
+            .is_some_and(|h| strategy::is_live(Some(h.lease_expires_at), now));
         // A contact that already freed this pair by its lookup gets that same answer again
         // while the pair is free, and nothing once another call holds it: never the next
         // caller's transaction.
@@ -199,7 +295,10 @@ impl PairStore for MemoryStore {
         {
             return Ok((!live).then(|| earlier.clone()));
         }
-        let Some(holder) = slot.as_mut().filter(|h| h.lease_expires_at > now) else {
+        let Some(holder) = slot
+            .as_mut()
+            .filter(|h| strategy::is_live(Some(h.lease_expires_at), now))
+        else {
             return Ok(None);
         };
         holder.contact_id = Some(contact_id.to_owned());
@@ -242,7 +341,6 @@ impl CallStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn pair() -> PairKey {

@@ -11,7 +11,7 @@ use takeback_sma::target::TransferPolicy;
 use takeback_sma::{Actions, SmaEvent, SmaResponse, TransactionAttributes};
 
 fn load(name: &str) -> String {
-    let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(path).unwrap()
 }
 

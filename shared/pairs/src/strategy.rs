@@ -1,0 +1,452 @@
+//! The claim strategy: how a claimer picks a pair, how many conditional writes it may spend,
+//! when it reads again, when a held pair counts as abandoned (its lease ran out), and how a
+//! re-delivered event gets the pair it already holds. Every store follows this one algorithm
+//! ([`claim`]); a store only supplies the primitive reads and the one conditional write
+//! ([`ClaimPrimitives`]) — DynamoDB in `takeback-dynamo`, a mutex-guarded map in [`crate::memory`].
+//!
+//! # The algorithm
+//!
+//! 1. Read the free pairs (up to a limit), and in parallel take a *ticket* from a counter.
+//!    Claimers that pick independently collide like birthdays; consecutive tickets target
+//!    consecutive pool *slots* (dealt by the seeder), so simultaneous claimers aim at distinct
+//!    pairs whenever the read saw every free pair. A failing counter only loses the spread.
+//! 2. Sort the candidates (slot, then key) so claimers with consecutive tickets index the same
+//!    list, and walk them in a [`spread_order`] derived from the transaction id: a start and a
+//!    stride coprime with the list's length, so two claimers that collide on their first pick
+//!    walk apart instead of probing the same neighbours in lockstep. The ticket sets the start.
+//! 3. Try one conditional write per candidate. A lost race re-reads after
+//!    [`ClaimRules::requery_after_conflicts`] conflicts (1 measured fewest writes: a stale list
+//!    mostly offers pairs that were taken meanwhile), never trying a lost pair again.
+//! 4. When nothing is free, held pairs whose lease ran out are candidates ([`is_claimable`]).
+//! 5. When nothing is claimable, or after [`ClaimRules::max_write_attempts`] writes, answer
+//!    `Busy` — unless this transaction already holds a live pair (a re-delivered event on a
+//!    full pool), which it gets back.
+//! 6. Idempotency: the write that claims a pair also records the pair for the transaction and
+//!    fails when the transaction already has one ([`ClaimAttempt::AlreadyHas`]); a live earlier
+//!    claim is answered as is, an ended one (released, lease expired) is replaced.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use takeback_common::StoreError;
+use takeback_common::mask::mask_number;
+use tracing::{debug, info, warn};
+
+use crate::{Claim, ClaimOutcome, ClaimRequest, PairKey};
+
+/// Tuning of the claim, the same for every store. The defaults suit a property with tens to
+/// hundreds of pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRules {
+    /// How long a claim holds its pair unless released. It is the safety net for a crashed or
+    /// abandoned call, so it must outlast the longest time a caller can legitimately spend
+    /// between bridge and Connect lookup (keep-claim mode: the whole time in Connect).
+    pub lease_seconds: i64,
+    /// Bound on conditional writes per claim; reaching it answers `Busy`.
+    pub max_write_attempts: u32,
+    /// Conflicts tolerated on one candidate list before reading a fresh one.
+    pub requery_after_conflicts: u32,
+    /// Take a ticket with the first read (see the module documentation). The price is one
+    /// small extra write per claim on a single counter; without it the start comes from the
+    /// transaction id alone (64 claimers on 64 pairs measured 1.55 writes per claim that way,
+    /// 1.0 with tickets).
+    pub use_ticket: bool,
+}
+
+impl Default for ClaimRules {
+    fn default() -> Self {
+        Self {
+            lease_seconds: 2 * 60 * 60,
+            max_write_attempts: 8,
+            requery_after_conflicts: 1,
+            use_ticket: true,
+        }
+    }
+}
+
+/// Epoch seconds at which a claim made at `now_s` stops holding its pair.
+pub fn lease_expiry(now_s: i64, lease_seconds: i64) -> i64 {
+    now_s.saturating_add(lease_seconds)
+}
+
+/// Whether a claim with this lease still holds its pair at `now_s`. A held pair without a lease
+/// (left by older code) is not live.
+pub fn is_live(lease_expires_at: Option<i64>, now_s: i64) -> bool {
+    lease_expires_at.is_some_and(|lease| lease > now_s)
+}
+
+/// Whether a pair may be claimed at `now_s`: free, or held by a claim that is no longer live.
+pub fn is_claimable(held: bool, lease_expires_at: Option<i64>, now_s: i64) -> bool {
+    !held || !is_live(lease_expires_at, now_s)
+}
+
+/// What the pool's counter said when a ticket was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    pub ticket: u64,
+    /// Slots dealt to pairs so far.
+    pub slots: u64,
+}
+
+/// A claimable pair as a read shows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Candidate {
+    /// Position of the pair in the pool, dealt by the seeder; `None` for pairs from before slots.
+    pub slot: Option<u64>,
+    pub pair: PairKey,
+}
+
+/// Free pairs from one read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FreePairs {
+    pub candidates: Vec<Candidate>,
+    /// Every free pair (`false`: the read was cut at its limit).
+    pub complete: bool,
+}
+
+/// Result of one conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimAttempt {
+    Won(Claim),
+    /// The pair is held by someone else (or in a conflicting write).
+    PairTaken,
+    /// This transaction already has a pair recorded.
+    AlreadyHas(PairKey),
+    /// This transaction's record was being written concurrently: read it again.
+    RecordConflict,
+}
+
+/// The reads and the one conditional write a store offers the strategy.
+pub trait ClaimPrimitives: Send + Sync {
+    /// Epoch milliseconds.
+    fn now_ms(&self) -> i64;
+
+    /// Free pairs; with `take_ticket`, also a ticket taken at the same time (`None` when the
+    /// counter failed: that only loses the spread).
+    fn free_pairs(
+        &self,
+        take_ticket: bool,
+    ) -> impl Future<Output = Result<(Option<Ticket>, FreePairs), StoreError>> + Send;
+
+    /// Held pairs whose claim is no longer live at `now_s` (see [`is_claimable`]).
+    fn expired_pairs(
+        &self,
+        now_s: i64,
+    ) -> impl Future<Output = Result<Vec<Candidate>, StoreError>> + Send;
+
+    /// Claims `pair` for the request if [`is_claimable`], recording the pair for the
+    /// transaction in the same atomic write. `replacing`: the pair an ended earlier claim of
+    /// this transaction recorded (the record is then overwritten only if it still names it);
+    /// `None`: the record must not name a pair yet.
+    fn attempt(
+        &self,
+        pair: &PairKey,
+        request: &ClaimRequest,
+        now_ms: i64,
+        lease_expires_at: i64,
+        replacing: Option<&PairKey>,
+    ) -> impl Future<Output = Result<ClaimAttempt, StoreError>> + Send;
+
+    /// This transaction's claim of `pair`, if it is still live (strongly consistent).
+    fn live_claim_of(
+        &self,
+        pair: &PairKey,
+        transaction_id: &str,
+        now_s: i64,
+    ) -> impl Future<Output = Result<Option<Claim>, StoreError>> + Send;
+
+    /// The pair recorded for this transaction (strongly consistent).
+    fn recorded_pair(
+        &self,
+        transaction_id: &str,
+    ) -> impl Future<Output = Result<Option<PairKey>, StoreError>> + Send;
+}
+
+/// Claims a pair for `request` following the strategy in the module documentation.
+pub async fn claim<P: ClaimPrimitives>(
+    store: &P,
+    rules: &ClaimRules,
+    request: &ClaimRequest,
+) -> Result<ClaimOutcome, StoreError> {
+    let seed = fnv1a(request.transaction_id.as_bytes());
+    let mut attempts = 0u32;
+    let mut replacing: Option<PairKey> = None;
+    let mut lost: HashSet<PairKey> = HashSet::new();
+    let mut round = 0u64;
+    loop {
+        let now_ms = store.now_ms();
+        let now_s = now_ms.div_euclid(1000);
+        let (ticket, free) = store.free_pairs(round == 0 && rules.use_ticket).await?;
+        let FreePairs {
+            mut candidates,
+            mut complete,
+        } = free;
+        candidates.retain(|c| !lost.contains(&c.pair));
+        if candidates.is_empty() {
+            candidates = store.expired_pairs(now_s).await?;
+            candidates.retain(|c| !lost.contains(&c.pair));
+            complete = false;
+        }
+        if candidates.is_empty() {
+            // A re-delivered event on a full pool never reached a write (whose record check
+            // would have said so): it may hold one of the busy pairs itself.
+            if replacing.is_none()
+                && let Some(existing) = store.recorded_pair(&request.transaction_id).await?
+                && let Some(claim) = store
+                    .live_claim_of(&existing, &request.transaction_id, now_s)
+                    .await?
+            {
+                info!(attempts, "claim re-delivered on a full pool: same pair");
+                return Ok(ClaimOutcome::Claimed(claim));
+            }
+            debug!(attempts, "no claimable pair");
+            return Ok(ClaimOutcome::Busy);
+        }
+        // Reads return candidates in no documented order: sort them (by slot, then key) so
+        // that claimers with consecutive tickets index the same list.
+        candidates.sort_unstable();
+        let mut order = spread_order(mix(seed, round), candidates.len());
+        if let Some(t) = ticket {
+            order = order.with_start(ticket_start(t, &candidates, complete));
+        }
+        let lease_expires_at = lease_expiry(now_s, rules.lease_seconds);
+        let mut conflicts = 0u32;
+        for idx in order {
+            if attempts >= rules.max_write_attempts {
+                warn!(attempts, "claim attempt bound reached");
+                return Ok(ClaimOutcome::Busy);
+            }
+            attempts += 1;
+            let pair = &candidates[idx].pair;
+            match store
+                .attempt(pair, request, now_ms, lease_expires_at, replacing.as_ref())
+                .await?
+            {
+                ClaimAttempt::Won(claim) => {
+                    info!(
+                        sma_number = %mask_number(&pair.sma_number),
+                        connect_number = %mask_number(&pair.connect_number),
+                        attempts,
+                        "pair claimed"
+                    );
+                    return Ok(ClaimOutcome::Claimed(claim));
+                }
+                ClaimAttempt::PairTaken => {
+                    lost.insert(pair.clone());
+                    conflicts += 1;
+                    if conflicts >= rules.requery_after_conflicts.max(1) {
+                        break;
+                    }
+                }
+                ClaimAttempt::AlreadyHas(existing) => {
+                    // A re-delivered event (or a concurrent duplicate that won): answer with the
+                    // pair this transaction already holds.
+                    if let Some(claim) = store
+                        .live_claim_of(&existing, &request.transaction_id, now_s)
+                        .await?
+                    {
+                        info!(attempts, "claim re-delivered: same pair");
+                        return Ok(ClaimOutcome::Claimed(claim));
+                    }
+                    // That claim ended (released, or its lease ran out): this transaction may
+                    // claim again, e.g. after a failed bridge. Replace the record.
+                    replacing = Some(existing);
+                    break;
+                }
+                ClaimAttempt::RecordConflict => {
+                    replacing = store.recorded_pair(&request.transaction_id).await?;
+                    if let Some(existing) = &replacing
+                        && let Some(claim) = store
+                            .live_claim_of(existing, &request.transaction_id, now_s)
+                            .await?
+                    {
+                        return Ok(ClaimOutcome::Claimed(claim));
+                    }
+                    break;
+                }
+            }
+        }
+        if attempts >= rules.max_write_attempts {
+            warn!(attempts, "claim attempt bound reached");
+            return Ok(ClaimOutcome::Busy);
+        }
+        round += 1;
+    }
+}
+
+/// The first candidate to try for a ticket. When the list is every free pair and they all carry
+/// slots, take the first free slot at or after `ticket mod slots`: that choice does not depend on
+/// *when* a claimer read the list, so consecutive tickets land on distinct pairs even when some
+/// claimers read before and some after their neighbours' claims. Otherwise (a truncated list,
+/// pairs from before slots existed) index the sorted list by the ticket.
+pub fn ticket_start(t: Ticket, candidates: &[Candidate], complete: bool) -> usize {
+    if candidates.is_empty() {
+        return 0;
+    }
+    if complete && t.slots > 0 && candidates.iter().all(|c| c.slot.is_some()) {
+        let target = t.ticket % t.slots;
+        candidates
+            .iter()
+            .position(|c| c.slot.is_some_and(|s| s >= target))
+            .unwrap_or(0)
+    } else {
+        (t.ticket % candidates.len() as u64) as usize
+    }
+}
+
+/// FNV-1a: a stable, dependency-free hash of the transaction id (transaction ids are random
+/// UUIDs, so this is only a way to turn them into a number).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// SplitMix64 finaliser of `seed + round`: a different, well-mixed order for every re-read.
+pub fn mix(seed: u64, round: u64) -> u64 {
+    let mut z = seed.wrapping_add(round.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A permutation of `0..len`: start at `h mod len` and step by a stride coprime with `len`
+/// (also from `h`). Two claimers who collide on their first pick then walk apart instead of
+/// probing the same neighbours in lockstep, as they would with a stride of 1.
+pub fn spread_order(h: u64, len: usize) -> SpreadOrder {
+    let len = len.max(1) as u64;
+    let mut stride = 1 + (h >> 32) % len;
+    while gcd(stride, len) != 1 {
+        stride += 1;
+    }
+    SpreadOrder {
+        start: h % len,
+        stride,
+        len,
+        i: 0,
+    }
+}
+
+/// The candidate indexes in the order a claimer tries them (see [`spread_order`]).
+#[derive(Debug, Clone)]
+pub struct SpreadOrder {
+    start: u64,
+    stride: u64,
+    len: u64,
+    i: u64,
+}
+
+impl SpreadOrder {
+    /// The same walk, starting at `start` (a ticket's pick).
+    pub fn with_start(mut self, start: usize) -> Self {
+        self.start = start as u64 % self.len;
+        self
+    }
+}
+
+impl Iterator for SpreadOrder {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        if self.i >= self.len {
+            return None;
+        }
+        let idx = (self.start + self.i * self.stride) % self.len;
+        self.i += 1;
+        Some(idx as usize)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_order_is_a_permutation() {
+        for len in 1..=64usize {
+            for h in [0u64, 1, 7, 0xdead_beef_cafe_f00d, u64::MAX] {
+                let mut seen: Vec<usize> = spread_order(h, len).collect();
+                seen.sort_unstable();
+                assert_eq!(seen, (0..len).collect::<Vec<_>>(), "len {len} h {h}");
+            }
+        }
+    }
+
+    #[test]
+    fn different_transactions_start_at_different_pairs() {
+        let starts: HashSet<usize> = (0..64)
+            .map(|i| {
+                let h = mix(fnv1a(format!("tx-{i}").as_bytes()), 0);
+                spread_order(h, 64).next().unwrap_or_default()
+            })
+            .collect();
+        // 64 random picks of 64 slots hit ~40 distinct ones; all-the-same would be 1.
+        assert!(starts.len() > 30, "only {} distinct starts", starts.len());
+    }
+
+    #[test]
+    fn a_ticket_sets_the_start_and_keeps_a_permutation() {
+        let order: Vec<usize> = spread_order(12345, 10).with_start(7).collect();
+        assert_eq!(order[0], 7);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+    }
+
+    fn cand(slot: Option<u64>, i: u32) -> Candidate {
+        Candidate {
+            slot,
+            pair: PairKey {
+                sma_number: format!("+1800555{i:04}"),
+                connect_number: "+18884440000".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn ticket_targets_the_first_free_slot_at_or_after_it() {
+        // Slots 0..8 dealt; 2, 3 and 7 are free.
+        let free = [cand(Some(2), 2), cand(Some(3), 3), cand(Some(7), 7)];
+        let t = |ticket| Ticket { ticket, slots: 8 };
+        assert_eq!(ticket_start(t(1), &free, true), 0); // slot 2
+        assert_eq!(ticket_start(t(3), &free, true), 1); // slot 3
+        assert_eq!(ticket_start(t(5), &free, true), 2); // slot 7
+        assert_eq!(ticket_start(t(16), &free, true), 0); // 16 mod 8 = 0 -> slot 2
+        // Truncated list or slot-less pairs: index the list.
+        assert_eq!(ticket_start(t(5), &free, false), 2);
+        let legacy = [cand(None, 1), cand(None, 2)];
+        assert_eq!(ticket_start(t(5), &legacy, true), 1);
+    }
+
+    #[test]
+    fn rounds_reshuffle() {
+        let h = fnv1a(b"tx");
+        let a: Vec<usize> = spread_order(mix(h, 0), 16).collect();
+        let b: Vec<usize> = spread_order(mix(h, 1), 16).collect();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn lease_rules() {
+        assert_eq!(lease_expiry(100, 60), 160);
+        assert!(is_live(Some(161), 160));
+        assert!(
+            !is_live(Some(160), 160),
+            "a lease ends at its expiry second"
+        );
+        assert!(
+            !is_live(None, 160),
+            "a held pair without a lease is not live"
+        );
+        assert!(is_claimable(false, Some(999), 160), "a free pair");
+        assert!(is_claimable(true, Some(160), 160), "an expired lease");
+        assert!(is_claimable(true, None, 160), "a lease-less holder");
+        assert!(!is_claimable(true, Some(161), 160), "a live claim");
+    }
+}
