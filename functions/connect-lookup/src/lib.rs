@@ -28,14 +28,14 @@ use tracing::{Instrument, info, info_span, warn};
 
 /// What the handler needs; built once at cold start (or by a test).
 #[derive(Debug)]
-pub struct Deps<S> {
+pub struct LookupDeps<S> {
     pub store: S,
     pub mode: LookupMode,
     /// End-to-end budget; past it the handler answers `result=error, reason=timeout`.
     pub budget: Duration,
 }
 
-impl<S> Deps<S> {
+impl<S> LookupDeps<S> {
     pub fn new(store: S, mode: LookupMode) -> Self {
         Self {
             store,
@@ -46,7 +46,7 @@ impl<S> Deps<S> {
 }
 
 /// The Lambda handler: never fails, every outcome is a `result` the flow can branch on.
-pub async fn handle<S: PairStore>(deps: &Deps<S>, event: Value) -> LookupResponse {
+pub async fn handle<S: PairStore>(deps: &LookupDeps<S>, event: Value) -> LookupResponse {
     let event = ConnectEvent::from_value(event);
     let span = info_span!(
         "connect_lookup",
@@ -69,7 +69,7 @@ pub async fn handle<S: PairStore>(deps: &Deps<S>, event: Value) -> LookupRespons
     .await
 }
 
-async fn lookup<S: PairStore>(deps: &Deps<S>, event: &ConnectEvent) -> LookupResponse {
+async fn lookup<S: PairStore>(deps: &LookupDeps<S>, event: &ConnectEvent) -> LookupResponse {
     let LookupRequest { pair, contact_id } = match request::lookup_request(event) {
         Ok(r) => r,
         Err(e) => {

@@ -20,14 +20,14 @@ use takeback_dynamo::pairs::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     takeback_common::telemetry::init_json_logs();
-    let config = LookupConfig::from_env()?;
+    let config = LookupConfig::from_env(&takeback_common::config::process_env())?;
     let sdk_config = takeback_sdk::load().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config),
         config.pairs_table,
         config.calls_table.unwrap_or_default(),
     );
-    let deps = connect_lookup::Deps::new(store, config.lookup_mode);
+    let deps = connect_lookup::LookupDeps::new(store, config.lookup_mode);
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         Ok::<_, std::convert::Infallible>(connect_lookup::handle(deps, event.payload).await)

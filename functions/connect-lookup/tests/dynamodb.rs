@@ -2,7 +2,6 @@
 //! (`infra/dynamodb-local.sh start && eval "$(infra/dynamodb-local.sh env)"`). Without
 //! `AWS_ENDPOINT_URL_DYNAMODB` these tests print a loud SKIP line and return. Each test creates
 //! its own tables. The last test needs no DynamoDB: it points the client at a black hole.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use connect_lookup::{Deps, handle};
+use connect_lookup::{LookupDeps, handle};
 use serde_json::Value;
 use takeback_connect::LookupResponse;
 use takeback_dynamo::pairs::{Clock, DynamoStore, attr};
@@ -25,12 +24,19 @@ const CALLER: &str = "+13125550142";
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("test set-up"))
+        .expect("test set-up")
 }
 
 fn flat(r: &LookupResponse) -> Value {
-    let v = serde_json::to_value(r).unwrap();
-    assert!(v.as_object().unwrap().values().all(Value::is_string), "{v}");
+    let v = serde_json::to_value(r).expect("test set-up");
+    assert!(
+        v.as_object()
+            .expect("test set-up")
+            .values()
+            .all(Value::is_string),
+        "{v}"
+    );
     v
 }
 
@@ -65,13 +71,13 @@ async fn tables_with_live_claim(test: &str) -> Option<Tables> {
     let calls_table = format!("calls-{test}-{suffix}");
     create_table(&client, &tables::PAIRS, &pairs_table)
         .await
-        .unwrap();
+        .expect("test set-up");
     create_table(&client, &tables::CALLS, &calls_table)
         .await
-        .unwrap();
+        .expect("test set-up");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("test set-up")
         .as_millis() as i64;
     let cell = Arc::new(AtomicI64::new(now));
     let c = cell.clone();
@@ -85,7 +91,7 @@ async fn tables_with_live_claim(test: &str) -> Option<Tables> {
         &[pair("+18005557777", "+18005551111")],
     )
     .await
-    .unwrap();
+    .expect("test set-up");
     let outcome = store
         .claim(&ClaimRequest {
             transaction_id: TXN.into(),
@@ -93,7 +99,7 @@ async fn tables_with_live_claim(test: &str) -> Option<Tables> {
             original_called_number: "+18005550000".into(),
         })
         .await
-        .unwrap();
+        .expect("test set-up");
     assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");
     seed_pairs(
         &client,
@@ -101,7 +107,7 @@ async fn tables_with_live_claim(test: &str) -> Option<Tables> {
         &[pair("+18005559999", "+18005553333")],
     )
     .await
-    .unwrap();
+    .expect("test set-up");
     Some(Tables {
         client,
         store,
@@ -122,9 +128,9 @@ async fn pair_item(t: &Tables) -> HashMap<String, AttributeValue> {
         .consistent_read(true)
         .send()
         .await
-        .unwrap()
+        .expect("test set-up")
         .item
-        .unwrap()
+        .expect("test set-up")
 }
 
 fn s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
@@ -138,7 +144,7 @@ async fn keep_mode_finds_the_call_and_binds_the_contact() {
     let Some(t) = tables_with_live_claim("lookup-keep").await else {
         return;
     };
-    let deps = Deps::new(t.store.clone(), LookupMode::KeepClaim);
+    let deps = LookupDeps::new(t.store.clone(), LookupMode::KeepClaim);
     let started = Instant::now();
     let v = flat(&handle(&deps, fixture("connect-lookup-found.json")).await);
     eprintln!(
@@ -164,7 +170,7 @@ async fn release_mode_frees_the_pair_and_survives_connect_retries() {
     let Some(t) = tables_with_live_claim("lookup-release").await else {
         return;
     };
-    let deps = Deps::new(t.store.clone(), LookupMode::ReleaseOnLookup);
+    let deps = LookupDeps::new(t.store.clone(), LookupMode::ReleaseOnLookup);
     let v = flat(&handle(&deps, fixture("connect-lookup-found.json")).await);
     assert_eq!(v["result"], "found");
     assert_eq!(v["pair_released"], "true");
@@ -187,7 +193,7 @@ async fn free_and_expired_pairs_are_not_found() {
     let Some(t) = tables_with_live_claim("lookup-expired").await else {
         return;
     };
-    let deps = Deps::new(t.store.clone(), LookupMode::KeepClaim);
+    let deps = LookupDeps::new(t.store.clone(), LookupMode::KeepClaim);
     let v = flat(&handle(&deps, fixture("connect-lookup-not-found.json")).await);
     assert_eq!(v["result"], "not_found");
 
@@ -221,7 +227,7 @@ async fn a_stuck_dynamodb_is_cut_off_inside_connects_limit() {
         .load()
         .await;
     let store = DynamoStore::new(Client::new(&sdk_config), "pairs", "calls");
-    let deps = Deps::new(store, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store, LookupMode::KeepClaim);
     let started = Instant::now();
     let v = flat(&handle(&deps, fixture("connect-lookup-found.json")).await);
     let elapsed = started.elapsed();

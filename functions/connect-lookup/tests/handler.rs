@@ -1,9 +1,8 @@
 //! The lookup handler over the `events/connect-lookup-*.json` fixtures, with the in-memory store.
-#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
-use connect_lookup::{Deps, handle};
+use connect_lookup::{LookupDeps, handle};
 use serde_json::Value;
 use takeback_connect::LookupResponse;
 use takeback_pairs::memory::{InjectedFault, MemoryStore};
@@ -19,7 +18,7 @@ const DIALLED: &str = "+18005550000";
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&text).expect("test set-up")
 }
 
 fn pair(sma: &str, connect: &str) -> PairKey {
@@ -46,7 +45,7 @@ async fn store_with_live_claim() -> MemoryStore {
             original_called_number: DIALLED.into(),
         })
         .await
-        .unwrap();
+        .expect("test set-up");
     match outcome {
         ClaimOutcome::Claimed(c) => assert_eq!(c.pair, pair("+18005557777", "+18005551111")),
         other => panic!("claim failed: {other:?}"),
@@ -55,8 +54,8 @@ async fn store_with_live_claim() -> MemoryStore {
 }
 
 fn as_json(response: &LookupResponse) -> Value {
-    let v = serde_json::to_value(response).unwrap();
-    for (k, val) in v.as_object().unwrap() {
+    let v = serde_json::to_value(response).expect("test set-up");
+    for (k, val) in v.as_object().expect("test set-up") {
         assert!(
             val.is_string(),
             "{k} must be a string for STRING_MAP validation: {val}"
@@ -67,7 +66,7 @@ fn as_json(response: &LookupResponse) -> Value {
 
 #[tokio::test]
 async fn found_returns_the_call_data_and_keeps_the_pair() {
-    let deps = Deps::new(store_with_live_claim().await, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store_with_live_claim().await, LookupMode::KeepClaim);
     let v = as_json(&handle(&deps, fixture("connect-lookup-found.json")).await);
     assert_eq!(v["result"], "found");
     assert_eq!(v["transaction_id"], TXN);
@@ -93,7 +92,7 @@ async fn found_returns_the_call_data_and_keeps_the_pair() {
 
 #[tokio::test]
 async fn release_mode_frees_the_pair_at_lookup() {
-    let deps = Deps::new(store_with_live_claim().await, LookupMode::ReleaseOnLookup);
+    let deps = LookupDeps::new(store_with_live_claim().await, LookupMode::ReleaseOnLookup);
     let v = as_json(&handle(&deps, fixture("connect-lookup-found.json")).await);
     assert_eq!(v["result"], "found");
     assert_eq!(v["transaction_id"], TXN);
@@ -107,7 +106,7 @@ async fn release_mode_frees_the_pair_at_lookup() {
 #[tokio::test]
 async fn a_free_pair_is_not_found() {
     let store = store_with_live_claim().await;
-    let deps = Deps::new(store, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store, LookupMode::KeepClaim);
     let v = as_json(&handle(&deps, fixture("connect-lookup-not-found.json")).await);
     assert_eq!(v["result"], "not_found");
     assert_eq!(v["reason"], "no_live_claim");
@@ -118,14 +117,14 @@ async fn a_free_pair_is_not_found() {
 async fn an_expired_claim_is_not_found() {
     let store = store_with_live_claim().await;
     store.advance_clock(301);
-    let deps = Deps::new(store, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store, LookupMode::KeepClaim);
     let v = as_json(&handle(&deps, fixture("connect-lookup-found.json")).await);
     assert_eq!(v["result"], "not_found", "only live claims match");
 }
 
 #[tokio::test]
 async fn null_endpoints_are_fine_when_parameters_are_passed() {
-    let deps = Deps::new(store_with_live_claim().await, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store_with_live_claim().await, LookupMode::KeepClaim);
     let v = as_json(&handle(&deps, fixture("connect-lookup-null-endpoints.json")).await);
     assert_eq!(v["result"], "found");
     assert_eq!(v["transaction_id"], TXN);
@@ -133,7 +132,7 @@ async fn null_endpoints_are_fine_when_parameters_are_passed() {
 
 #[tokio::test]
 async fn without_parameters_the_endpoint_addresses_are_used() {
-    let deps = Deps::new(store_with_live_claim().await, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store_with_live_claim().await, LookupMode::KeepClaim);
     let v = as_json(&handle(&deps, fixture("connect-lookup-no-parameters.json")).await);
     assert_eq!(v["result"], "found");
     assert_eq!(v["transaction_id"], TXN);
@@ -141,7 +140,7 @@ async fn without_parameters_the_endpoint_addresses_are_used() {
 
 #[tokio::test]
 async fn missing_parameters_and_null_endpoints_are_an_error_without_store_calls() {
-    let deps = Deps::new(store_with_live_claim().await, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store_with_live_claim().await, LookupMode::KeepClaim);
     let before = deps.store.request_count();
     let v = as_json(&handle(&deps, fixture("connect-lookup-missing-parameters.json")).await);
     assert_eq!(v["result"], "error");
@@ -151,7 +150,7 @@ async fn missing_parameters_and_null_endpoints_are_an_error_without_store_calls(
 
 #[tokio::test]
 async fn a_missing_contact_id_is_an_error() {
-    let deps = Deps::new(store_with_live_claim().await, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store_with_live_claim().await, LookupMode::KeepClaim);
     let v = as_json(&handle(&deps, fixture("connect-lookup-missing-contact-id.json")).await);
     assert_eq!(v["result"], "error");
     assert_eq!(v["reason"], "missing_contact_id");
@@ -159,7 +158,7 @@ async fn a_missing_contact_id_is_an_error() {
 
 #[tokio::test]
 async fn garbage_is_answered_not_rejected() {
-    let deps = Deps::new(store_with_live_claim().await, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(store_with_live_claim().await, LookupMode::KeepClaim);
     for garbage in [
         Value::Null,
         Value::from("hello"),
@@ -179,7 +178,7 @@ async fn store_failures_map_to_error_reasons() {
     ] {
         let store = store_with_live_claim().await;
         store.inject_fault(fault);
-        let deps = Deps::new(store, LookupMode::KeepClaim);
+        let deps = LookupDeps::new(store, LookupMode::KeepClaim);
         let v = as_json(&handle(&deps, fixture("connect-lookup-found.json")).await);
         assert_eq!(v["result"], "error");
         assert_eq!(v["reason"], reason);
@@ -209,7 +208,7 @@ impl PairStore for StuckStore {
 
 #[tokio::test]
 async fn the_handler_budget_bounds_a_stuck_store() {
-    let mut deps = Deps::new(StuckStore, LookupMode::KeepClaim);
+    let mut deps = LookupDeps::new(StuckStore, LookupMode::KeepClaim);
     deps.budget = Duration::from_millis(200);
     let started = Instant::now();
     let v = as_json(&handle(&deps, fixture("connect-lookup-found.json")).await);
@@ -224,7 +223,7 @@ async fn the_handler_budget_bounds_a_stuck_store() {
 
 #[test]
 fn the_default_budget_is_below_connects_limit() {
-    let deps = Deps::new(StuckStore, LookupMode::KeepClaim);
+    let deps = LookupDeps::new(StuckStore, LookupMode::KeepClaim);
     assert!(deps.budget < takeback_sdk::CONNECT_INVOCATION_LIMIT);
 }
 
@@ -250,7 +249,7 @@ async fn every_lookup_fixture_gets_a_flat_answer() {
             continue;
         }
         seen += 1;
-        let deps = Deps::new(store_with_live_claim().await, LookupMode::KeepClaim);
+        let deps = LookupDeps::new(store_with_live_claim().await, LookupMode::KeepClaim);
         let v = as_json(&handle(&deps, fixture(&name)).await);
         assert!(
             ["found", "not_found", "error"].contains(&v["result"].as_str().unwrap()),

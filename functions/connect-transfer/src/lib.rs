@@ -36,7 +36,7 @@ pub use takeback_connect::CallUpdater;
 
 /// What the handler needs; built once at cold start (or by a test).
 #[derive(Debug)]
-pub struct Deps<S, U> {
+pub struct TransferDeps<S, U> {
     pub store: S,
     pub updater: U,
     pub sip_media_application_id: String,
@@ -45,7 +45,7 @@ pub struct Deps<S, U> {
     pub budget: Duration,
 }
 
-impl<S, U> Deps<S, U> {
+impl<S, U> TransferDeps<S, U> {
     pub fn new(
         store: S,
         updater: U,
@@ -63,7 +63,7 @@ impl<S, U> Deps<S, U> {
 }
 
 /// The Lambda handler: never fails, every outcome is a `result` the flow can branch on.
-pub async fn handle<S, U>(deps: &Deps<S, U>, event: Value) -> TransferResponse
+pub async fn handle<S, U>(deps: &TransferDeps<S, U>, event: Value) -> TransferResponse
 where
     S: PairStore + CallStore,
     U: CallUpdater,
@@ -90,7 +90,7 @@ where
     .await
 }
 
-async fn transfer<S, U>(deps: &Deps<S, U>, event: &ConnectEvent) -> TransferResponse
+async fn transfer<S, U>(deps: &TransferDeps<S, U>, event: &ConnectEvent) -> TransferResponse
 where
     S: PairStore + CallStore,
     U: CallUpdater,

@@ -25,14 +25,14 @@ use takeback_dynamo::pairs::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     takeback_common::telemetry::init_json_logs();
-    let config = TransferConfig::from_env()?;
+    let config = TransferConfig::from_env(&takeback_common::config::process_env())?;
     let sdk_config = takeback_sdk::load().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config),
         config.pairs_table,
         config.calls_table,
     );
-    let deps = connect_transfer::Deps::new(
+    let deps = connect_transfer::TransferDeps::new(
         store,
         takeback_chime::client(&sdk_config),
         config.sip_media_application_id,

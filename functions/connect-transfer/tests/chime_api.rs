@@ -1,14 +1,13 @@
 //! The real `aws-sdk-chimesdkvoice` client (with the project's timeouts, retries and 429
 //! classifier) against a loopback fake of `UpdateSipMediaApplicationCall`: what is sent, and how
 //! 202 / 400 / 404 / 429 / 500 / a stuck server come back to the flow.
-#![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_chimesdkvoice::config::{Credentials, Region};
-use connect_transfer::{Deps, handle};
+use connect_transfer::{TransferDeps, handle};
 use serde_json::json;
 use support::fake_chime::{FakeChime, Reply};
 use support::*;
@@ -29,8 +28,8 @@ async fn client_for(fake: &FakeChime) -> chime::SdkCallUpdater {
     ))
 }
 
-async fn deps_for(fake: &FakeChime) -> Deps<SharedStore, chime::SdkCallUpdater> {
-    Deps::new(
+async fn deps_for(fake: &FakeChime) -> TransferDeps<SharedStore, chime::SdkCallUpdater> {
+    TransferDeps::new(
         SharedStore::new(),
         client_for(fake).await,
         SMA_ID.into(),
@@ -184,7 +183,7 @@ async fn the_standard_endpoint_variable_reaches_the_fake() {
         .fs(aws_types::os_shim_internal::Fs::from_slice(&[]))
         .load()
         .await;
-    let d = Deps::new(
+    let d = TransferDeps::new(
         SharedStore::new(),
         chime::client(&sdk_config),
         SMA_ID.into(),

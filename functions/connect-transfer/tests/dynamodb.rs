@@ -2,7 +2,6 @@
 //! Chime SDK Voice client against the loopback fake. Without `AWS_ENDPOINT_URL_DYNAMODB` the
 //! DynamoDB tests print a loud SKIP line and return; each creates its own tables. The last test
 //! needs no DynamoDB: it points the store at a black hole.
-#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -10,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_chimesdkvoice::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
-use connect_transfer::{Deps, handle};
+use connect_transfer::{TransferDeps, handle};
 use support::fake_chime::{FakeChime, Reply};
 use support::*;
 use takeback_chime as chime;
@@ -36,13 +35,13 @@ async fn store_with_live_claim(test: &str) -> Option<DynamoStore> {
     let calls_table = format!("calls-{test}-{suffix}");
     create_table(&client, &tables::PAIRS, &pairs_table)
         .await
-        .unwrap();
+        .expect("test set-up");
     create_table(&client, &tables::CALLS, &calls_table)
         .await
-        .unwrap();
+        .expect("test set-up");
     seed_pairs(&client, &pairs_table, &[fixture_pair()])
         .await
-        .unwrap();
+        .expect("test set-up");
     let store = DynamoStore::new(client, pairs_table, calls_table);
     let outcome = store
         .claim(&ClaimRequest {
@@ -51,7 +50,7 @@ async fn store_with_live_claim(test: &str) -> Option<DynamoStore> {
             original_called_number: "+18005550000".into(),
         })
         .await
-        .unwrap();
+        .expect("test set-up");
     assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");
     Some(store)
 }
@@ -75,7 +74,7 @@ async fn by_pair_in_keep_mode_records_the_intent_and_requests_the_transfer() {
         return;
     };
     let fake = FakeChime::start(Reply::status(202)).await;
-    let d = Deps::new(
+    let d = TransferDeps::new(
         store.clone(),
         chime_client(&fake).await,
         SMA_ID.into(),
@@ -127,7 +126,7 @@ async fn release_mode_transfers_by_the_transaction_attribute() {
     assert!(matches!(next_caller, ClaimOutcome::Claimed(c) if c.pair == fixture_pair()));
 
     let fake = FakeChime::start(Reply::status(202)).await;
-    let d = Deps::new(
+    let d = TransferDeps::new(
         store.clone(),
         chime_client(&fake).await,
         SMA_ID.into(),
@@ -163,7 +162,7 @@ async fn a_call_that_ended_is_not_found_but_the_intent_was_written_first() {
         return;
     };
     let fake = FakeChime::start(Reply::status(404)).await;
-    let d = Deps::new(
+    let d = TransferDeps::new(
         store.clone(),
         chime_client(&fake).await,
         SMA_ID.into(),
@@ -196,7 +195,7 @@ async fn a_stuck_dynamodb_does_not_stop_the_transfer() {
         .await;
     let store = DynamoStore::new(Client::new(&ddb_config), "pairs", "calls");
     let fake = FakeChime::start(Reply::status(202)).await;
-    let d = Deps::new(store, chime_client(&fake).await, SMA_ID.into(), policy());
+    let d = TransferDeps::new(store, chime_client(&fake).await, SMA_ID.into(), policy());
     let started = Instant::now();
     let v = flat(&handle(&d, fixture("connect-transfer-transaction-id.json")).await);
     let elapsed = started.elapsed();

@@ -1,6 +1,5 @@
 //! The transfer handler over the `events/connect-transfer-*.json` fixtures, with the in-memory
 //! store and a recording fake of `UpdateSipMediaApplicationCall`.
-#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -8,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use connect_transfer::{CallUpdater, Deps, handle};
+use connect_transfer::{CallUpdater, TransferDeps, handle};
 use serde_json::Value;
 use support::*;
 use takeback_connect::{UpdateCallError, UpdateFailure};
@@ -43,7 +42,7 @@ impl FakeUpdater {
     }
 
     fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
+        self.calls.lock().expect("test set-up").clone()
     }
 }
 
@@ -65,7 +64,7 @@ impl CallUpdater for FakeUpdater {
             .await
             .ok()
             .flatten();
-        self.calls.lock().unwrap().push(Call {
+        self.calls.lock().expect("test set-up").push(Call {
             sma_id: sma_id.into(),
             transaction_id: transaction_id.into(),
             arguments,
@@ -81,9 +80,12 @@ impl CallUpdater for FakeUpdater {
     }
 }
 
-fn deps(store: SharedStore, outcome: Option<UpdateFailure>) -> Deps<SharedStore, FakeUpdater> {
+fn deps(
+    store: SharedStore,
+    outcome: Option<UpdateFailure>,
+) -> TransferDeps<SharedStore, FakeUpdater> {
     let updater = FakeUpdater::new(&store, outcome);
-    Deps::new(store, updater, SMA_ID.into(), policy())
+    TransferDeps::new(store, updater, SMA_ID.into(), policy())
 }
 
 fn args(target: &str, arn: &str) -> BTreeMap<String, String> {

@@ -21,11 +21,11 @@ use takeback_sma::target::{TransferPolicy, TransferTarget};
 use takeback_sma::{AwsEndpointUri, CallTimeout, SpeakText, Voice, VoiceConnectorArn};
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct SmaHandlerConfig {
     pub pairs_table: String,
     pub calls_table: String,
     pub lease_seconds: i64,
-    pub flow: CallMachineConfig,
+    pub call_machine: CallMachineConfig,
 }
 
 fn invalid(name: &'static str, message: impl std::fmt::Display) -> ConfigError {
@@ -71,7 +71,7 @@ fn message<F: Fn(&str) -> Option<String>>(
     }
 }
 
-impl Config {
+impl SmaHandlerConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let lease_seconds = match env.optional("LEASE_SECONDS") {
             None => 7200,
@@ -110,7 +110,7 @@ impl Config {
             pairs_table: env.required("PAIRS_TABLE")?,
             calls_table: env.required("CALLS_TABLE")?,
             lease_seconds,
-            flow: CallMachineConfig {
+            call_machine: CallMachineConfig {
                 connect_timeout: seconds(env, "CONNECT_CALL_TIMEOUT_SECONDS", 30)?,
                 transfer_timeout: seconds(env, "TRANSFER_CALL_TIMEOUT_SECONDS", 30)?,
                 voice: Voice {
@@ -154,21 +154,22 @@ mod tests {
 
     #[test]
     fn missing_table_is_named() {
-        let err = Config::from_env(&env(&[("CALLS_TABLE", "c")])).unwrap_err();
+        let err = SmaHandlerConfig::from_env(&env(&[("CALLS_TABLE", "c")])).unwrap_err();
         assert!(err.to_string().contains("PAIRS_TABLE"), "{err}");
     }
 
     #[test]
     fn minimal_config_has_safe_defaults() {
-        let c = Config::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c")])).unwrap();
-        assert_eq!(c.flow.connect_timeout.get(), 30);
-        assert!(c.flow.fallback.is_none());
-        assert!(c.flow.targets.default_target().is_none());
+        let c = SmaHandlerConfig::from_env(&env(&[("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c")]))
+            .unwrap();
+        assert_eq!(c.call_machine.connect_timeout.get(), 30);
+        assert!(c.call_machine.fallback.is_none());
+        assert!(c.call_machine.targets.default_target().is_none());
     }
 
     #[test]
     fn half_a_target_is_an_error_naming_the_missing_half() {
-        let err = Config::from_env(&env(&[
+        let err = SmaHandlerConfig::from_env(&env(&[
             ("PAIRS_TABLE", "p"),
             ("CALLS_TABLE", "c"),
             ("FALLBACK_TARGET", "0"),
@@ -179,7 +180,7 @@ mod tests {
 
     #[test]
     fn out_of_range_timeout_and_bad_arn_are_rejected_by_name() {
-        let err = Config::from_env(&env(&[
+        let err = SmaHandlerConfig::from_env(&env(&[
             ("PAIRS_TABLE", "p"),
             ("CALLS_TABLE", "c"),
             ("CONNECT_CALL_TIMEOUT_SECONDS", "500"),
@@ -189,7 +190,7 @@ mod tests {
             err.to_string().contains("CONNECT_CALL_TIMEOUT_SECONDS"),
             "{err}"
         );
-        let err = Config::from_env(&env(&[
+        let err = SmaHandlerConfig::from_env(&env(&[
             ("PAIRS_TABLE", "p"),
             ("CALLS_TABLE", "c"),
             ("ALLOWED_VOICE_CONNECTOR_ARNS", "nope"),
@@ -203,7 +204,7 @@ mod tests {
 
     #[test]
     fn full_config_parses_targets() {
-        let c = Config::from_env(&env(&[
+        let c = SmaHandlerConfig::from_env(&env(&[
             ("PAIRS_TABLE", "p"),
             ("CALLS_TABLE", "c"),
             ("DEFAULT_TRANSFER_TARGET", "2000"),
@@ -214,10 +215,15 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            c.flow.targets.default_target().unwrap().uri.as_str(),
+            c.call_machine
+                .targets
+                .default_target()
+                .unwrap()
+                .uri
+                .as_str(),
             "2000"
         );
-        assert_eq!(c.flow.messages.busy.as_str(), "Busy, sorry.");
-        assert!(c.flow.fallback.is_some());
+        assert_eq!(c.call_machine.messages.busy.as_str(), "Busy, sorry.");
+        assert!(c.call_machine.fallback.is_some());
     }
 }

@@ -21,13 +21,13 @@ use tracing::{Instrument, error, info, warn};
 /// The SMA re-invokes after 5 s; the store work of one invocation must be done well before.
 pub const STORE_BUDGET: Duration = Duration::from_millis(3500);
 
-pub struct Deps<S> {
+pub struct SmaDeps<S> {
     pub store: S,
-    pub flow: CallMachineConfig,
+    pub call_machine: CallMachineConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
+pub enum SmaHandlerError {
     /// Not an SMA event at all: there is no call to answer, so this is an invocation error
     /// that names what is missing.
     #[error(transparent)]
@@ -36,9 +36,9 @@ pub enum HandlerError {
 
 /// Handles one SMA invocation. Any recognisable event gets a valid response, never an error.
 pub async fn handle<S: PairStore + CallStore>(
-    deps: &Deps<S>,
+    deps: &SmaDeps<S>,
     payload: Value,
-) -> Result<SmaResponse, HandlerError> {
+) -> Result<SmaResponse, SmaHandlerError> {
     let event = SmaEvent::from_value(payload)?;
     let span = tracing::info_span!(
         "sma_invocation",
@@ -50,7 +50,7 @@ pub async fn handle<S: PairStore + CallStore>(
 }
 
 async fn decide_and_answer<S: PairStore + CallStore>(
-    deps: &Deps<S>,
+    deps: &SmaDeps<S>,
     event: &SmaEvent,
 ) -> SmaResponse {
     let attrs = CallAttributes::from_map(&event.call_details.transaction_attributes);
@@ -68,7 +68,7 @@ async fn decide_and_answer<S: PairStore + CallStore>(
     }
     let work = call_machine::store_work(event, &attrs);
     let results = run_store_work(&deps.store, work).await;
-    let decision = call_machine::decide(event, &attrs, &deps.flow, &results);
+    let decision = call_machine::decide(event, &attrs, &deps.call_machine, &results);
     info!(
         outcome = decision.outcome,
         state_before = attrs.state.as_str(),

@@ -3,8 +3,8 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
-use sma_handler::config::Config;
-use sma_handler::{Deps, handle};
+use sma_handler::config::SmaHandlerConfig;
+use sma_handler::{SmaDeps, handle};
 use takeback_common::config::process_env;
 use takeback_dynamo::pairs::{ClaimConfig, DynamoStore};
 use takeback_pairs::strategy::ClaimRules;
@@ -12,7 +12,7 @@ use takeback_pairs::strategy::ClaimRules;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     takeback_common::telemetry::init_json_logs();
-    let config = Config::from_env(&process_env())?;
+    let config = SmaHandlerConfig::from_env(&process_env())?;
     let sdk = takeback_sdk::load().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
@@ -26,9 +26,9 @@ async fn main() -> Result<(), Error> {
         },
         ..ClaimConfig::default()
     });
-    let deps = Deps {
+    let deps = SmaDeps {
         store,
-        flow: config.flow,
+        call_machine: config.call_machine,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
         handle(&deps, event.payload).await.map_err(Error::from)

@@ -1,11 +1,10 @@
 //! Every `events/sma-*.json` fixture through the real handler with an in-memory store.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::*;
 use serde_json::Value;
-use sma_handler::{Deps, handle};
+use sma_handler::{SmaDeps, handle};
 use takeback_pairs::memory::{InjectedFault, MemoryStore};
 use takeback_pairs::{CallStore, ClaimRequest, PairStore, TransferIntent};
 
@@ -112,7 +111,7 @@ async fn store_for(event: &Value) -> MemoryStore {
                 original_called_number: "+18005550100".into(),
             })
             .await
-            .unwrap();
+            .expect("test set-up");
     }
     store
 }
@@ -120,9 +119,9 @@ async fn store_for(event: &Value) -> MemoryStore {
 fn action_types(response: &Value) -> Vec<String> {
     response["Actions"]
         .as_array()
-        .unwrap()
+        .expect("test set-up")
         .iter()
-        .map(|a| a["Type"].as_str().unwrap().to_owned())
+        .map(|a| a["Type"].as_str().expect("test set-up").to_owned())
         .collect()
 }
 
@@ -147,9 +146,9 @@ async fn every_sma_fixture_is_covered_by_an_expectation() {
 async fn every_sma_fixture_gets_the_expected_answer() {
     for (name, types, state_after, still_held) in EXPECTED {
         let event = fixture(name);
-        let deps = Deps {
+        let deps = SmaDeps {
             store: store_for(&event).await,
-            flow: flow(),
+            call_machine: call_machine_config(),
         };
         let response = serde_json::to_value(handle(&deps, event).await.unwrap()).unwrap();
         assert_eq!(action_types(&response), *types, "{name}: actions");
@@ -170,9 +169,9 @@ async fn every_sma_fixture_gets_the_expected_answer() {
 
 #[tokio::test]
 async fn a_payload_that_is_not_an_sma_event_is_an_error_naming_the_field() {
-    let deps = Deps {
+    let deps = SmaDeps {
         store: store(),
-        flow: flow(),
+        call_machine: call_machine_config(),
     };
     let err = handle(&deps, fixture("sma-malformed-not-an-sma-event"))
         .await
@@ -182,9 +181,9 @@ async fn a_payload_that_is_not_an_sma_event_is_an_error_naming_the_field() {
 
 #[tokio::test]
 async fn new_call_gets_the_fixture_pair_and_a_redelivery_gets_the_same_pair() {
-    let deps = Deps {
+    let deps = SmaDeps {
         store: store(),
-        flow: flow(),
+        call_machine: call_machine_config(),
     };
     let first = serde_json::to_value(
         handle(&deps, fixture("sma-new-inbound-call-basic"))
@@ -208,9 +207,9 @@ async fn new_call_gets_the_fixture_pair_and_a_redelivery_gets_the_same_pair() {
 
 #[tokio::test]
 async fn second_caller_with_every_pair_taken_hears_busy() {
-    let deps = Deps {
+    let deps = SmaDeps {
         store: store(),
-        flow: flow(),
+        call_machine: call_machine_config(),
     };
     handle(&deps, fixture("sma-new-inbound-call-basic"))
         .await
@@ -228,9 +227,9 @@ async fn second_caller_with_every_pair_taken_hears_busy() {
 #[tokio::test]
 async fn throttled_store_on_a_new_call_gives_safe_actions() {
     for fault in [InjectedFault::Throttle, InjectedFault::Unavailable] {
-        let deps = Deps {
+        let deps = SmaDeps {
             store: store(),
-            flow: flow(),
+            call_machine: call_machine_config(),
         };
         deps.store.inject_fault(fault);
         let response = serde_json::to_value(
@@ -251,9 +250,9 @@ async fn throttled_store_on_a_new_call_gives_safe_actions() {
 #[tokio::test]
 async fn connect_hangup_before_the_update_completes_a_recorded_transfer() {
     let event = fixture("sma-hangup-leg-b-connect-before-update");
-    let deps = Deps {
+    let deps = SmaDeps {
         store: store_for(&event).await,
-        flow: flow(),
+        call_machine: call_machine_config(),
     };
     deps.store
         .record_transfer_intent(
@@ -283,9 +282,9 @@ async fn connect_hangup_before_the_update_completes_a_recorded_transfer() {
 async fn responses_never_carry_an_empty_attribute_map() {
     for (name, ..) in EXPECTED {
         let event = fixture(name);
-        let deps = Deps {
+        let deps = SmaDeps {
             store: store_for(&event).await,
-            flow: flow(),
+            call_machine: call_machine_config(),
         };
         let text = serde_json::to_string(&handle(&deps, event).await.unwrap()).unwrap();
         assert!(!text.contains("\"TransactionAttributes\":{}"), "{name}");

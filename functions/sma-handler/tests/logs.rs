@@ -1,10 +1,9 @@
 //! Phone numbers never appear in full in the handler's logs, at any level down to info.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::*;
-use sma_handler::{Deps, handle};
+use sma_handler::{SmaDeps, handle};
 use takeback_common::telemetry::capture::capture_logs;
 use takeback_pairs::memory::InjectedFault;
 
@@ -12,9 +11,9 @@ use takeback_pairs::memory::InjectedFault;
 async fn info_logs_mask_the_callers_number() {
     let (_guard, captured) = capture_logs(tracing::Level::INFO);
 
-    let deps = Deps {
+    let deps = SmaDeps {
         store: store(),
-        flow: flow(),
+        call_machine: call_machine_config(),
     };
     handle(&deps, fixture("sma-new-inbound-call-basic"))
         .await

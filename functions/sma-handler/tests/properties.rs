@@ -1,6 +1,5 @@
 //! Property tests over random event sequences played against the real handler, with the
 //! SMA's attribute semantics (a response's attributes replace the stored ones; absent keeps).
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -9,7 +8,7 @@ use std::collections::BTreeMap;
 use common::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use sma_handler::{Deps, handle};
+use sma_handler::{SmaDeps, handle};
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -130,9 +129,9 @@ proptest! {
     fn random_event_sequences_keep_the_invariants(
         steps in proptest::collection::vec((step(), any::<bool>()), 1..40)
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test set-up");
         runtime.block_on(async {
-            let deps = Deps { store: store(), flow: flow() };
+            let deps = SmaDeps { store: store(), call_machine: call_machine_config() };
             // The call always starts with NEW_INBOUND_CALL; the rest is random.
             let steps = std::iter::once((Step::NewInbound, false)).chain(steps);
             let mut stored: BTreeMap<String, String> = BTreeMap::new();
@@ -142,10 +141,10 @@ proptest! {
                 let payload = event(step, &stored);
                 if redelivered {
                     // The SMA timed out on the first delivery: its response was never applied.
-                    handle(&deps, payload.clone()).await.unwrap();
+                    handle(&deps, payload.clone()).await.expect("test set-up");
                 }
-                let response = serde_json::to_value(handle(&deps, payload).await.unwrap()).unwrap();
-                let actions = response["Actions"].as_array().unwrap();
+                let response = serde_json::to_value(handle(&deps, payload).await.expect("test set-up")).expect("test set-up");
+                let actions = response["Actions"].as_array().expect("test set-up");
                 prop_assert!(actions.len() <= 10);
                 // A failed hold message cancels the bridge queued behind it; only then is the
                 // bridge issued again, so it is not a second transfer.
@@ -157,7 +156,7 @@ proptest! {
                     Some(Value::Object(map)) => {
                         prop_assert!(!map.is_empty(), "an empty map would erase the call's state");
                         prop_assert!(map.len() <= 10);
-                        stored = map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect();
+                        stored = map.iter().map(|(k, v)| (k.clone(), v.as_str().expect("test set-up").to_owned())).collect();
                     }
                     Some(other) => prop_assert!(false, "attributes not a map: {other}"),
                 }

@@ -12,6 +12,7 @@
 
 use std::process::ExitCode;
 
+use takeback_common::config::process_env;
 use takeback_dynamo::seed::{PairsFile, seed_pairs};
 use takeback_dynamo::tables::{self, create_table};
 
@@ -54,7 +55,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn table_name(arg: Option<String>, def: &tables::TableDef) -> Result<String, String> {
-    arg.or_else(|| std::env::var(def.env_var).ok())
+    arg.or_else(|| process_env().optional(def.env_var))
         .ok_or_else(|| format!("no table name: pass the flag or set {}", def.env_var))
 }
 

@@ -17,7 +17,7 @@ pub mod var {
     pub const TRANSFER_TARGET_PATTERN: &str = "TRANSFER_TARGET_PATTERN";
 }
 
-pub use takeback_common::config::{ConfigError, Env, process_env};
+pub use takeback_common::config::{ConfigError, Env};
 
 /// `keep` (default; the seed's behaviour: the pair stays held until the SMA releases it) or
 /// `release` (the lookup frees the pair at once; the flow carries `transaction_id` onward).
@@ -42,11 +42,7 @@ pub struct LookupConfig {
 }
 
 impl LookupConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from(&process_env())
-    }
-
-    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             pairs_table: env.required(var::PAIRS_TABLE)?,
             calls_table: env.optional(var::CALLS_TABLE),
@@ -69,11 +65,7 @@ pub struct TransferConfig {
 }
 
 impl TransferConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from(&process_env())
-    }
-
-    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let pairs_table = env.required(var::PAIRS_TABLE)?;
         let calls_table = env.required(var::CALLS_TABLE)?;
         let sip_media_application_id = env.required(var::SIP_MEDIA_APPLICATION_ID)?;
@@ -134,11 +126,11 @@ mod tests {
 
     #[test]
     fn lookup_config_defaults_to_keep() {
-        let c = LookupConfig::from(&env(&[(var::PAIRS_TABLE, "pairs")])).unwrap();
+        let c = LookupConfig::from_env(&env(&[(var::PAIRS_TABLE, "pairs")])).unwrap();
         assert_eq!(c.pairs_table, "pairs");
         assert_eq!(c.lookup_mode, LookupMode::KeepClaim);
         assert_eq!(c.calls_table, None);
-        let c = LookupConfig::from(&env(&[
+        let c = LookupConfig::from_env(&env(&[
             (var::PAIRS_TABLE, "p"),
             (var::LOOKUP_MODE, "Release"),
         ]))
@@ -148,9 +140,9 @@ mod tests {
 
     #[test]
     fn missing_and_invalid_variables_are_named() {
-        let e = LookupConfig::from(&env(&[])).unwrap_err();
+        let e = LookupConfig::from_env(&env(&[])).unwrap_err();
         assert!(e.to_string().contains("PAIRS_TABLE"), "{e}");
-        let e = LookupConfig::from(&env(&[
+        let e = LookupConfig::from_env(&env(&[
             (var::PAIRS_TABLE, "p"),
             (var::LOOKUP_MODE, "maybe"),
         ]))
@@ -162,19 +154,19 @@ mod tests {
                 .into_iter()
                 .filter(|(k, _)| *k != missing)
                 .collect();
-            let e = TransferConfig::from(&env(&vars)).unwrap_err();
+            let e = TransferConfig::from_env(&env(&vars)).unwrap_err();
             assert!(e.to_string().contains(missing), "{e}");
         }
         let mut vars = transfer_vars();
         vars.push((var::TRANSFER_TARGET_PATTERN, "[0-9"));
-        let e = TransferConfig::from(&env(&vars)).unwrap_err();
+        let e = TransferConfig::from_env(&env(&vars)).unwrap_err();
         assert!(e.to_string().contains("TRANSFER_TARGET_PATTERN"), "{e}");
         let mut vars = transfer_vars();
         vars.push((
             var::ALLOWED_VOICE_CONNECTOR_ARNS,
             "arn:aws:chime:us-east-1:1:vc/x, bogus",
         ));
-        let e = TransferConfig::from(&env(&vars)).unwrap_err();
+        let e = TransferConfig::from_env(&env(&vars)).unwrap_err();
         assert!(
             e.to_string().contains("ALLOWED_VOICE_CONNECTOR_ARNS"),
             "{e}"
@@ -187,7 +179,7 @@ mod tests {
         let mut vars: Vec<(&str, &str)> = transfer_vars();
         vars.push((var::ALLOWED_VOICE_CONNECTOR_ARNS, &allowed));
         vars.push((var::TRANSFER_TARGET_PATTERN, "[0-9]{4}"));
-        let c = TransferConfig::from(&env(&vars)).unwrap();
+        let c = TransferConfig::from_env(&env(&vars)).unwrap();
         assert_eq!(c.sip_media_application_id, "sma-1");
         assert_eq!(c.policy.pattern(), Some("[0-9]{4}"));
         let mut allowed: Vec<_> = c.policy.allowed_arns().collect();

@@ -272,7 +272,6 @@ impl UpdateCallError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::Value;

@@ -1,7 +1,6 @@
 //! `infra/contact-flow.json` is well formed Amazon Connect flow language and agrees with the
 //! two functions: the parameter names they read, the `result` values and keys they answer, and
 //! the "hold, don't disconnect" rule after a transfer request.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -18,15 +17,21 @@ fn flow() -> Value {
         "{}/../../infra/contact-flow.json",
         env!("CARGO_MANIFEST_DIR")
     );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("test set-up"))
+        .expect("test set-up")
 }
 
 fn actions(flow: &Value) -> BTreeMap<String, Value> {
     flow["Actions"]
         .as_array()
-        .unwrap()
+        .expect("test set-up")
         .iter()
-        .map(|a| (a["Identifier"].as_str().unwrap().to_owned(), a.clone()))
+        .map(|a| {
+            (
+                a["Identifier"].as_str().expect("test set-up").to_owned(),
+                a.clone(),
+            )
+        })
         .collect()
 }
 
@@ -41,14 +46,14 @@ fn edges(action: &Value) -> Vec<(String, String)> {
         let operand = c["Condition"]["Operands"][0].as_str().unwrap_or("?");
         out.push((
             format!("if:{operand}"),
-            c["NextAction"].as_str().unwrap().to_owned(),
+            c["NextAction"].as_str().expect("test set-up").to_owned(),
         ));
     }
     for e in t["Errors"].as_array().into_iter().flatten() {
-        let kind = e["ErrorType"].as_str().unwrap();
+        let kind = e["ErrorType"].as_str().expect("test set-up");
         out.push((
             format!("error:{kind}"),
-            e["NextAction"].as_str().unwrap().to_owned(),
+            e["NextAction"].as_str().expect("test set-up").to_owned(),
         ));
     }
     out
@@ -59,9 +64,9 @@ fn result_names<T: serde::Serialize>(values: &[T]) -> BTreeSet<String> {
         .iter()
         .map(|v| {
             serde_json::to_value(v)
-                .unwrap()
+                .expect("test set-up")
                 .as_str()
-                .unwrap()
+                .expect("test set-up")
                 .to_owned()
         })
         .collect()

@@ -52,7 +52,6 @@ use takeback_pairs::{
 };
 
 use crate::error::{is_throttling_code, map_sdk_error};
-use crate::tables;
 
 /// Attribute names of the PAIRS and CALLS items.
 pub mod attr {
@@ -185,17 +184,6 @@ impl DynamoStore {
             clock: system_clock(),
             counters: Arc::default(),
         }
-    }
-
-    /// Table names from the environment variables the template sets
-    /// ([`tables::PAIRS`]`.env_var`, [`tables::CALLS`]`.env_var`); the error names the missing one.
-    pub fn from_env(client: Client) -> Result<Self, MissingEnv> {
-        let var = |name: &'static str| std::env::var(name).map_err(|_| MissingEnv(name));
-        Ok(Self::new(
-            client,
-            var(tables::PAIRS.env_var)?,
-            var(tables::CALLS.env_var)?,
-        ))
     }
 
     pub fn with_config(mut self, config: ClaimConfig) -> Self {
@@ -493,11 +481,6 @@ impl DynamoStore {
             .map(Option::flatten)
     }
 }
-
-/// A required table-name variable was not set.
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is not set")]
-pub struct MissingEnv(pub &'static str);
 
 const PAIRS_INDEX: &str = "in_use";
 

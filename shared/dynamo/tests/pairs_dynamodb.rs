@@ -1,7 +1,6 @@
 //! The DynamoDB pair store against real Amazon DynamoDB Local (`infra/dynamodb-local.sh`).
 //! Needs `AWS_ENDPOINT_URL_DYNAMODB` (+ dummy credentials); without it every test prints a loud
 //! SKIP line and returns. Each test creates its own tables.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,7 +31,7 @@ async fn local_client(test: &str) -> Option<Client> {
 fn test_clock() -> (Clock, Arc<AtomicI64>) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("test set-up")
         .as_millis() as i64;
     let cell = Arc::new(AtomicI64::new(now));
     let c = cell.clone();
@@ -62,13 +61,15 @@ async fn fixture(test: &str, pairs: &[PairKey], config: ClaimConfig) -> Option<F
     assert_eq!(
         create_table(&client, &tables::PAIRS, &pairs_table)
             .await
-            .unwrap(),
+            .expect("test set-up"),
         CreateOutcome::Created
     );
     create_table(&client, &tables::CALLS, &calls_table)
         .await
-        .unwrap();
-    let report = seed_pairs(&client, &pairs_table, pairs).await.unwrap();
+        .expect("test set-up");
+    let report = seed_pairs(&client, &pairs_table, pairs)
+        .await
+        .expect("test set-up");
     assert_eq!(report.added, pairs.len());
     let (clock, cell) = test_clock();
     let store = DynamoStore::new(client.clone(), pairs_table, calls_table)
@@ -109,13 +110,16 @@ async fn table_state(f: &Fixture) -> HashMap<PairKey, HashMap<String, AttributeV
             .set_exclusive_start_key(start)
             .send()
             .await
-            .unwrap();
+            .expect("test set-up");
         for item in page.items() {
-            let s = item[attr::SMA_NUMBER].as_s().unwrap().clone();
+            let s = item[attr::SMA_NUMBER].as_s().expect("test set-up").clone();
             if s.starts_with('#') {
                 continue; // the pool item (claim tickets, slot count)
             }
-            let c = item[attr::CONNECT_NUMBER].as_s().unwrap().clone();
+            let c = item[attr::CONNECT_NUMBER]
+                .as_s()
+                .expect("test set-up")
+                .clone();
             out.insert(
                 PairKey {
                     sma_number: s,
@@ -137,7 +141,12 @@ fn holder(item: &HashMap<String, AttributeValue>) -> Option<String> {
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
         == Some("true"))
-    .then(|| item[attr::TRANSACTION_ID].as_s().unwrap().clone())
+    .then(|| {
+        item[attr::TRANSACTION_ID]
+            .as_s()
+            .expect("test set-up")
+            .clone()
+    })
 }
 
 async fn claim_concurrently(
@@ -153,14 +162,14 @@ async fn claim_concurrently(
             tokio::spawn(async move {
                 let tx = format!("tx-{i}-{}", uuid::Uuid::new_v4());
                 barrier.wait().await;
-                let outcome = store.claim(&request(&tx)).await.unwrap();
+                let outcome = store.claim(&request(&tx)).await.expect("test set-up");
                 (tx, outcome, store.metrics().claim_write_attempts)
             })
         })
         .collect();
     let mut out = Vec::new();
     for t in tasks {
-        out.push(t.await.unwrap());
+        out.push(t.await.expect("test set-up"));
     }
     out
 }

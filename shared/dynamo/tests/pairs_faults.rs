@@ -2,7 +2,6 @@
 //! (`StoreError::Throttled` / `Unavailable`, `is_transient()`), never as a wrong answer such as
 //! `Busy` or `NotHeld`. Faults are injected with `aws-smithy-mocks` (no server) and, for a
 //! connection failure, with a client pointed at a closed loopback port.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 
@@ -89,7 +88,7 @@ fn free_pairs(n: u32) -> Rule {
 /// would a real one, error code included.
 fn aws_error(status: u16, kind: &str) -> Response {
     Response::new(
-        StatusCode::try_from(status).unwrap(),
+        StatusCode::try_from(status).expect("test set-up"),
         SdkBody::from(format!(
             r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected"}}"#
         )),

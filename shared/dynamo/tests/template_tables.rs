@@ -4,7 +4,6 @@
 //!
 //! yaml-rust2 loads CloudFormation's short-form tags (`!Ref X`, `!GetAtt X.Arn`, `!Sub ...`) as
 //! their plain values, which is all this check needs.
-#![allow(clippy::unwrap_used)]
 
 use takeback_dynamo::tables::{self, IndexDef, KeyAttr, TableDef};
 use yaml_rust2::{Yaml, YamlLoader};
@@ -14,10 +13,10 @@ fn template() -> Yaml {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     YamlLoader::load_from_str(&text)
-        .unwrap()
+        .expect("test set-up")
         .into_iter()
         .next()
-        .unwrap()
+        .expect("test set-up")
 }
 
 fn str_of(y: &Yaml) -> &str {

@@ -100,7 +100,6 @@ pub async fn load() -> SdkConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

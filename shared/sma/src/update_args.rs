@@ -43,7 +43,6 @@ pub fn update_arguments(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

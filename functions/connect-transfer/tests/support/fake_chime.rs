@@ -37,7 +37,7 @@ impl Reply {
 }
 
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub struct RecordedUpdate {
     pub method: String,
     pub path: String,
     pub body: Value,
@@ -48,7 +48,7 @@ pub struct Recorded {
 struct State {
     script: Mutex<VecDeque<Reply>>,
     default: Reply,
-    requests: Mutex<Vec<Recorded>>,
+    requests: Mutex<Vec<RecordedUpdate>>,
 }
 
 pub struct FakeChime {
@@ -66,8 +66,8 @@ impl Drop for FakeChime {
 impl FakeChime {
     /// Answers every request with `default` unless a scripted reply is queued.
     pub async fn start(default: Reply) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("test set-up");
+        let url = format!("http://{}", listener.local_addr().expect("test set-up"));
         let state = Arc::new(State {
             script: Mutex::new(VecDeque::new()),
             default,
@@ -79,11 +79,15 @@ impl FakeChime {
 
     /// Replies used, in order, before falling back to the default.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        self.state.script.lock().unwrap().extend(replies);
+        self.state
+            .script
+            .lock()
+            .expect("test set-up")
+            .extend(replies);
     }
 
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.state.requests.lock().unwrap().clone()
+    pub fn requests(&self) -> Vec<RecordedUpdate> {
+        self.state.requests.lock().expect("test set-up").clone()
     }
 }
 
@@ -116,16 +120,20 @@ async fn answer(
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    state.requests.lock().unwrap().push(Recorded {
-        method: method.clone(),
-        path: path.clone(),
-        body,
-        signed,
-    });
+    state
+        .requests
+        .lock()
+        .expect("test set-up")
+        .push(RecordedUpdate {
+            method: method.clone(),
+            path: path.clone(),
+            body,
+            signed,
+        });
     let reply = state
         .script
         .lock()
-        .unwrap()
+        .expect("test set-up")
         .pop_front()
         .unwrap_or(state.default);
     if !reply.delay.is_zero() {
@@ -191,5 +199,5 @@ async fn answer(
     }
     Ok(response
         .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap())
+        .expect("test set-up"))
 }

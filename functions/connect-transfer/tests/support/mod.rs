@@ -25,14 +25,19 @@ pub const VCG: &str = "arn:aws:chime:us-east-1:111122223333:vcg/frontdeskgroup";
 pub fn fixture(name: &str) -> Value {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&text).expect("test set-up")
 }
 
 pub fn fixture_names(prefix: &str) -> Vec<String> {
     let dir = format!("{}/../../events", env!("CARGO_MANIFEST_DIR"));
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .expect("test set-up")
+        .map(|e| {
+            e.expect("test set-up")
+                .file_name()
+                .into_string()
+                .expect("test set-up")
+        })
         .filter(|n| n.starts_with(prefix))
         .collect();
     names.sort();
@@ -41,7 +46,7 @@ pub fn fixture_names(prefix: &str) -> Vec<String> {
 
 /// Default target `+18005550100` on `VC`; `VCG` also allowed; default pattern (1–6 digits).
 pub fn policy() -> TransferPolicy {
-    TransferPolicy::new(DEFAULT_TARGET, VC, [VCG], None).unwrap()
+    TransferPolicy::new(DEFAULT_TARGET, VC, [VCG], None).expect("test set-up")
 }
 
 pub fn fixture_pair() -> PairKey {
@@ -70,7 +75,7 @@ impl SharedStore {
                 original_called_number: "+18005550000".into(),
             })
             .await
-            .unwrap();
+            .expect("test set-up");
         assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
         store
     }
@@ -108,8 +113,8 @@ impl CallStore for SharedStore {
 
 /// Every value a string (Connect's STRING_MAP validation).
 pub fn flat(response: &impl serde::Serialize) -> Value {
-    let v = serde_json::to_value(response).unwrap();
-    for (k, val) in v.as_object().unwrap() {
+    let v = serde_json::to_value(response).expect("test set-up");
+    for (k, val) in v.as_object().expect("test set-up") {
         assert!(val.is_string(), "{k} must be a string: {val}");
     }
     v

@@ -21,20 +21,21 @@ pub fn events_dir() -> PathBuf {
 
 pub fn fixture(name: &str) -> serde_json::Value {
     let path = events_dir().join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("test set-up"))
+        .expect("test set-up")
 }
 
-pub fn flow() -> CallMachineConfig {
+pub fn call_machine_config() -> CallMachineConfig {
     CallMachineConfig {
         targets: TransferPolicy::with_rules(
             Some(TransferTarget {
-                uri: AwsEndpointUri::parse("2000").unwrap(),
-                arn: VoiceConnectorArn::parse(VC).unwrap(),
+                uri: AwsEndpointUri::parse("2000").expect("test set-up"),
+                arn: VoiceConnectorArn::parse(VC).expect("test set-up"),
             }),
             [VC],
             None,
         )
-        .unwrap(),
+        .expect("test set-up"),
         ..CallMachineConfig::default()
     }
 }
