@@ -154,7 +154,7 @@ bench-claims: ## concurrent pair-claim benchmark against DynamoDB Local (spread 
 	infra/bench-claims.sh
 
 bench: ## criterion benches of the core crate
-	$(CARGO) bench -p takeback-core
+	$(CARGO) bench -p takeback-sma
 
 clean-local: ## stop the local DynamoDB and remove .local/ state
 	@$(DDB) stop $(LOCAL_DB) >/dev/null || true

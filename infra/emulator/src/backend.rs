@@ -15,14 +15,15 @@ use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr};
 use takeback_dynamo::seed::seed_pairs;
 use takeback_dynamo::tables;
 use takeback_pairs::memory::MemoryStore;
+use takeback_pairs::strategy::ClaimRules;
 use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
     ReleaseOutcome, StoreError, TransferIntent,
 };
 
 use crate::invoke::{Handler, Invoker, LambdaApi};
+use crate::model::Function;
 use crate::scenario::Scenario;
-use crate::world::Function;
 
 pub const DEFAULT_SMA_ID: &str = "sma-emulator";
 /// Built-in defaults, used when there is no env file; `infra/local.env` (what `make watch` gives
@@ -456,24 +457,30 @@ pub async fn prepare(
     }
 
     let sma_config =
-        sma_handler::config::Config::from_env(&env_fn).map_err(|source| BackendError::Config {
-            function: "sma-handler",
-            source,
+        sma_handler::config::SmaHandlerConfig::from_env(&env_fn).map_err(|source| {
+            BackendError::Config {
+                function: "sma-handler",
+                source,
+            }
         })?;
-    let lookup_config = LookupConfig::from(&env_fn).map_err(|source| BackendError::Config {
+    let lookup_config = LookupConfig::from_env(&env_fn).map_err(|source| BackendError::Config {
         function: "connect-lookup",
         source,
     })?;
-    let transfer_config = TransferConfig::from(&env_fn).map_err(|source| BackendError::Config {
-        function: "connect-transfer",
-        source,
-    })?;
+    let transfer_config =
+        TransferConfig::from_env(&env_fn).map_err(|source| BackendError::Config {
+            function: "connect-transfer",
+            source,
+        })?;
 
     let (store, probe) = match (&ddb, opts.store) {
         (Some(client), StoreKind::Dynamo) => {
             let store = DynamoStore::new(client.clone(), pairs_table.clone(), calls_table.clone())
                 .with_config(ClaimConfig {
-                    lease_seconds: sma_config.lease_seconds,
+                    rules: ClaimRules {
+                        lease_seconds: sma_config.lease_seconds,
+                        ..ClaimRules::default()
+                    },
                     ..ClaimConfig::default()
                 });
             (
@@ -497,9 +504,9 @@ pub async fn prepare(
     })?;
     let mut handlers: HashMap<Function, Handler> = HashMap::new();
 
-    let sma_deps = Arc::new(sma_handler::Deps {
+    let sma_deps = Arc::new(sma_handler::SmaDeps {
         store: store.clone(),
-        flow: sma_config.flow,
+        call_machine: sma_config.call_machine,
     });
     handlers.insert(
         Function::Sma,
@@ -515,7 +522,7 @@ pub async fn prepare(
         }),
     );
 
-    let lookup_deps = Arc::new(connect_lookup::Deps::new(
+    let lookup_deps = Arc::new(connect_lookup::LookupDeps::new(
         store.clone(),
         lookup_config.lookup_mode,
     ));
@@ -533,7 +540,7 @@ pub async fn prepare(
 
     // The real SDK client, built the way the function's main.rs builds it: its endpoint comes
     // from AWS_ENDPOINT_URL_CHIME_SDK_VOICE, which points at the emulator's fake API.
-    let transfer_deps = Arc::new(connect_transfer::Deps::new(
+    let transfer_deps = Arc::new(connect_transfer::TransferDeps::new(
         store.clone(),
         takeback_chime::client(&sdk),
         transfer_config.sip_media_application_id,

@@ -25,9 +25,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::model::{Actor, CallEvent, Stamp, UpdateRecord, lock};
 use crate::run::Run;
-use crate::sma::CallEvent;
-use crate::world::{Actor, Stamp, UpdateRecord, lock};
 
 /// The run the server answers for (one scenario at a time).
 #[derive(Default)]

@@ -1,5 +1,6 @@
 //! Amazon Connect: a contact per answered bridge to a Connect number, running the contact flow
-//! (the same JSON users import into Connect) with the interpreter in [`crate::flow`].
+//! (the same JSON users import into Connect) with the interpreter in
+//! [`crate::contact_flow_interpreter`].
 //!
 //! The contact's `CustomerEndpoint` is the caller id the SMA presented on LEG-B (the claimed SMA
 //! number) and its `SystemEndpoint` the Connect number dialled. Prompts take time on the virtual
@@ -14,30 +15,16 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::flow::{self, ContactData, InvokeResult, Step, shorten};
+use crate::contact_flow_interpreter::{
+    self as interpreter, FlowContactState, FlowInvokeResult, FlowStep, shorten,
+};
+use crate::model::{
+    ACCOUNT_ID, Actor, CallEvent, ContactEvent, ContactRef, Function, REGION, Stamp, lock,
+};
 use crate::run::Run;
-use crate::sma::CallEvent;
-use crate::world::{Actor, ContactRef, Function, Stamp, lock};
 
 /// Blocks without cost one contact may run at one instant before the flow counts as looping.
 const MAX_STEPS_PER_INSTANT: usize = 200;
-
-#[derive(Debug)]
-pub enum ContactEvent {
-    Start {
-        call: usize,
-        contact_id: String,
-        customer: String,
-        system: String,
-        leg_b: String,
-    },
-    /// A timed block is over (`epoch` guards against steps of an ended contact).
-    Step { epoch: u64 },
-    /// The SMA hung up the Connect leg.
-    Ended,
-    /// Connect drops the contact on its own (scenario knob).
-    Drop,
-}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ContactRecord {
@@ -55,11 +42,12 @@ enum Pending {
     Input { store: bool, value: Option<String> },
 }
 
-pub struct Contact {
+/// One Connect contact: where it is in the flow, what the flow knows, and what happened to it.
+pub struct ConnectContact {
     idx: usize,
     call: usize,
     leg_b: String,
-    data: ContactData,
+    data: FlowContactState,
     at_block: Option<String>,
     epoch: u64,
     ended: bool,
@@ -93,9 +81,9 @@ pub fn function_of(arn: &str, run: &Run) -> Option<Function> {
     }
 }
 
-impl Contact {
+impl ConnectContact {
     pub async fn handle(
-        slot: &mut Option<Box<Contact>>,
+        slot: &mut Option<Box<ConnectContact>>,
         idx: usize,
         run: &Run,
         at: u64,
@@ -111,20 +99,19 @@ impl Contact {
                 leg_b,
             } => {
                 let plan = &run.plans[call];
-                let mut contact = Contact {
+                let mut contact = ConnectContact {
                     idx,
                     call,
                     leg_b,
-                    data: ContactData {
+                    data: FlowContactState {
                         contact_id: contact_id.clone(),
                         customer_address: customer.clone(),
                         system_address: system.clone(),
                         instance_arn: format!(
                             "arn:aws:connect:{}:{}:instance/emulator",
-                            crate::run::REGION,
-                            crate::run::ACCOUNT_ID
+                            REGION, ACCOUNT_ID
                         ),
-                        ..ContactData::default()
+                        ..FlowContactState::default()
                     },
                     at_block: Some(run.flow.start.clone()),
                     epoch: 0,
@@ -179,8 +166,12 @@ impl Contact {
                         .and_then(|id| run.flow.block(id))
                         .cloned();
                     if let Some(block) = block {
-                        let (next, note) =
-                            flow::after_input(&block, &mut contact.data, value.as_deref(), store);
+                        let (next, note) = interpreter::after_input(
+                            &block,
+                            &mut contact.data,
+                            value.as_deref(),
+                            store,
+                        );
                         run.world
                             .log(stamp.entry(Actor::Connect, format!("  {note}")));
                         contact.at_block = next;
@@ -274,8 +265,8 @@ impl Contact {
                 return;
             };
             self.record.blocks_run += 1;
-            match flow::step(&block, &mut self.data) {
-                Step::Next {
+            match interpreter::step(&block, &mut self.data) {
+                FlowStep::Next {
                     next,
                     cost_ms,
                     note,
@@ -295,7 +286,7 @@ impl Contact {
                         return;
                     }
                 }
-                Step::Invoke {
+                FlowStep::Invoke {
                     function_arn,
                     parameters,
                     time_limit_ms,
@@ -316,7 +307,7 @@ impl Contact {
                     let result = match function {
                         None => {
                             run.world.finding(Some(self.call), stamp.at, "flow.unknown_function", format!("block {id:?} invokes {function_arn:?}, which is neither the lookup nor the transfer function"));
-                            InvokeResult::Failed(format!("unknown function {function_arn}"))
+                            FlowInvokeResult::Failed(format!("unknown function {function_arn}"))
                         }
                         Some(f) => {
                             let event = self.data.lambda_event(&parameters);
@@ -336,23 +327,23 @@ impl Contact {
                                             latency.as_millis()
                                         ),
                                     );
-                                    InvokeResult::Failed(format!(
+                                    FlowInvokeResult::Failed(format!(
                                         "timed out after {} ms",
                                         latency.as_millis()
                                     ))
                                 }
-                                Ok(v) => InvokeResult::Answered(v),
-                                Err(e) => InvokeResult::Failed(e.to_string()),
+                                Ok(v) => FlowInvokeResult::Answered(v),
+                                Err(e) => FlowInvokeResult::Failed(e.to_string()),
                             }
                         }
                     };
                     let result_field = match &result {
-                        InvokeResult::Answered(v) => v
+                        FlowInvokeResult::Answered(v) => v
                             .get("result")
                             .and_then(Value::as_str)
                             .unwrap_or("-")
                             .to_owned(),
-                        InvokeResult::Failed(_) => "error".to_owned(),
+                        FlowInvokeResult::Failed(_) => "error".to_owned(),
                     };
                     match function {
                         Some(Function::Lookup) => self.record.lookups.push(result_field),
@@ -360,11 +351,11 @@ impl Contact {
                         _ => {}
                     }
                     let shown = match &result {
-                        InvokeResult::Answered(v) => summarize_map(v),
-                        InvokeResult::Failed(e) => format!("✗ {e}"),
+                        FlowInvokeResult::Answered(v) => summarize_map(v),
+                        FlowInvokeResult::Failed(e) => format!("✗ {e}"),
                     };
                     let (next, note) =
-                        flow::after_invoke(&block, &mut self.data, result, validation);
+                        interpreter::after_invoke(&block, &mut self.data, result, validation);
                     let mut e = stamp.entry(
                         Actor::Connect,
                         format!(
@@ -380,7 +371,7 @@ impl Contact {
                     run.world.log(e);
                     self.at_block = next;
                 }
-                Step::Input {
+                FlowStep::Input {
                     prompt,
                     prompt_ms,
                     timeout_ms,
@@ -414,13 +405,13 @@ impl Contact {
                     );
                     return;
                 }
-                Step::Disconnect { note } => {
+                FlowStep::Disconnect { note } => {
                     run.world
                         .log(stamp.entry(Actor::Connect, format!("{note}: Connect hangs up")));
                     self.disconnect(run, stamp);
                     return;
                 }
-                Step::Unsupported { kind } => {
+                FlowStep::Unsupported { kind } => {
                     run.world.finding(
                         Some(self.call),
                         stamp.at,
@@ -435,7 +426,7 @@ impl Contact {
                     );
                     e.problem = true;
                     run.world.log(e);
-                    self.at_block = flow::error_branch(&block, "NoMatchingError");
+                    self.at_block = interpreter::error_branch(&block, "NoMatchingError");
                 }
             }
         }

@@ -5,9 +5,10 @@
 //!   the events the service sends, executes the returned actions, keeps `TransactionAttributes`
 //!   as the service does, and rejects (with `INVALID_LAMBDA_RESPONSE`, and a scenario failure)
 //!   any response the service would refuse ([`rules`]);
-//! - **Amazon Connect** ([`connect`], [`flow`]): a contact per answered bridge to a Connect
-//!   number, running `infra/contact-flow.json` — the file users import into Connect — block by
-//!   block, invoking the lookup and transfer Lambdas with the block's invocation attributes;
+//! - **Amazon Connect** ([`connect`], [`contact_flow_interpreter`]): a contact per answered
+//!   bridge to a Connect number, running `infra/contact-flow.json` — the file users import into
+//!   Connect — block by block, invoking the lookup and transfer Lambdas with the block's
+//!   invocation attributes;
 //! - the **Chime SDK Voice API** ([`chime_api`]): a loopback HTTP server answering
 //!   `UpdateSipMediaApplicationCall` (202, or 404 once the call has ended), reached by the
 //!   transfer function's real `aws-sdk-chimesdkvoice` client through
@@ -21,7 +22,7 @@
 //!
 //! # Time: what is simulated and what is real
 //!
-//! The emulator keeps a **virtual clock** ([`run`]): ring times, prompts, the caller's talk time,
+//! The emulator keeps a **virtual clock** ([`simulate`]): ring times, prompts, the caller's talk time,
 //! the delay before `CALL_UPDATE_REQUESTED` and `CallTimeoutSeconds` are events on a queue, and
 //! the clock jumps from one instant to the next, so a 30 s ring costs nothing. It is not tokio's
 //! paused time: the handlers talk to a real DynamoDB Local over TCP and the SDK's own timeouts
@@ -94,15 +95,29 @@
 //! env file are skipped in this mode (the functions' environment belongs to their server).
 //! `cargo lambda watch` compiles and starts function processes on first use: the first
 //! invocations can exceed the SMA's 5 s and are flagged; run once to warm up.
+//!
+//! # Modules
+//!
+//! The modules form no cycle (`tests/module_graph.rs` checks it), bottom up:
+//!
+//! - [`model`] (the shared vocabulary: constants, ids, timeline lines, the events the SMA and
+//!   Connect sides schedule), [`rules`], [`scenario`] — they import nothing or only each other
+//!   downwards;
+//! - [`world`] (queue, index, timeline), [`invoke`], [`contact_flow_interpreter`], [`backend`];
+//! - [`run`] (what one run runs against), then [`sma`], [`connect`], [`chime_api`] (which each
+//!   see the run, never each other);
+//! - [`simulate`] (the event loop over SMA calls and contacts), then [`report`].
 
 pub mod backend;
 pub mod chime_api;
 pub mod connect;
-pub mod flow;
+pub mod contact_flow_interpreter;
 pub mod invoke;
+pub mod model;
 pub mod report;
 pub mod rules;
 pub mod run;
 pub mod scenario;
+pub mod simulate;
 pub mod sma;
 pub mod world;

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use emulator::backend::{self, Options, StoreKind};
 use emulator::chime_api::{self, ChimeApi};
-use emulator::flow::Flow;
+use emulator::contact_flow_interpreter::ParsedFlow;
 use emulator::invoke::LambdaApi;
+use emulator::model::{Function, REGION};
 use emulator::report::{self, Style};
-use emulator::run::{self, Run};
+use emulator::run::Run;
 use emulator::scenario::{CallPlan, Scenario};
-use emulator::world::{Function, World};
+use emulator::simulate::{self, RunResult};
+use emulator::world::World;
 use serde_json::json;
 
 const USAGE: &str = "\
@@ -224,7 +226,7 @@ fn reexec_if_needed(preset_endpoint: Option<&str>) -> Option<ExitCode> {
         );
     }
     if need_region {
-        cmd.env("AWS_REGION", run::REGION);
+        cmd.env("AWS_REGION", REGION);
     }
     if need_creds {
         cmd.env("AWS_ACCESS_KEY_ID", "local")
@@ -453,7 +455,7 @@ fn flow_path(cli: &Cli, scenario: &Scenario) -> PathBuf {
 
 /// What one run produced, beyond the simulation result.
 struct Executed {
-    result: run::RunResult,
+    result: RunResult,
     /// The functions' environment (for `$VAR` in expectations).
     env: BTreeMap<String, String>,
     fallback_configured: bool,
@@ -467,7 +469,7 @@ async fn run_once(
     scenario: &Scenario,
     plans: Vec<CallPlan>,
     keep_timeline: bool,
-) -> Result<(run::RunResult, report::Verdict), String> {
+) -> Result<(RunResult, report::Verdict), String> {
     let done = execute(cli, shared, scenario, plans.clone(), keep_timeline).await?;
     let verdict = report::verdict(
         scenario,
@@ -503,7 +505,7 @@ async fn execute(
     let flow_file = flow_path(cli, scenario);
     let flow_text = std::fs::read_to_string(&flow_file)
         .map_err(|e| format!("contact flow {}: {e}", flow_file.display()))?;
-    let flow = Flow::parse(&flow_text)
+    let flow = ParsedFlow::parse(&flow_text)
         .map_err(|e| format!("contact flow {}: {e}", flow_file.display()))?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let opts = options(cli, shared);
@@ -543,7 +545,7 @@ async fn execute(
         sample_pairs: !keep_timeline,
     });
     shared.api.set(Some(run.clone()));
-    let result = run::simulate(&run, &backend.probe).await;
+    let result = simulate::simulate(&run, &backend.probe).await;
     shared.api.set(None);
     let store_requests = backend.store_requests();
     backend.cleanup().await;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::run::RunResult;
-use crate::scenario::{CallPlan, Outcome, Scenario};
+use crate::model::{Entry, Function};
+use crate::scenario::{CallOutcome, CallPlan, Scenario};
+use crate::simulate::RunResult;
 use crate::sma::CallRecord;
-use crate::world::{Entry, Function};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -66,7 +66,7 @@ pub fn verdict(
     let mut checks = Vec::new();
     for (plan, call) in plans.iter().zip(&result.calls) {
         let name = &plan.label;
-        let outcome = call.outcome.unwrap_or(Outcome::Stuck);
+        let outcome = call.outcome.unwrap_or(CallOutcome::Stuck);
         let mut outcome_checked = false;
         for e in &plan.expect {
             if let Some(want) = e.outcome {
@@ -146,7 +146,7 @@ pub fn verdict(
                 );
             }
         }
-        if !outcome_checked && outcome == Outcome::Stuck {
+        if !outcome_checked && outcome == CallOutcome::Stuck {
             call_check(
                 &mut checks,
                 false,
@@ -293,9 +293,11 @@ impl Style {
 }
 
 fn outcome_text(c: &CallRecord) -> String {
-    let o = c.outcome.unwrap_or(Outcome::Stuck);
+    let o = c.outcome.unwrap_or(CallOutcome::Stuck);
     let mut s = match (o, &c.target) {
-        (Outcome::Transferred | Outcome::Fallback, Some(t)) => format!("{} to {t}", o.as_str()),
+        (CallOutcome::Transferred | CallOutcome::Fallback, Some(t)) => {
+            format!("{} to {t}", o.as_str())
+        }
         _ => o.as_str().to_owned(),
     };
     if let Some(code) = c.hangup_code {
@@ -538,21 +540,21 @@ pub fn load_summary(
     store: &str,
     store_requests: Option<u64>,
 ) -> LoadSummary {
-    let count = |o: &[Outcome]| {
+    let count = |o: &[CallOutcome]| {
         result
             .calls
             .iter()
             .filter(|c| c.outcome.is_some_and(|x| o.contains(&x)))
             .count()
     };
-    let transferred = count(&[Outcome::Transferred, Outcome::Fallback]);
-    let busy = count(&[Outcome::Busy]);
-    let caller_hung_up = count(&[Outcome::CallerHungUp]);
+    let transferred = count(&[CallOutcome::Transferred, CallOutcome::Fallback]);
+    let busy = count(&[CallOutcome::Busy]);
+    let caller_hung_up = count(&[CallOutcome::CallerHungUp]);
     let failed = count(&[
-        Outcome::Unavailable,
-        Outcome::Rejected,
-        Outcome::Ended,
-        Outcome::Stuck,
+        CallOutcome::Unavailable,
+        CallOutcome::Rejected,
+        CallOutcome::Ended,
+        CallOutcome::Stuck,
     ]);
     let wrong = result
         .findings
@@ -567,7 +569,7 @@ pub fn load_summary(
         pairs,
         lookup_mode: lookup_mode.to_owned(),
         store: store.to_owned(),
-        completed: n - count(&[Outcome::Stuck]),
+        completed: n - count(&[CallOutcome::Stuck]),
         transferred,
         busy,
         caller_hung_up,

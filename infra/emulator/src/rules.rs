@@ -539,7 +539,6 @@ fn check_send_digits(c: &mut Checker<'_>, p: &Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
 

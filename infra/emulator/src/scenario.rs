@@ -204,7 +204,7 @@ fn one() -> u32 {
 /// Where the caller ended up.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum CallOutcome {
     /// Bridged to a SIP transfer target.
     Transferred,
     /// Bridged to the configured fallback target.
@@ -223,7 +223,7 @@ pub enum Outcome {
     Stuck,
 }
 
-impl Outcome {
+impl CallOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Transferred => "transferred",
@@ -241,7 +241,7 @@ impl Outcome {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallExpect {
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<CallOutcome>,
     /// Uri of the SIP target the caller reached; `$NAME` reads the functions' environment.
     pub target: Option<String>,
     /// Substrings of what the caller heard (Speak on LEG-A), each must appear.
@@ -262,7 +262,7 @@ pub struct Expect {
     /// Expectations every call must meet (a call's own `expect` is checked too).
     pub all: Option<CallExpect>,
     /// Number of calls per outcome, e.g. `{"transferred": 9, "busy": 3}`.
-    pub counts: BTreeMap<Outcome, usize>,
+    pub counts: BTreeMap<CallOutcome, usize>,
     pub pairs_free_at_end: bool,
     pub no_wrong_transfers: bool,
     /// Rule ids (see `rules`) this scenario expects the handler to break; anything else fails.
@@ -419,7 +419,6 @@ pub fn offset_number(number: &str, k: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -435,7 +434,7 @@ mod tests {
         assert_eq!(plans.len(), 3);
         assert_eq!(plans[2].caller, "+12065550102");
         assert_eq!(plans[2].at_ms, 1000);
-        assert_eq!(plans[0].expect[0].outcome, Some(Outcome::Transferred));
+        assert_eq!(plans[0].expect[0].outcome, Some(CallOutcome::Transferred));
         let load = s.load_plans(10, 2.0);
         assert_eq!(load.len(), 10);
         assert!(load.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));

@@ -32,12 +32,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::connect::ContactEvent;
-use crate::flow::speech_ms;
+use crate::invoke::InvokeError;
+use crate::model::{
+    ACCOUNT_ID, ActionResult, Actor, CallEvent, ContactEvent, Delivery, Function, LiveCall, Ms,
+    REGION, Stamp, lock, speech_ms,
+};
 use crate::rules::{self, LegView};
 use crate::run::Run;
-use crate::scenario::{Answer, CallPlan, HangupEvents, Outcome};
-use crate::world::{Actor, Function, LiveCall, Ms, Stamp, lock};
+use crate::scenario::{Answer, CallOutcome, CallPlan, HangupEvents};
 
 /// The SMA waits this long for the Lambda, then retries.
 pub const LAMBDA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,69 +49,6 @@ pub const MAX_INVOCATIONS: u32 = 1000;
 const BUSY_AFTER_MS: Ms = 500;
 /// Time an ordinary PSTN number takes to answer.
 const PSTN_ANSWER_MS: Ms = 2000;
-
-#[derive(Debug)]
-pub enum CallEvent {
-    Arrive,
-    /// The running action finished (`epoch` guards against completions of replaced actions).
-    ActionDone {
-        epoch: u64,
-        result: ActionResult,
-    },
-    Deliver(Delivery),
-    /// The same event again, as the service does after the Lambda timed out.
-    Redeliver {
-        event_type: String,
-        leg: Option<&'static str>,
-        payload: Value,
-    },
-    CallerHangup,
-    /// The far end of LEG-B hung up (a SIP target, or Connect disconnecting the contact).
-    FarEndHangup {
-        call_id: String,
-    },
-    UpdateRequested {
-        arguments: Map<String, Value>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionResult {
-    Done,
-    Answered,
-    NotAnswered,
-    Busy,
-}
-
-/// An invocation to make.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub event_type: &'static str,
-    pub action_data: Option<Value>,
-    /// Fields at the top level of the event (`INVALID_LAMBDA_RESPONSE`'s error).
-    pub top_level: Option<Map<String, Value>>,
-    /// Which leg the event is about, for the timeline.
-    pub leg: Option<&'static str>,
-    /// The call's last leg went down: delivered even though the call has ended, and the
-    /// service ignores the answer.
-    pub last: bool,
-}
-
-impl Delivery {
-    fn new(
-        event_type: &'static str,
-        action_data: Option<Value>,
-        leg: Option<&'static str>,
-    ) -> Self {
-        Self {
-            event_type,
-            action_data,
-            top_level: None,
-            leg,
-            last: false,
-        }
-    }
-}
 
 /// One invocation about to be made (see [`Delivery`]).
 struct Invocation<'a> {
@@ -166,7 +105,7 @@ pub struct CallRecord {
     pub caller: String,
     pub dialled: String,
     pub transaction_id: String,
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<CallOutcome>,
     /// Uri of the SIP target the caller was last bridged to.
     pub target: Option<String>,
     /// Bridges to SIP targets that were started (`CallAndBridge` with an `AWS` endpoint).
@@ -298,8 +237,8 @@ impl SmaCall {
             .collect();
         let mut details = json!({
             "TransactionId": self.txn,
-            "AwsAccountId": crate::run::ACCOUNT_ID,
-            "AwsRegion": crate::run::REGION,
+            "AwsAccountId": ACCOUNT_ID,
+            "AwsRegion": REGION,
             "SipRuleId": "sip-rule-emulator",
             "SipMediaApplicationId": run.world.sma_id,
             "Participants": participants,
@@ -482,7 +421,7 @@ impl SmaCall {
         run: &Run,
         event_type: &str,
         payload: Value,
-    ) -> (Result<Value, crate::invoke::InvokeError>, Duration) {
+    ) -> (Result<Value, InvokeError>, Duration) {
         let started = Instant::now();
         let result = run.invoker.invoke(Function::Sma, payload).await;
         let latency = started.elapsed();
@@ -1245,22 +1184,22 @@ impl SmaCall {
             );
         }
         let outcome = if self.record.rejected {
-            Outcome::Rejected
+            CallOutcome::Rejected
         } else if self.record.still_connected {
-            Outcome::Stuck
+            CallOutcome::Stuck
         } else if let Some(t) = &self.record.target {
             if Some(t.as_str()) == fallback_uri {
-                Outcome::Fallback
+                CallOutcome::Fallback
             } else {
-                Outcome::Transferred
+                CallOutcome::Transferred
             }
         } else if self.record.caller_hung_up {
-            Outcome::CallerHungUp
+            CallOutcome::CallerHungUp
         } else {
             match self.record.hangup_code {
-                Some(486) => Outcome::Busy,
-                Some(480) => Outcome::Unavailable,
-                _ => Outcome::Ended,
+                Some(486) => CallOutcome::Busy,
+                Some(480) => CallOutcome::Unavailable,
+                _ => CallOutcome::Ended,
             }
         };
         self.record.outcome = Some(outcome);

@@ -9,18 +9,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::Value;
-
-use crate::connect::ContactEvent;
-use crate::sma::CallEvent;
-
-/// Virtual milliseconds since the run started.
-pub type Ms = u64;
+use crate::model::{
+    CallEvent, ContactEvent, ContactRef, Entry, Finding, Function, LiveCall, Ms, UpdateRecord, lock,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Entity {
@@ -59,121 +54,6 @@ impl Ord for Scheduled {
     }
 }
 
-/// Who did something, for the timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Actor {
-    #[serde(rename = "caller")]
-    Caller,
-    #[serde(rename = "sma")]
-    Sma,
-    #[serde(rename = "connect")]
-    Connect,
-    #[serde(rename = "chime_api")]
-    ChimeApi,
-    #[serde(rename = "target")]
-    Target,
-    #[serde(rename = "emulator")]
-    Emulator,
-}
-
-impl Actor {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Caller => "caller",
-            Self::Sma => "SMA",
-            Self::Connect => "Connect",
-            Self::ChimeApi => "Chime API",
-            Self::Target => "target",
-            Self::Emulator => "emulator",
-        }
-    }
-}
-
-/// One line of a call's timeline.
-#[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    #[serde(skip)]
-    pub call: usize,
-    pub t_ms: Ms,
-    #[serde(skip)]
-    pub order: (u64, u64),
-    pub actor: Actor,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub leg: Option<&'static str>,
-    /// An invocation's event type, when this line is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event: Option<String>,
-    pub text: String,
-    /// Action types the handler returned, when this line is an SMA invocation.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub actions: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<Value>,
-    /// This line records a problem.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub problem: bool,
-}
-
-/// Something that makes a scenario fail unless it expects it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    /// The call it concerns (index into the run's calls), if any.
-    pub call: Option<usize>,
-    pub t_ms: Ms,
-    /// Rule id (`response.too_many_actions`, `transfer.wrong_caller`, `flow.unsupported_block`, ...).
-    pub rule: String,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Function {
-    Sma,
-    Lookup,
-    Transfer,
-}
-
-impl Function {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Sma => "sma-handler",
-            Self::Lookup => "connect-lookup",
-            Self::Transfer => "connect-transfer",
-        }
-    }
-}
-
-/// What the fake Chime API knows of a call.
-#[derive(Debug, Clone)]
-pub struct LiveCall {
-    pub call: usize,
-    pub ended: bool,
-    pub update_delay_ms: u64,
-}
-
-/// A contact as the fake Chime API sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct ContactRef {
-    pub contact: usize,
-    pub call: usize,
-    /// Order of the contact's current event, so API lines sort next to the invocation.
-    pub seq: u64,
-}
-
-/// An accepted `UpdateSipMediaApplicationCall`.
-#[derive(Debug, Clone, Serialize)]
-pub struct UpdateRecord {
-    pub t_ms: Ms,
-    pub transaction_id: String,
-    pub call: usize,
-    pub contact_id: Option<String>,
-    /// The call the requesting contact belongs to, when the request named a known contact.
-    pub from_call: Option<usize>,
-    pub arguments: serde_json::Map<String, Value>,
-}
-
 pub struct World {
     pub now: AtomicU64,
     seq: AtomicU64,
@@ -194,10 +74,6 @@ pub struct World {
     pub sma_id: String,
     /// Keep timeline lines (off in load mode: only findings and counters matter there).
     pub keep_timeline: bool,
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl World {
@@ -310,31 +186,5 @@ impl World {
 
     pub fn latencies(&self) -> HashMap<Function, Vec<Duration>> {
         lock(&self.latencies).clone()
-    }
-}
-
-/// Builds timeline lines for one event being handled: same call, instant and event order.
-#[derive(Debug, Clone, Copy)]
-pub struct Stamp {
-    pub call: usize,
-    pub at: Ms,
-    pub seq: u64,
-}
-
-impl Stamp {
-    pub fn entry(&self, actor: Actor, text: impl Into<String>) -> Entry {
-        Entry {
-            call: self.call,
-            t_ms: self.at,
-            order: (self.seq, 0),
-            actor,
-            leg: None,
-            event: None,
-            text: text.into(),
-            actions: None,
-            latency_ms: None,
-            detail: None,
-            problem: false,
-        }
     }
 }

@@ -1,7 +1,6 @@
 //! The binary over the scenario files (in-memory store, so it needs nothing running): every
 //! scenario in `events/scenarios` passes, and a scenario whose expectation is wrong makes the
 //! emulator exit non-zero. `make scenarios` runs the same files against DynamoDB Local too.
-#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,7 +18,7 @@ fn emulator(args: &[&str]) -> (i32, Value, String) {
         .args(args)
         .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
         .output()
-        .unwrap();
+        .expect("run the emulator binary");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let doc = serde_json::from_str(&stdout)
@@ -107,12 +106,15 @@ fn a_wrong_expectation_fails_the_run() {
 #[test]
 fn the_shipped_contact_flow_uses_only_interpreted_blocks() {
     let text = std::fs::read_to_string(root().join("infra/contact-flow.json")).unwrap();
-    let flow = emulator::flow::Flow::parse(&text).unwrap();
-    let mut data = emulator::flow::ContactData::default();
+    let flow = emulator::contact_flow_interpreter::ParsedFlow::parse(&text).unwrap();
+    let mut data = emulator::contact_flow_interpreter::FlowContactState::default();
     for block in flow.blocks.values() {
-        let step = emulator::flow::step(block, &mut data);
+        let step = emulator::contact_flow_interpreter::step(block, &mut data);
         assert!(
-            !matches!(step, emulator::flow::Step::Unsupported { .. }),
+            !matches!(
+                step,
+                emulator::contact_flow_interpreter::FlowStep::Unsupported { .. }
+            ),
             "block {} ({}) is not interpreted by the emulator",
             block.id,
             block.kind

@@ -1,16 +1,17 @@
 //! The SMA emulation itself, driven by scripted fake handlers: which events the service sends in
 //! which order, how it treats `TransactionAttributes`, and what it does with an invalid response.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use emulator::backend::PairProbe;
-use emulator::flow::Flow;
+use emulator::contact_flow_interpreter::ParsedFlow;
 use emulator::invoke::{Handler, Invoker};
-use emulator::run::{Run, RunResult, simulate};
-use emulator::scenario::{Outcome, Scenario};
-use emulator::world::{Function, World};
+use emulator::model::Function;
+use emulator::run::Run;
+use emulator::scenario::{CallOutcome, Scenario};
+use emulator::simulate::{RunResult, simulate};
+use emulator::world::World;
 use futures::FutureExt;
 use serde_json::{Value, json};
 
@@ -18,8 +19,8 @@ const CONNECT: &str = "+18005551111";
 const SMA: &str = "+18005557777";
 
 /// A flow that keeps the contact on hold for a minute, then disconnects.
-fn hold_flow() -> Flow {
-    Flow::from_value(json!({
+fn hold_flow() -> ParsedFlow {
+    ParsedFlow::from_value(json!({
         "Version": "2019-10-30", "StartAction": "hold",
         "Actions": [
             {"Identifier": "hold", "Type": "MessageParticipant",
@@ -27,7 +28,7 @@ fn hold_flow() -> Flow {
             {"Identifier": "bye", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}}
         ]
     }))
-    .unwrap()
+    .expect("the hold flow parses")
 }
 
 fn scenario(sma: Value) -> Scenario {
@@ -37,7 +38,7 @@ fn scenario(sma: Value) -> Scenario {
         "sma": sma,
         "calls": [{"caller": "+12065550123", "dialled": "+18005550100"}]
     }))
-    .unwrap()
+    .expect("the test scenario parses")
 }
 
 type Script = dyn Fn(&Value, &mut Vec<Value>) -> Value + Send + Sync;
@@ -47,7 +48,7 @@ async fn play(scenario: &Scenario, script: Arc<Script>) -> (Vec<Value>, RunResul
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let log = seen.clone();
     let handler: Handler = Arc::new(move |event: Value| {
-        let mut log = log.lock().unwrap();
+        let mut log = log.lock().expect("the event log lock");
         log.push(event.clone());
         let response = script(&event, &mut log);
         async move { Ok(response) }.boxed()
@@ -64,7 +65,7 @@ async fn play(scenario: &Scenario, script: Arc<Script>) -> (Vec<Value>, RunResul
         sample_pairs: false,
     });
     let result = simulate(&run, &PairProbe::None("no store".into())).await;
-    let events = seen.lock().unwrap().clone();
+    let events = seen.lock().expect("the event log lock").clone();
     (events, result)
 }
 
@@ -87,11 +88,11 @@ fn kind(e: &Value) -> String {
 fn leg(e: &Value, tag: &str) -> String {
     e["CallDetails"]["Participants"]
         .as_array()
-        .unwrap()
+        .expect("Participants is a list")
         .iter()
         .find(|p| p["ParticipantTag"] == tag)
-        .map(|p| p["CallId"].as_str().unwrap().to_owned())
-        .unwrap()
+        .map(|p| p["CallId"].as_str().expect("CallId is a string").to_owned())
+        .expect("the leg is a participant")
 }
 
 fn ok(actions: Vec<Value>) -> Value {
@@ -176,7 +177,7 @@ async fn hangup_of_the_connect_leg_produces_the_events_the_knob_says_in_that_ord
         assert_eq!(result.contacts.len(), 1);
         assert_eq!(result.contacts[0].ended_by, "sma", "knob {knob}");
         assert!(result.findings.is_empty(), "{:?}", result.findings);
-        assert_eq!(result.calls[0].outcome, Some(Outcome::Ended));
+        assert_eq!(result.calls[0].outcome, Some(CallOutcome::Ended));
         // LEG-B is reported disconnected once it is down.
         let hangup_b = events.iter().find(|e| kind(e) == "HANGUP LEG-B");
         if let Some(h) = hangup_b {
@@ -305,7 +306,7 @@ async fn the_caller_left_in_silence_is_reported_stuck() {
     // Answers nothing at all: the caller is connected and nothing will ever happen.
     let script: Arc<Script> = Arc::new(|_e: &Value, _log: &mut Vec<Value>| ok(vec![]));
     let (_, result) = play(&scenario(json!({})), script).await;
-    assert_eq!(result.calls[0].outcome, Some(Outcome::Stuck));
+    assert_eq!(result.calls[0].outcome, Some(CallOutcome::Stuck));
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Parse one SMA event and decide its actions: the CPU work of one SMA invocation apart from
-//! the store round trips. Run with `cargo bench -p takeback-core --bench sma_decide`.
+//! the store round trips. Run with `cargo bench -p takeback-sma --bench sma_decide`.
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;

@@ -11,7 +11,13 @@
 //!
 //! This module is pure: it says what a block wants (play a prompt for so long, invoke a Lambda,
 //! collect input, disconnect) and, given the result, which block comes next. The contact driver
-//! in [`crate::connect`] supplies time, Lambda invocations and caller input.
+//! (the `connect` module, which uses this one) supplies time, Lambda invocations and caller
+//! input.
+//!
+//! Its names say "flow" ([`ParsedFlow`], [`FlowBlock`], [`FlowStep`], ...) to keep them apart from
+//! the SMA's call state machine (`takeback_sma::call_machine`) and from the Connect event types
+//! of `takeback_connect` (its `ContactData` is what a Lambda receives; [`FlowContactState`] is
+//! what the interpreter keeps while the flow runs).
 //!
 //! Interpreted: `MessageParticipant`, `MessageParticipantIteratively`, `GetParticipantInput`,
 //! `InvokeLambdaFunction`, `UpdateContactAttributes`, `Compare`, `Loop`, `Wait`,
@@ -25,18 +31,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
-/// Speech rate used for prompt durations: about 16 characters a second.
-pub const MS_PER_CHAR: u64 = 60;
-pub const MIN_PROMPT_MS: u64 = 500;
-
-/// How long speaking `text` takes, rounded up to 100 ms.
-pub fn speech_ms(text: &str) -> u64 {
-    let ms = (text.chars().count() as u64 * MS_PER_CHAR).max(MIN_PROMPT_MS);
-    ms.div_ceil(100) * 100
-}
+use crate::model::{MIN_PROMPT_MS, speech_ms};
 
 #[derive(Debug, thiserror::Error)]
-pub enum FlowError {
+pub enum FlowParseError {
     #[error("the flow is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("the flow has no {0}")]
@@ -50,54 +48,54 @@ pub enum FlowError {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Condition {
+pub struct FlowCondition {
     pub operator: String,
     pub operands: Vec<String>,
     pub next: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Block {
+pub struct FlowBlock {
     pub id: String,
     pub kind: String,
     pub params: Value,
     pub next: Option<String>,
     /// `(ErrorType, NextAction)`.
     pub errors: Vec<(String, String)>,
-    pub conditions: Vec<Condition>,
+    pub conditions: Vec<FlowCondition>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Flow {
+pub struct ParsedFlow {
     pub start: String,
-    pub blocks: HashMap<String, Block>,
+    pub blocks: HashMap<String, FlowBlock>,
 }
 
-impl Flow {
-    pub fn parse(text: &str) -> Result<Self, FlowError> {
+impl ParsedFlow {
+    pub fn parse(text: &str) -> Result<Self, FlowParseError> {
         Self::from_value(serde_json::from_str(text)?)
     }
 
-    pub fn from_value(v: Value) -> Result<Self, FlowError> {
+    pub fn from_value(v: Value) -> Result<Self, FlowParseError> {
         let start = v
             .get("StartAction")
             .and_then(Value::as_str)
-            .ok_or(FlowError::Missing("StartAction"))?
+            .ok_or(FlowParseError::Missing("StartAction"))?
             .to_owned();
         let actions = v
             .get("Actions")
             .and_then(Value::as_array)
-            .ok_or(FlowError::Missing("Actions"))?;
+            .ok_or(FlowParseError::Missing("Actions"))?;
         let mut blocks = HashMap::new();
         for (i, a) in actions.iter().enumerate() {
             let id = a
                 .get("Identifier")
                 .and_then(Value::as_str)
-                .ok_or(FlowError::BadAction(i))?;
+                .ok_or(FlowParseError::BadAction(i))?;
             let kind = a
                 .get("Type")
                 .and_then(Value::as_str)
-                .ok_or(FlowError::BadAction(i))?;
+                .ok_or(FlowParseError::BadAction(i))?;
             let t = a.get("Transitions").cloned().unwrap_or(Value::Null);
             let next = t
                 .get("NextAction")
@@ -124,7 +122,7 @@ impl Flow {
                     cs.iter()
                         .filter_map(|c| {
                             let cond = c.get("Condition")?;
-                            Some(Condition {
+                            Some(FlowCondition {
                                 operator: cond.get("Operator")?.as_str()?.to_owned(),
                                 operands: cond
                                     .get("Operands")
@@ -139,7 +137,7 @@ impl Flow {
                 .unwrap_or_default();
             blocks.insert(
                 id.to_owned(),
-                Block {
+                FlowBlock {
                     id: id.to_owned(),
                     kind: kind.to_owned(),
                     params: a.get("Parameters").cloned().unwrap_or_else(|| json!({})),
@@ -150,7 +148,7 @@ impl Flow {
             );
         }
         if !blocks.contains_key(&start) {
-            return Err(FlowError::BadStart(start));
+            return Err(FlowParseError::BadStart(start));
         }
         for b in blocks.values() {
             let targets = b
@@ -160,7 +158,7 @@ impl Flow {
                 .chain(b.conditions.iter().map(|c| &c.next));
             for to in targets {
                 if !blocks.contains_key(to) {
-                    return Err(FlowError::DanglingTransition {
+                    return Err(FlowParseError::DanglingTransition {
                         from: b.id.clone(),
                         to: to.clone(),
                     });
@@ -170,7 +168,7 @@ impl Flow {
         Ok(Self { start, blocks })
     }
 
-    pub fn block(&self, id: &str) -> Option<&Block> {
+    pub fn block(&self, id: &str) -> Option<&FlowBlock> {
         self.blocks.get(id)
     }
 }
@@ -185,7 +183,7 @@ fn value_text(v: &Value) -> String {
 
 /// What Connect knows about the contact while the flow runs.
 #[derive(Debug, Clone, Default)]
-pub struct ContactData {
+pub struct FlowContactState {
     pub contact_id: String,
     pub customer_address: String,
     pub system_address: String,
@@ -198,7 +196,7 @@ pub struct ContactData {
     pub loops: HashMap<String, u64>,
 }
 
-impl ContactData {
+impl FlowContactState {
     /// Resolves one reference (`$.External.x`, ...); `None` when it names nothing known.
     pub fn lookup(&self, path: &str) -> Option<String> {
         let rest = path.strip_prefix("$.")?;
@@ -272,14 +270,14 @@ impl ContactData {
 
 /// How Connect validates a Lambda response (`ResponseValidation.ResponseType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Validation {
+pub enum ResponseValidation {
     StringMap,
     Json,
 }
 
 /// What a block asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Step {
+pub enum FlowStep {
     /// Go on at `next` after `cost_ms` (a prompt being spoken, a wait); `next: None` means the
     /// flow ran off its end.
     Next {
@@ -291,7 +289,7 @@ pub enum Step {
         function_arn: String,
         parameters: BTreeMap<String, String>,
         time_limit_ms: u64,
-        validation: Validation,
+        validation: ResponseValidation,
     },
     Input {
         prompt: String,
@@ -322,7 +320,7 @@ fn param_u64(params: &Value, key: &str) -> Option<u64> {
 
 /// What a prompt says (SSML tags removed) and how long it takes: the words at the speech rate
 /// plus any SSML `<break time="…"/>`.
-fn prompt(params: &Value, data: &ContactData) -> (String, u64) {
+fn prompt(params: &Value, data: &FlowContactState) -> (String, u64) {
     if let Some(text) = param_str(params, "Text") {
         let text = data.resolve(&text);
         let ms = speech_ms(&text);
@@ -422,8 +420,8 @@ const SETTINGS_BLOCKS: &[&str] = &[
 ];
 
 /// What `block` asks for; blocks without side effects (attributes, compare, loop) are applied
-/// to `data` here and answer [`Step::Next`] at no cost.
-pub fn step(block: &Block, data: &mut ContactData) -> Step {
+/// to `data` here and answer [`FlowStep::Next`] at no cost.
+pub fn step(block: &FlowBlock, data: &mut FlowContactState) -> FlowStep {
     let p = &block.params;
     match block.kind.as_str() {
         "MessageParticipant" | "MessageParticipantIteratively" => {
@@ -433,7 +431,7 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
             } else {
                 quoted(&text)
             };
-            Step::Next {
+            FlowStep::Next {
                 next: block.next.clone(),
                 cost_ms: ms,
                 note: format!("plays {shown}"),
@@ -448,7 +446,7 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
                 .and_then(|v| param_u64(v, "MaximumLength"))
                 .map(|n| n as usize)
                 .unwrap_or(if store { 20 } else { 1 });
-            Step::Input {
+            FlowStep::Input {
                 prompt_ms,
                 prompt: text,
                 timeout_ms: param_u64(p, "InputTimeLimitSeconds").unwrap_or(5) * 1000,
@@ -471,10 +469,10 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
                 .and_then(|v| v.get("ResponseType"))
                 .and_then(Value::as_str)
             {
-                Some("JSON") => Validation::Json,
-                _ => Validation::StringMap,
+                Some("JSON") => ResponseValidation::Json,
+                _ => ResponseValidation::StringMap,
             };
-            Step::Invoke {
+            FlowStep::Invoke {
                 function_arn: data.resolve(&param_str(p, "LambdaFunctionARN").unwrap_or_default()),
                 parameters,
                 time_limit_ms: param_u64(p, "InvocationTimeLimitSeconds")
@@ -493,7 +491,7 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
                     data.attributes.insert(k.clone(), value);
                 }
             }
-            Step::Next {
+            FlowStep::Next {
                 next: block.next.clone(),
                 cost_ms: 0,
                 note: format!("sets {}", set.join(", ")),
@@ -507,7 +505,7 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
                 .find(|c| condition_holds(c, &value))
                 .map(|c| c.next.clone())
                 .or_else(|| error_branch(block, "NoMatchingCondition"));
-            Step::Next {
+            FlowStep::Next {
                 next,
                 cost_ms: 0,
                 note: format!("compares {value:?}"),
@@ -529,7 +527,7 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
                 .find(|c| condition_holds(c, result))
                 .map(|c| c.next.clone())
                 .or_else(|| block.next.clone());
-            Step::Next {
+            FlowStep::Next {
                 next,
                 cost_ms: 0,
                 note: format!("{result} ({done}/{count})"),
@@ -551,31 +549,31 @@ pub fn step(block: &Block, data: &mut ContactData) -> Step {
                 .map(|c| c.next.clone())
                 .or_else(|| error_branch(block, "TimeLimitExceeded"))
                 .or_else(|| block.next.clone());
-            Step::Next {
+            FlowStep::Next {
                 next,
                 cost_ms: seconds * 1000,
                 note: format!("waits {seconds} s"),
             }
         }
-        "DisconnectParticipant" => Step::Disconnect {
+        "DisconnectParticipant" => FlowStep::Disconnect {
             note: "DisconnectParticipant".into(),
         },
-        "EndFlowExecution" => Step::Disconnect {
+        "EndFlowExecution" => FlowStep::Disconnect {
             note: "EndFlowExecution (an inbound voice contact is disconnected)".into(),
         },
-        kind if SETTINGS_BLOCKS.contains(&kind) => Step::Next {
+        kind if SETTINGS_BLOCKS.contains(&kind) => FlowStep::Next {
             next: block.next.clone(),
             cost_ms: 0,
             note: String::new(),
         },
-        other => Step::Unsupported {
+        other => FlowStep::Unsupported {
             kind: other.to_owned(),
         },
     }
 }
 
 /// The `Errors` entry for `error_type`, else the `NoMatchingError` catch-all.
-pub fn error_branch(block: &Block, error_type: &str) -> Option<String> {
+pub fn error_branch(block: &FlowBlock, error_type: &str) -> Option<String> {
     let find = |t: &str| {
         block
             .errors
@@ -586,7 +584,7 @@ pub fn error_branch(block: &Block, error_type: &str) -> Option<String> {
     find(error_type).or_else(|| find("NoMatchingError"))
 }
 
-pub fn condition_holds(c: &Condition, value: &str) -> bool {
+pub fn condition_holds(c: &FlowCondition, value: &str) -> bool {
     let num = |s: &str| s.trim().parse::<f64>().ok();
     let operand = c.operands.first().map(String::as_str).unwrap_or("");
     match c.operator.as_str() {
@@ -606,7 +604,7 @@ pub fn condition_holds(c: &Condition, value: &str) -> bool {
 
 /// The outcome of an `InvokeLambdaFunction` block.
 #[derive(Debug, Clone, PartialEq)]
-pub enum InvokeResult {
+pub enum FlowInvokeResult {
     Answered(Value),
     /// A function error, a timeout, or a response the validation refuses.
     Failed(String),
@@ -616,23 +614,23 @@ pub enum InvokeResult {
 /// `NextAction`; a failure or a response the validation refuses takes the error branch.
 /// Returns the next block and a note on what happened.
 pub fn after_invoke(
-    block: &Block,
-    data: &mut ContactData,
-    result: InvokeResult,
-    validation: Validation,
+    block: &FlowBlock,
+    data: &mut FlowContactState,
+    result: FlowInvokeResult,
+    validation: ResponseValidation,
 ) -> (Option<String>, String) {
-    let failed = |data: &mut ContactData, why: String| {
+    let failed = |data: &mut FlowContactState, why: String| {
         data.external.clear();
         (error_branch(block, "NoMatchingError"), why)
     };
     match result {
-        InvokeResult::Failed(why) => failed(data, why),
-        InvokeResult::Answered(Value::Object(map)) => {
+        FlowInvokeResult::Failed(why) => failed(data, why),
+        FlowInvokeResult::Answered(Value::Object(map)) => {
             let size = Value::Object(map.clone()).to_string().len();
             if size >= 32 * 1024 {
                 return failed(data, format!("response is {size} bytes (limit 32 KB)"));
             }
-            if validation == Validation::StringMap
+            if validation == ResponseValidation::StringMap
                 && let Some((k, _)) = map.iter().find(|(_, v)| !v.is_string())
             {
                 return failed(
@@ -643,7 +641,7 @@ pub fn after_invoke(
             data.external = map;
             (block.next.clone(), String::new())
         }
-        InvokeResult::Answered(other) => {
+        FlowInvokeResult::Answered(other) => {
             failed(data, format!("response is not an object: {other}"))
         }
     }
@@ -651,8 +649,8 @@ pub fn after_invoke(
 
 /// Applies caller input to a `GetParticipantInput` block. `None`: nothing was entered in time.
 pub fn after_input(
-    block: &Block,
-    data: &mut ContactData,
+    block: &FlowBlock,
+    data: &mut FlowContactState,
     input: Option<&str>,
     store: bool,
 ) -> (Option<String>, String) {
@@ -687,11 +685,10 @@ pub fn after_input(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn flow() -> Flow {
-        Flow::from_value(json!({
+    fn flow() -> ParsedFlow {
+        ParsedFlow::from_value(json!({
             "Version": "2019-10-30",
             "StartAction": "welcome",
             "Actions": [
@@ -722,12 +719,12 @@ mod tests {
         .unwrap()
     }
 
-    fn data() -> ContactData {
-        ContactData {
+    fn data() -> FlowContactState {
+        FlowContactState {
             contact_id: "c-1".into(),
             customer_address: "+18005557777".into(),
             system_address: "+18005551111".into(),
-            ..ContactData::default()
+            ..FlowContactState::default()
         }
     }
 
@@ -736,12 +733,12 @@ mod tests {
         assert_eq!(flow().blocks.len(), 7);
         let bad = json!({"StartAction": "a", "Actions": [{"Identifier": "a", "Type": "MessageParticipant", "Transitions": {"NextAction": "nowhere"}}]});
         assert!(matches!(
-            Flow::from_value(bad),
-            Err(FlowError::DanglingTransition { .. })
+            ParsedFlow::from_value(bad),
+            Err(FlowParseError::DanglingTransition { .. })
         ));
         assert!(matches!(
-            Flow::from_value(json!({"StartAction": "x", "Actions": []})),
-            Err(FlowError::BadStart(_))
+            ParsedFlow::from_value(json!({"StartAction": "x", "Actions": []})),
+            Err(FlowParseError::BadStart(_))
         ));
     }
 
@@ -765,7 +762,7 @@ mod tests {
         let f = flow();
         let mut d = data();
         match step(f.block("lookup").unwrap(), &mut d) {
-            Step::Invoke {
+            FlowStep::Invoke {
                 parameters,
                 time_limit_ms,
                 validation,
@@ -774,7 +771,7 @@ mod tests {
                 assert_eq!(parameters["CallingNumber"], "+18005557777");
                 assert_eq!(parameters["CalledNumber"], "+18005551111");
                 assert_eq!(time_limit_ms, 8000);
-                assert_eq!(validation, Validation::StringMap);
+                assert_eq!(validation, ResponseValidation::StringMap);
                 assert!(function_arn.ends_with("connect-lookup"));
             }
             other => panic!("{other:?}"),
@@ -792,33 +789,35 @@ mod tests {
         let f = flow();
         let b = f.block("lookup").unwrap();
         let mut d = data();
-        let ok = InvokeResult::Answered(json!({"result": "found", "transaction_id": "t"}));
+        let ok = FlowInvokeResult::Answered(json!({"result": "found", "transaction_id": "t"}));
         assert_eq!(
-            after_invoke(b, &mut d, ok, Validation::StringMap)
+            after_invoke(b, &mut d, ok, ResponseValidation::StringMap)
                 .0
                 .as_deref(),
             Some("found?")
         );
         assert_eq!(d.lookup("$.External.result").as_deref(), Some("found"));
         // Compare on the result, then set the attribute from $.External.
-        let Step::Next { next, .. } = step(f.block("found?").unwrap(), &mut d) else {
+        let FlowStep::Next { next, .. } = step(f.block("found?").unwrap(), &mut d) else {
             panic!()
         };
         assert_eq!(next.as_deref(), Some("remember"));
         step(f.block("remember").unwrap(), &mut d);
         assert_eq!(d.attributes["transaction_id"], "t");
         // Nested values fail STRING_MAP validation; errors take the error branch and clear $.External.
-        let nested = InvokeResult::Answered(json!({"result": {"x": 1}}));
+        let nested = FlowInvokeResult::Answered(json!({"result": {"x": 1}}));
         assert_eq!(
-            after_invoke(b, &mut d, nested, Validation::StringMap)
+            after_invoke(b, &mut d, nested, ResponseValidation::StringMap)
                 .0
                 .as_deref(),
             Some("bye")
         );
         assert!(d.external.is_empty());
-        let err = InvokeResult::Failed("Unhandled".into());
+        let err = FlowInvokeResult::Failed("Unhandled".into());
         assert_eq!(
-            after_invoke(b, &mut d, err, Validation::Json).0.as_deref(),
+            after_invoke(b, &mut d, err, ResponseValidation::Json)
+                .0
+                .as_deref(),
             Some("bye")
         );
     }
@@ -828,7 +827,7 @@ mod tests {
         let f = flow();
         let mut d = data();
         d.external.insert("result".into(), json!("not_found"));
-        let Step::Next { next, .. } = step(f.block("found?").unwrap(), &mut d) else {
+        let FlowStep::Next { next, .. } = step(f.block("found?").unwrap(), &mut d) else {
             panic!()
         };
         assert_eq!(next.as_deref(), Some("bye"));
@@ -839,7 +838,7 @@ mod tests {
         let f = flow();
         let room = f.block("room").unwrap();
         let mut d = data();
-        let Step::Input {
+        let FlowStep::Input {
             store, timeout_ms, ..
         } = step(room, &mut d)
         else {
@@ -857,7 +856,7 @@ mod tests {
         let lp = f.block("again").unwrap();
         let nexts: Vec<_> = (0..4)
             .map(|_| match step(lp, &mut d) {
-                Step::Next { next, .. } => next.unwrap(),
+                FlowStep::Next { next, .. } => next.unwrap(),
                 _ => panic!(),
             })
             .collect();
@@ -870,7 +869,7 @@ mod tests {
 
     #[test]
     fn menu_input_matches_conditions_or_errors() {
-        let block = Block {
+        let block = FlowBlock {
             id: "menu".into(),
             kind: "GetParticipantInput".into(),
             params: json!({"Text": "Press 1", "InputTimeLimitSeconds": 3}),
@@ -879,7 +878,7 @@ mod tests {
                 ("InputTimeLimitExceeded".into(), "t".into()),
                 ("NoMatchingCondition".into(), "n".into()),
             ],
-            conditions: vec![Condition {
+            conditions: vec![FlowCondition {
                 operator: "Equals".into(),
                 operands: vec!["1".into()],
                 next: "one".into(),
@@ -906,7 +905,7 @@ mod tests {
         b.kind = "TransferContactToQueue".into();
         assert_eq!(
             step(&b, &mut data()),
-            Step::Unsupported {
+            FlowStep::Unsupported {
                 kind: "TransferContactToQueue".into()
             }
         );
@@ -922,7 +921,7 @@ mod tests {
             ssml_breaks_ms(r#"<speak>a<break time='250ms'/>b<break time="1.5s"/></speak>"#),
             1750
         );
-        let block = Block {
+        let block = FlowBlock {
             id: "hold".into(),
             kind: "MessageParticipant".into(),
             params: json!({"SSML": "<speak><break time=\"10s\"/></speak>"}),
@@ -930,15 +929,9 @@ mod tests {
             errors: vec![],
             conditions: vec![],
         };
-        let Step::Next { cost_ms, .. } = step(&block, &mut data()) else {
+        let FlowStep::Next { cost_ms, .. } = step(&block, &mut data()) else {
             panic!()
         };
         assert_eq!(cost_ms, 10_000);
-    }
-
-    #[test]
-    fn speech_takes_time_proportional_to_text() {
-        assert_eq!(speech_ms(""), 500);
-        assert_eq!(speech_ms(&"x".repeat(50)), 3000);
     }
 }
