@@ -153,7 +153,7 @@ scenarios: ## every emulator scenario (events/scenarios/), DynamoDB Local and in
 bench-claims: ## concurrent pair-claim benchmark against DynamoDB Local (spread vs the seed's Limit=1)
 	infra/bench-claims.sh
 
-bench: ## criterion benches of the core crate
+bench: ## criterion benches of the SMA crate (parse + decide + serialize)
 	$(CARGO) bench -p takeback-sma
 
 clean-local: ## stop the local DynamoDB and remove .local/ state
