@@ -44,17 +44,16 @@
 //! give the function a timeout of at least 10 s. Configure the Alexa Skills Kit trigger with
 //! skill-id verification too (the smart-home `AcceptGrant` directive carries no skill id).
 
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use takeback_alexa::config::{self, ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings};
 use takeback_alexa::model::{
-    AlexaEvent, CallResult, CallResultCode, DirectiveEnvelope, GrantPayload, MessageKind,
-    RequestHeader, SignalingMessage, SkillRequest, SkillRequestEnvelope, deferred_response,
-    speech_response,
+    AlexaEvent, AlexaRequestEnvelope, AlexaResponse, CallResult, CallResultCode, Directive,
+    DirectiveEnvelope, GrantPayload, MessageKind, RequestHeader, SignalingMessage, SkillRequest,
+    SkillRequestEnvelope, SkillResponse,
 };
 use takeback_alexa::retry::RetryPolicy;
-use takeback_alexa::session::{CallState, Incoming, Session, Side};
+use takeback_alexa::session::{CallSession, Incoming, SessionState, Side};
 use takeback_alexa::store::TokenStore;
 use takeback_alexa::store::{self, Recorded, SessionStore};
 use takeback_alexa::{Secret, now_epoch_seconds};
@@ -66,7 +65,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 /// Typed configuration (see the module documentation for the variables).
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct CallSignalingConfig {
     pub skill_id: String,
     pub sessions_table: String,
     pub tokens_table: String,
@@ -79,7 +78,7 @@ pub struct Config {
     pub ttl: SessionTtl,
 }
 
-impl Config {
+impl CallSignalingConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let mut signaling = SignalingSettings::from_env(env)?;
         signaling.retry = config::retry_policy(
@@ -111,7 +110,7 @@ impl Config {
 }
 
 /// What the handler needs; built once per process in `main`, directly in tests.
-pub struct Deps<S, T> {
+pub struct CallSignalingDeps<S, T> {
     pub skill_id: String,
     pub sessions: S,
     pub tokens: Arc<AccessTokenProvider<T>>,
@@ -122,7 +121,7 @@ pub struct Deps<S, T> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
+pub enum CallSignalingError {
     #[error("request refused: it is addressed to skill {received:?}, not to this skill")]
     WrongSkill { received: Option<String> },
     #[error("malformed request: {0}")]
@@ -131,67 +130,72 @@ pub enum HandlerError {
     Store(#[source] StoreError),
 }
 
-/// Handles one Lambda event (a custom-skill request or a smart-home directive).
+/// Handles one Lambda event (a custom-skill request or a smart-home directive). A malformed
+/// event is an error ([`CallSignalingError::Malformed`]), as is a request for another skill.
 pub async fn handle<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
-    event: Value,
-) -> Result<Value, HandlerError> {
-    if event.get("directive").is_some() {
-        return handle_directive(deps, event).await;
+    deps: &CallSignalingDeps<S, T>,
+    event: AlexaRequestEnvelope,
+) -> Result<AlexaResponse, CallSignalingError> {
+    match event {
+        AlexaRequestEnvelope::Skill(envelope) => handle_skill_request(deps, *envelope).await,
+        AlexaRequestEnvelope::Directive(directive) => Ok(handle_directive(deps, directive).await),
+        AlexaRequestEnvelope::Malformed { reason } => Err(CallSignalingError::Malformed(reason)),
     }
-    let envelope: SkillRequestEnvelope = serde_json::from_value(event)
-        .map_err(|e| HandlerError::Malformed(format!("not an Alexa request envelope: {e}")))?;
-    let header = envelope.header();
-    let request_type = header.request_type.clone().unwrap_or_default();
-    let session_hint = envelope
-        .request
-        .as_ref()
-        .and_then(|r| r.get("sessionId"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+}
+
+async fn handle_skill_request<S: SessionStore, T: TokenStore>(
+    deps: &CallSignalingDeps<S, T>,
+    envelope: SkillRequestEnvelope,
+) -> Result<AlexaResponse, CallSignalingError> {
+    let header = &envelope.header;
     let span = info_span!(
         "alexa_request",
-        request_type = %request_type,
+        request_type = header.request_type.as_deref().unwrap_or_default(),
         request_id = header.request_id.as_deref().unwrap_or_default(),
-        session_id = %session_hint,
+        session_id = header.session_id.as_deref().unwrap_or_default(),
     );
     async move {
         let received = envelope.application_id();
         if received != Some(deps.skill_id.as_str()) {
             warn!(received_skill_id = ?received, "refusing a request for another skill");
-            return Err(HandlerError::WrongSkill {
+            return Err(CallSignalingError::WrongSkill {
                 received: received.map(str::to_owned),
             });
         }
-        let request = envelope.classify().map_err(|e| {
+        let api_endpoint = envelope.api_endpoint().map(str::to_owned);
+        let SkillRequestEnvelope {
+            header, request, ..
+        } = envelope;
+        let request = request.map_err(|e| {
             warn!(error = %e, "malformed request");
-            HandlerError::Malformed(e.to_string())
+            CallSignalingError::Malformed(e.to_string())
         })?;
         match request {
             SkillRequest::CallSignaling { kind, signal } => {
                 let message = signal.validate(kind, false).map_err(|e| {
                     warn!(error = %e, "malformed CallSignaling request; nothing recorded");
-                    HandlerError::Malformed(format!("{}: {e}", kind.full_type()))
+                    CallSignalingError::Malformed(format!("{}: {e}", kind.full_type()))
                 })?;
-                on_signal(deps, &envelope, &header, message).await?;
-                Ok(deferred_response())
+                on_signal(deps, api_endpoint.as_deref(), &header, message).await?;
+                Ok(SkillResponse::deferred().into())
             }
             SkillRequest::UnknownCallSignaling { name } => {
                 warn!(name = %name, "unknown CallSignaling request type: answered, not recorded");
-                Ok(deferred_response())
+                Ok(SkillResponse::deferred().into())
             }
-            SkillRequest::AuthorizationGrant(payload) => {
-                Ok(accept_grant(deps, payload).await.to_custom_skill_json())
-            }
-            SkillRequest::Launch | SkillRequest::Intent { .. } => Ok(speech_response(
+            SkillRequest::AuthorizationGrant(payload) => Ok(SkillResponse::event(
+                accept_grant(deps, payload).await,
+            )
+            .into()),
+            SkillRequest::Launch | SkillRequest::Intent { .. } => Ok(SkillResponse::speech(
                 "This skill connects calls between Alexa and the property's devices. \
                  Ask Alexa to call a contact to start a call.",
-            )),
-            SkillRequest::SessionEnded => Ok(serde_json::json!({"version": "1.0", "response": {}})),
-            SkillRequest::Other { request_type } => {
+            )
+            .into()),
+            SkillRequest::SessionEnded => Ok(SkillResponse::empty().into()),
+            SkillRequest::Unknown { request_type } => {
                 info!(request_type = %request_type, "request type not handled by this skill: empty answer");
-                Ok(serde_json::json!({"version": "1.0", "response": {}}))
+                Ok(SkillResponse::empty().into())
             }
         }
     }
@@ -199,54 +203,35 @@ pub async fn handle<S: SessionStore, T: TokenStore>(
     .await
 }
 
+/// Smart-home directives are always answered with an event, an error event included.
 async fn handle_directive<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
-    event: Value,
-) -> Result<Value, HandlerError> {
-    let directive: DirectiveEnvelope = serde_json::from_value(event)
-        .map_err(|e| HandlerError::Malformed(format!("not a directive: {e}")))?;
+    deps: &CallSignalingDeps<S, T>,
+    envelope: DirectiveEnvelope,
+) -> AlexaResponse {
     let span = info_span!(
         "alexa_directive",
-        namespace = directive
-            .directive
-            .header
-            .namespace
-            .as_deref()
-            .unwrap_or_default(),
-        name = directive
-            .directive
-            .header
-            .name
-            .as_deref()
-            .unwrap_or_default(),
+        namespace = envelope.header.namespace.as_deref().unwrap_or_default(),
+        name = envelope.header.name.as_deref().unwrap_or_default(),
     );
     async move {
-        if !directive.is_accept_grant() {
-            warn!("unsupported directive: answered with INVALID_DIRECTIVE");
-            let mut event = AlexaEvent::accept_grant_failed("unsupported directive");
-            event.event.header.namespace = "Alexa".into();
-            if let takeback_alexa::model::EventPayload::Error(p) = &mut event.event.payload {
-                p.error_type = "INVALID_DIRECTIVE".into();
+        match envelope.directive {
+            Directive::AcceptGrant(payload) => accept_grant(deps, payload).await.into(),
+            Directive::MalformedAcceptGrant { reason } => {
+                warn!(error = %reason, "malformed AcceptGrant payload");
+                AlexaEvent::accept_grant_failed("malformed AcceptGrant payload").into()
             }
-            return Ok(event.to_json());
+            Directive::Unknown => {
+                warn!("unsupported directive: answered with INVALID_DIRECTIVE");
+                AlexaEvent::invalid_directive("unsupported directive").into()
+            }
         }
-        let payload = match directive.grant_payload() {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "malformed AcceptGrant payload");
-                return Ok(
-                    AlexaEvent::accept_grant_failed("malformed AcceptGrant payload").to_json(),
-                );
-            }
-        };
-        Ok(accept_grant(deps, payload).await.to_json())
     }
     .instrument(span)
     .await
 }
 
 async fn accept_grant<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
+    deps: &CallSignalingDeps<S, T>,
     payload: GrantPayload,
 ) -> AlexaEvent {
     let grant = payload.grant.unwrap_or_default();
@@ -277,13 +262,13 @@ fn message_id(header: &RequestHeader, message: &SignalingMessage) -> String {
 }
 
 async fn on_signal<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
-    envelope: &SkillRequestEnvelope,
+    deps: &CallSignalingDeps<S, T>,
+    api_endpoint: Option<&str>,
     header: &RequestHeader,
     message: SignalingMessage,
-) -> Result<(), HandlerError> {
+) -> Result<(), CallSignalingError> {
     let id = message_id(header, &message);
-    let api_endpoint = match envelope.api_endpoint() {
+    let api_endpoint = match api_endpoint {
         Some(e) if deps.signaling_settings.is_allowed_endpoint(e) => Some(e.trim_end_matches('/')),
         Some(e) => {
             warn!(api_endpoint = %e, "apiEndpoint is not an Alexa endpoint; using the configured one");
@@ -311,7 +296,7 @@ async fn on_signal<S: SessionStore, T: TokenStore>(
         .await
         .map_err(|e| {
             error!(error = %e, "session store failed; nothing forwarded");
-            HandlerError::Store(e)
+            CallSignalingError::Store(e)
         })?;
     match recorded {
         Recorded::Applied { previous, session } => {
@@ -353,19 +338,14 @@ async fn on_signal<S: SessionStore, T: TokenStore>(
 }
 
 async fn forward<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
+    deps: &CallSignalingDeps<S, T>,
     message: &SignalingMessage,
-    session: &Session,
+    session: &CallSession,
     id: &str,
     redelivery: bool,
 ) {
-    let envelope = WebhookEnvelope {
-        message_id: id.to_owned(),
-        received_at: now_epoch_seconds() * 1000,
-        redelivery,
-        session: session.into(),
-        message: message.to_forward_json(),
-    };
+    let envelope =
+        WebhookEnvelope::new(id, now_epoch_seconds() * 1000, redelivery, session, message);
     match deps.webhook.deliver(&envelope).await {
         Ok(_) => {
             if let Err(e) =
@@ -378,7 +358,7 @@ async fn forward<S: SessionStore, T: TokenStore>(
         Err(e) => {
             error!(error = %e, "forwarding to the property backend failed");
             if message.kind == MessageKind::InitiateOutboundCall
-                && session.state == CallState::Offered
+                && session.state == SessionState::Offered
             {
                 end_call_after_failed_offer(deps, session, id, &e).await;
             }
@@ -389,8 +369,8 @@ async fn forward<S: SessionStore, T: TokenStore>(
 /// The backend never took the offer: end the call toward Alexa so the caller is not left
 /// listening to nothing.
 async fn end_call_after_failed_offer<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
-    session: &Session,
+    deps: &CallSignalingDeps<S, T>,
+    session: &CallSession,
     offer_id: &str,
     failure: &WebhookError,
 ) {
@@ -468,7 +448,7 @@ mod tests {
     fn every_required_variable_is_named_when_missing() {
         for (name, _) in ALL {
             let rest: Vec<_> = ALL.iter().copied().filter(|(n, _)| n != name).collect();
-            let err = Config::from_env(&env(&rest)).unwrap_err();
+            let err = CallSignalingConfig::from_env(&env(&rest)).unwrap_err();
             assert!(
                 matches!(err, ConfigError::Missing(n) if n == *name),
                 "{name}"
@@ -478,7 +458,7 @@ mod tests {
 
     #[test]
     fn defaults_and_redacted_debug() {
-        let c = Config::from_env(&env(ALL)).unwrap();
+        let c = CallSignalingConfig::from_env(&env(ALL)).unwrap();
         assert_eq!(c.signaling.retry.max_attempts, 2);
         assert_eq!(c.webhook_retry.max_attempts, 3);
         assert_eq!(c.webhook_budget, Duration::from_secs(4));
@@ -492,7 +472,7 @@ mod tests {
         bad.push(("WEBHOOK_URL", "not a url"));
         // later pairs win in the test map
         assert!(matches!(
-            Config::from_env(&env(&bad)),
+            CallSignalingConfig::from_env(&env(&bad)),
             Err(ConfigError::Invalid {
                 name: "WEBHOOK_URL",
                 ..

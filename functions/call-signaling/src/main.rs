@@ -1,9 +1,9 @@
 //! Wiring only: logs, configuration, clients, runtime. See `lib.rs`.
 
-use call_signaling::{Config, Deps, handle};
+use call_signaling::{CallSignalingConfig, CallSignalingDeps, handle};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 use std::sync::Arc;
+use takeback_alexa::model::AlexaRequestEnvelope;
 use takeback_dynamo::alexa::DynamoSessionStore;
 use takeback_dynamo::alexa::DynamoTokenStore;
 use takeback_http::client::HttpClient;
@@ -14,7 +14,7 @@ use takeback_http::webhook::WebhookClient;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     takeback_common::telemetry::init_json_logs();
-    let config = Config::from_env(&takeback_common::config::process_env())
+    let config = CallSignalingConfig::from_env(&takeback_common::config::process_env())
         .inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
     let sdk = takeback_sdk::load().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
         token_store,
         LwaClient::new(http.clone(), config.lwa.clone()),
     ));
-    let deps = Deps {
+    let deps = CallSignalingDeps {
         skill_id: config.skill_id.clone(),
         sessions: DynamoSessionStore::new(dynamo, config.sessions_table.clone()),
         signaling: SignalingClient::new(http.clone(), tokens.clone(), config.signaling.retry),
@@ -43,12 +43,14 @@ async fn main() -> Result<(), Error> {
         ttl: config.ttl,
     };
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // Boxed: the handler future is deep and would make the runtime future's layout overflow
-        // the compiler's query depth.
-        Box::pin(handle(deps, event.payload))
-            .await
-            .map_err(Error::from)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<AlexaRequestEnvelope>| async move {
+            // Boxed: the handler future is deep and would make the runtime future's layout overflow
+            // the compiler's query depth.
+            Box::pin(handle(deps, event.payload))
+                .await
+                .map_err(Error::from)
+        },
+    ))
     .await
 }

@@ -1,17 +1,16 @@
 //! The skill handler against in-memory stores and loopback fakes of LWA, Alexa's signaling
 //! endpoint and the property backend's webhook (which verifies every signature). Driven by the
 //! `events/alexa-*.json` fixtures.
-#![allow(clippy::unwrap_used)]
 
-use call_signaling::{Deps, HandlerError, handle};
+use call_signaling::{CallSignalingDeps, CallSignalingError, handle};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use takeback_alexa::Secret;
 use takeback_alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
-use takeback_alexa::model::{MessageKind, SignalingMessage};
+use takeback_alexa::model::{AlexaRequestEnvelope, MessageKind, SignalingMessage};
 use takeback_alexa::retry::RetryPolicy;
-use takeback_alexa::session::{CallState, Incoming, Side};
+use takeback_alexa::session::{Incoming, SessionState, Side};
 use takeback_alexa::store::{self, MemorySessionStore, Recorded, SessionStore};
 use takeback_alexa::store::{MemoryTokenStore, StoredTokens, TokenStore};
 use takeback_http::client::HttpClient;
@@ -35,14 +34,14 @@ struct Harness {
     alexa: RunningSignaling,
     webhook: RunningWebhook,
     token_store: Arc<MemoryTokenStore>,
-    deps: Deps<MemorySessionStore, MemoryTokenStore>,
+    deps: CallSignalingDeps<MemorySessionStore, MemoryTokenStore>,
 }
 
 async fn harness_with_webhook_url(webhook_url: Option<String>) -> Harness {
     let lwa = FakeLwa::start(CLIENT_ID, CLIENT_SECRET).await;
     let alexa = FakeSignaling::start(&lwa.fake).await;
     let webhook = WebhookReceiver::start(WEBHOOK_SECRET).await;
-    let http = HttpClient::new().unwrap();
+    let http = HttpClient::new().expect("test set-up");
     let token_store = Arc::new(MemoryTokenStore::new());
     let lwa_settings = LwaSettings {
         token_url: lwa.token_url(),
@@ -56,7 +55,7 @@ async fn harness_with_webhook_url(webhook_url: Option<String>) -> Harness {
         token_store.clone(),
         LwaClient::new(http.clone(), lwa_settings),
     ));
-    let deps = Deps {
+    let deps = CallSignalingDeps {
         skill_id: SKILL_ID.into(),
         sessions: MemorySessionStore::new(),
         signaling: SignalingClient::new(http.clone(), tokens.clone(), RetryPolicy::fast(3)),
@@ -97,15 +96,15 @@ impl Harness {
         v
     }
 
-    async fn send(&self, name: &str) -> Result<Value, HandlerError> {
-        handle(&self.deps, self.event(name)).await
+    async fn send(&self, name: &str) -> Result<Value, CallSignalingError> {
+        call(&self.deps, self.event(name)).await
     }
 
     /// A fixture re-targeted at another session.
-    async fn send_for(&self, name: &str, session_id: &str) -> Result<Value, HandlerError> {
+    async fn send_for(&self, name: &str, session_id: &str) -> Result<Value, CallSignalingError> {
         let mut v = self.event(name);
         v["request"]["sessionId"] = json!(session_id);
-        handle(&self.deps, v).await
+        call(&self.deps, v).await
     }
 
     /// Tokens as if account linking had happened.
@@ -125,7 +124,7 @@ impl Harness {
                 None,
             )
             .await
-            .unwrap();
+            .expect("test set-up");
     }
 
     /// What the property backend would do through `signaling-api`, applied to the store.
@@ -148,22 +147,36 @@ impl Harness {
             now: takeback_alexa::now_epoch_seconds(),
             ttl: SessionTtl::default(),
         };
-        store::record(&self.deps.sessions, &inc).await.unwrap()
+        store::record(&self.deps.sessions, &inc)
+            .await
+            .expect("test set-up")
     }
 
-    async fn state(&self, session_id: &str) -> Option<CallState> {
+    async fn state(&self, session_id: &str) -> Option<SessionState> {
         self.deps
             .sessions
             .get(session_id, takeback_alexa::now_epoch_seconds())
             .await
-            .unwrap()
+            .expect("test set-up")
             .map(|s| s.state)
     }
 }
 
+/// The handler as the Lambda runtime drives it: the JSON event read into the typed event (which
+/// never fails), the typed answer written back as JSON.
+async fn call<S: SessionStore, T: TokenStore>(
+    deps: &CallSignalingDeps<S, T>,
+    event: Value,
+) -> Result<Value, CallSignalingError> {
+    let event: AlexaRequestEnvelope = serde_json::from_value(event).expect("test set-up");
+    let answer = handle(deps, event).await?;
+    Ok(serde_json::to_value(answer).expect("test set-up"))
+}
+
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("test set-up"))
+        .expect("test set-up")
 }
 
 fn deferred() -> Value {
@@ -183,8 +196,10 @@ async fn every_alexa_fixture_is_understood() {
         }
         seen += 1;
         let v = fixture(name.trim_end_matches(".json"));
-        let env: takeback_alexa::model::SkillRequestEnvelope = serde_json::from_value(v).unwrap();
-        let req = env.classify().unwrap();
+        let AlexaRequestEnvelope::Skill(env) = serde_json::from_value(v).unwrap() else {
+            panic!("{name} is not a custom-skill request");
+        };
+        let req = env.request.unwrap();
         let request_name = name.split('-').nth(1).unwrap();
         use takeback_alexa::model::SkillRequest as R;
         match req {
@@ -228,7 +243,7 @@ async fn outbound_call_is_recorded_forwarded_signed_and_answered_deferred() {
     let h = harness().await;
     let answer = h.send("alexa-initiateoutboundcall-basic").await.unwrap();
     assert_eq!(answer, deferred());
-    assert_eq!(h.state(S_OUT).await, Some(CallState::Offered));
+    assert_eq!(h.state(S_OUT).await, Some(SessionState::Offered));
     let envs = h.webhook.envelopes();
     assert_eq!(envs.len(), 1);
     assert_eq!(h.webhook.bad_signatures(), 0);
@@ -309,7 +324,7 @@ async fn transient_webhook_failures_are_retried() {
         h.alexa.accepted().is_empty(),
         "no CallEnded when the backend got the offer"
     );
-    assert_eq!(h.state(S_OUT).await, Some(CallState::Offered));
+    assert_eq!(h.state(S_OUT).await, Some(SessionState::Offered));
 }
 
 #[tokio::test]
@@ -326,12 +341,12 @@ async fn unreachable_backend_ends_the_alexa_call_with_internal_error() {
     assert_eq!(sent[0]["sessionId"], S_OUT);
     assert_eq!(sent[0]["callResult"]["code"], "INTERNAL_ERROR");
     let s = h.deps.sessions.raw(S_OUT).unwrap();
-    assert_eq!(s.state, CallState::Ended);
+    assert_eq!(s.state, SessionState::Ended);
     assert_eq!(s.end_code.as_deref(), Some("INTERNAL_ERROR"));
     // Alexa re-delivers the offer: the call stays ended and nothing is forwarded or sent again.
     h.send("alexa-initiateoutboundcall-basic").await.unwrap();
     assert_eq!(h.alexa.accepted().len(), 1);
-    assert_eq!(h.state(S_OUT).await, Some(CallState::Ended));
+    assert_eq!(h.state(S_OUT).await, Some(SessionState::Ended));
 }
 
 #[tokio::test]
@@ -351,10 +366,10 @@ async fn provider_originated_call_messages_from_alexa_follow_the_state_machine()
     h.provider(MessageKind::InitiateInboundCall, S_IN, "backend:iic")
         .await;
     for (fixture, state) in [
-        ("alexa-callringing-basic", CallState::Ringing),
-        ("alexa-callinprogress-basic", CallState::InProgress),
-        ("alexa-callaccepted-basic", CallState::Accepted),
-        ("alexa-callupdate-hold", CallState::Updating),
+        ("alexa-callringing-basic", SessionState::Ringing),
+        ("alexa-callinprogress-basic", SessionState::InProgress),
+        ("alexa-callaccepted-basic", SessionState::Accepted),
+        ("alexa-callupdate-hold", SessionState::Updating),
     ] {
         assert_eq!(h.send(fixture).await.unwrap(), deferred());
         assert_eq!(h.state(S_IN).await, Some(state), "{fixture}");
@@ -363,7 +378,7 @@ async fn provider_originated_call_messages_from_alexa_follow_the_state_machine()
         .await;
     h.send("alexa-callended-unauthorised").await.unwrap();
     let s = h.deps.sessions.raw(S_IN).unwrap();
-    assert_eq!(s.state, CallState::Ended);
+    assert_eq!(s.state, SessionState::Ended);
     assert_eq!(s.end_code.as_deref(), Some("UNAUTHORIZED"));
     assert_eq!(s.ended_by, Some(Side::Alexa));
     assert_eq!(
@@ -399,9 +414,9 @@ async fn alexa_to_staff_acks_and_update_response_are_forwarded() {
     h.send_for("alexa-callupdateack-basic", S_OUT)
         .await
         .unwrap();
-    assert_eq!(h.state(S_OUT).await, Some(CallState::Updating));
+    assert_eq!(h.state(S_OUT).await, Some(SessionState::Updating));
     h.send("alexa-callupdateresponse-basic").await.unwrap();
-    assert_eq!(h.state(S_OUT).await, Some(CallState::Accepted));
+    assert_eq!(h.state(S_OUT).await, Some(SessionState::Accepted));
     h.send("alexa-callended-basic").await.unwrap();
     assert_eq!(
         h.webhook.message_names(),
@@ -457,8 +472,11 @@ async fn malformed_request_gets_a_clear_error_and_no_state() {
         json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}},
                "request": {"type": "Alexa.Comms.CallSignaling.CallRinging", "sessionId": 42}}),
     ] {
-        let r = handle(&h.deps, bad.clone()).await;
-        assert!(matches!(r, Err(HandlerError::Malformed(_))), "{bad}: {r:?}");
+        let r = call(&h.deps, bad.clone()).await;
+        assert!(
+            matches!(r, Err(CallSignalingError::Malformed(_))),
+            "{bad}: {r:?}"
+        );
     }
     assert!(h.deps.sessions.is_empty());
 }
@@ -469,8 +487,8 @@ async fn wrong_skill_id_is_refused() {
     h.provider(MessageKind::InitiateInboundCall, S_IN, "backend:iic")
         .await;
     let err = h.send("alexa-callringing-wrong-skill").await.unwrap_err();
-    assert!(matches!(err, HandlerError::WrongSkill { .. }));
-    assert_eq!(h.state(S_IN).await, Some(CallState::Offered));
+    assert!(matches!(err, CallSignalingError::WrongSkill { .. }));
+    assert_eq!(h.state(S_IN).await, Some(SessionState::Offered));
     assert_eq!(h.webhook.server.request_count(), 0);
 }
 
@@ -489,7 +507,7 @@ async fn unknown_request_type_is_answered_and_not_recorded() {
         "context": {"System": {"application": {"applicationId": SKILL_ID}}},
         "request": {"type": "Connections.Response", "requestId": "r"}});
     assert_eq!(
-        handle(&h.deps, other).await.unwrap(),
+        call(&h.deps, other).await.unwrap(),
         json!({"version": "1.0", "response": {}})
     );
 }
@@ -623,12 +641,13 @@ async fn session_store_failure_is_an_error_not_a_silent_answer() {
             &self,
             _: &str,
             _: i64,
-        ) -> Result<Option<takeback_alexa::session::Session>, takeback_common::StoreError> {
+        ) -> Result<Option<takeback_alexa::session::CallSession>, takeback_common::StoreError>
+        {
             Err(takeback_common::StoreError::Unavailable(Box::new(Down)))
         }
         async fn put(
             &self,
-            _: &takeback_alexa::session::Session,
+            _: &takeback_alexa::session::CallSession,
             _: Option<u64>,
             _: i64,
         ) -> Result<store::PutOutcome, takeback_common::StoreError> {
@@ -636,7 +655,7 @@ async fn session_store_failure_is_an_error_not_a_silent_answer() {
         }
     }
     let h = harness().await;
-    let deps = Deps {
+    let deps = CallSignalingDeps {
         skill_id: h.deps.skill_id.clone(),
         sessions: Broken,
         tokens: h.deps.tokens.clone(),
@@ -649,7 +668,7 @@ async fn session_store_failure_is_an_error_not_a_silent_answer() {
         webhook: h.deps.webhook.clone(),
         ttl: SessionTtl::default(),
     };
-    let r = handle(&deps, h.event("alexa-initiateoutboundcall-basic")).await;
-    assert!(matches!(r, Err(HandlerError::Store(_))));
+    let r = call(&deps, h.event("alexa-initiateoutboundcall-basic")).await;
+    assert!(matches!(r, Err(CallSignalingError::Store(_))));
     assert_eq!(h.webhook.server.request_count(), 0);
 }

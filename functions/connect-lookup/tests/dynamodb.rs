@@ -15,8 +15,8 @@ use serde_json::Value;
 use takeback_connect::LookupResponse;
 use takeback_dynamo::pairs::{Clock, DynamoStore, attr};
 use takeback_dynamo::seed::seed_pairs;
-use takeback_dynamo::tables::{self, create_table};
-use takeback_pairs::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
+use takeback_dynamo::testing;
+use takeback_pairs::{ClaimRequest, LookupMode, PairKey};
 
 const TXN: &str = "5d5c8c2e-4f3a-4a55-9f0e-2b9d3c1a7e01";
 const CONTACT: &str = "7c0e5f3a-91d2-4b8e-a6f4-3d2c1b0a9e8f";
@@ -66,15 +66,6 @@ struct Tables {
 /// and the pair `connect-lookup-not-found.json` asks about seeded free.
 async fn tables_with_live_claim(test: &str) -> Option<Tables> {
     let client = local_client(test).await?;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let pairs_table = format!("pairs-{test}-{suffix}");
-    let calls_table = format!("calls-{test}-{suffix}");
-    create_table(&client, &tables::PAIRS, &pairs_table)
-        .await
-        .expect("test set-up");
-    create_table(&client, &tables::CALLS, &calls_table)
-        .await
-        .expect("test set-up");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("test set-up")
@@ -82,25 +73,19 @@ async fn tables_with_live_claim(test: &str) -> Option<Tables> {
     let cell = Arc::new(AtomicI64::new(now));
     let c = cell.clone();
     let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
-    let store =
-        DynamoStore::new(client.clone(), pairs_table.clone(), calls_table).with_clock(clock);
-
-    seed_pairs(
-        &client,
-        &pairs_table,
-        &[pair("+18005557777", "+18005551111")],
-    )
-    .await
-    .expect("test set-up");
-    let outcome = store
-        .claim(&ClaimRequest {
+    let store = testing::seeded_pair_store(&client, test, &[pair("+18005557777", "+18005551111")])
+        .await
+        .with_clock(clock);
+    testing::claim_for(
+        &store,
+        &ClaimRequest {
             transaction_id: TXN.into(),
             original_calling_number: CALLER.into(),
             original_called_number: "+18005550000".into(),
-        })
-        .await
-        .expect("test set-up");
-    assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");
+        },
+    )
+    .await;
+    let pairs_table = store.pairs_table().to_owned();
     seed_pairs(
         &client,
         &pairs_table,

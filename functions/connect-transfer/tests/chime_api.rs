@@ -30,7 +30,7 @@ async fn client_for(fake: &FakeChime) -> chime::SdkCallUpdater {
 
 async fn deps_for(fake: &FakeChime) -> TransferDeps<SharedStore, chime::SdkCallUpdater> {
     TransferDeps::new(
-        SharedStore::new(),
+        shared_store(),
         client_for(fake).await,
         SMA_ID.into(),
         policy(),
@@ -184,7 +184,7 @@ async fn the_standard_endpoint_variable_reaches_the_fake() {
         .load()
         .await;
     let d = TransferDeps::new(
-        SharedStore::new(),
+        shared_store(),
         chime::client(&sdk_config),
         SMA_ID.into(),
         policy(),

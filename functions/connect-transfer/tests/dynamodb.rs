@@ -14,8 +14,7 @@ use support::fake_chime::{FakeChime, Reply};
 use support::*;
 use takeback_chime as chime;
 use takeback_dynamo::pairs::DynamoStore;
-use takeback_dynamo::seed::seed_pairs;
-use takeback_dynamo::tables::{self, create_table};
+use takeback_dynamo::testing;
 use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LookupMode, PairStore, TransferIntent,
 };
@@ -30,28 +29,16 @@ async fn local_client(test: &str) -> Option<Client> {
 /// Fresh tables with the fixtures' pair claimed by TXN (what the SMA handler does first).
 async fn store_with_live_claim(test: &str) -> Option<DynamoStore> {
     let client = local_client(test).await?;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let pairs_table = format!("pairs-{test}-{suffix}");
-    let calls_table = format!("calls-{test}-{suffix}");
-    create_table(&client, &tables::PAIRS, &pairs_table)
-        .await
-        .expect("test set-up");
-    create_table(&client, &tables::CALLS, &calls_table)
-        .await
-        .expect("test set-up");
-    seed_pairs(&client, &pairs_table, &[fixture_pair()])
-        .await
-        .expect("test set-up");
-    let store = DynamoStore::new(client, pairs_table, calls_table);
-    let outcome = store
-        .claim(&ClaimRequest {
+    let store = testing::seeded_pair_store(&client, test, &[fixture_pair()]).await;
+    testing::claim_for(
+        &store,
+        &ClaimRequest {
             transaction_id: TXN.into(),
             original_calling_number: "+13125550142".into(),
             original_called_number: "+18005550000".into(),
-        })
-        .await
-        .expect("test set-up");
-    assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");
+        },
+    )
+    .await;
     Some(store)
 }
 

@@ -59,7 +59,6 @@ impl CallUpdater for FakeUpdater {
     ) -> Result<(), UpdateCallError> {
         let intent_at_call_time = self
             .store
-            .0
             .transfer_intent(transaction_id)
             .await
             .ok()
@@ -99,7 +98,7 @@ fn args(target: &str, arn: &str) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn transaction_id_without_target_transfers_to_the_default() {
-    let d = deps(SharedStore::new(), None);
+    let d = deps(shared_store(), None);
     let v = flat(&handle(&d, fixture("connect-transfer-transaction-id.json")).await);
     assert_eq!(v["result"], "transferring");
     assert_eq!(v["transaction_id"], TXN);
@@ -117,7 +116,7 @@ async fn transaction_id_without_target_transfers_to_the_default() {
 
 #[tokio::test]
 async fn the_intent_is_recorded_before_the_update_is_sent() {
-    let d = deps(SharedStore::new(), None);
+    let d = deps(shared_store(), None);
     handle(&d, fixture("connect-transfer-room-extension.json")).await;
     let calls = d.updater.calls();
     let intent = calls[0]
@@ -136,7 +135,7 @@ async fn the_intent_is_recorded_before_the_update_is_sent() {
 
 #[tokio::test]
 async fn a_keyed_in_extension_is_the_target() {
-    let d = deps(SharedStore::new(), None);
+    let d = deps(shared_store(), None);
     let v = flat(&handle(&d, fixture("connect-transfer-room-extension.json")).await);
     assert_eq!(v["result"], "transferring");
     assert_eq!(v["transfer_target"], "1234");
@@ -146,14 +145,14 @@ async fn a_keyed_in_extension_is_the_target() {
 
 #[tokio::test]
 async fn the_pair_finds_the_transaction_like_the_seed() {
-    let store = SharedStore::with_live_claim().await;
+    let store = store_with_live_claim().await;
     let d = deps(store, None);
     let v = flat(&handle(&d, fixture("connect-transfer-by-pair.json")).await);
     assert_eq!(v["result"], "transferring");
     assert_eq!(v["transaction_id"], TXN);
     assert_eq!(d.updater.calls()[0].transaction_id, TXN);
     assert_eq!(
-        d.store.0.held_pairs().len(),
+        d.store.held_pairs().len(),
         1,
         "the transfer does not release the pair"
     );
@@ -161,7 +160,7 @@ async fn the_pair_finds_the_transaction_like_the_seed() {
 
 #[tokio::test]
 async fn a_pair_without_a_live_claim_is_not_found_and_nothing_is_sent() {
-    let d = deps(SharedStore::new(), None);
+    let d = deps(shared_store(), None);
     let v = flat(&handle(&d, fixture("connect-transfer-by-pair.json")).await);
     assert_eq!(v["result"], "not_found");
     assert_eq!(v["reason"], "no_live_claim");
@@ -170,7 +169,7 @@ async fn a_pair_without_a_live_claim_is_not_found_and_nothing_is_sent() {
 
 #[tokio::test]
 async fn the_transaction_attribute_is_enough() {
-    let d = deps(SharedStore::new(), None);
+    let d = deps(shared_store(), None);
     let v = flat(&handle(&d, fixture("connect-transfer-attribute-only.json")).await);
     assert_eq!(v["result"], "transferring");
     assert_eq!(v["transaction_id"], TXN);
@@ -178,7 +177,7 @@ async fn the_transaction_attribute_is_enough() {
 
 #[tokio::test]
 async fn null_endpoints_do_not_matter_with_a_transaction_id() {
-    let d = deps(SharedStore::new(), None);
+    let d = deps(shared_store(), None);
     let v = flat(&handle(&d, fixture("connect-transfer-null-endpoints.json")).await);
     assert_eq!(v["result"], "transferring");
 }
@@ -195,19 +194,19 @@ async fn invalid_targets_change_nothing() {
             "target_arn_not_allowed",
         ),
     ] {
-        let d = deps(SharedStore::new(), None);
-        let before = d.store.0.request_count();
+        let d = deps(shared_store(), None);
+        let before = d.store.request_count();
         let v = flat(&handle(&d, fixture(name)).await);
         assert_eq!(v["result"], "invalid_target", "{name}");
         assert_eq!(v["reason"], reason, "{name}");
         assert!(d.updater.calls().is_empty(), "{name}: nothing sent");
-        assert_eq!(d.store.0.request_count(), before, "{name}: nothing stored");
+        assert_eq!(d.store.request_count(), before, "{name}: nothing stored");
     }
 }
 
 #[tokio::test]
 async fn missing_parameters_and_null_endpoints_are_an_error() {
-    let d = deps(SharedStore::new(), None);
+    let d = deps(shared_store(), None);
     let v = flat(&handle(&d, fixture("connect-transfer-missing-parameters.json")).await);
     assert_eq!(v["result"], "error");
     assert_eq!(v["reason"], "missing_transaction");
@@ -216,7 +215,7 @@ async fn missing_parameters_and_null_endpoints_are_an_error() {
 
 #[tokio::test]
 async fn a_call_that_has_ended_is_not_found() {
-    let d = deps(SharedStore::new(), Some(UpdateFailure::CallNotFound));
+    let d = deps(shared_store(), Some(UpdateFailure::CallNotFound));
     let v = flat(&handle(&d, fixture("connect-transfer-transaction-id.json")).await);
     assert_eq!(v["result"], "not_found");
     assert_eq!(v["reason"], "call_ended");
@@ -232,7 +231,7 @@ async fn api_failures_are_errors_with_reasons() {
         (UpdateFailure::AccessDenied, "chime_access_denied"),
         (UpdateFailure::TimedOut, "chime_timeout"),
     ] {
-        let d = deps(SharedStore::new(), Some(failure));
+        let d = deps(shared_store(), Some(failure));
         let v = flat(&handle(&d, fixture("connect-transfer-transaction-id.json")).await);
         assert_eq!(v["result"], "error");
         assert_eq!(v["reason"], reason);
@@ -243,8 +242,8 @@ async fn api_failures_are_errors_with_reasons() {
 
 #[tokio::test]
 async fn a_failed_update_without_a_stored_intent_says_so() {
-    let store = SharedStore::new();
-    store.0.inject_fault(InjectedFault::Unavailable);
+    let store = shared_store();
+    store.inject_fault(InjectedFault::Unavailable);
     let d = deps(store, Some(UpdateFailure::Throttled));
     let v = flat(&handle(&d, fixture("connect-transfer-transaction-id.json")).await);
     assert_eq!(v["result"], "error");
@@ -253,8 +252,8 @@ async fn a_failed_update_without_a_stored_intent_says_so() {
 
 #[tokio::test]
 async fn a_store_failure_on_the_intent_still_requests_the_transfer() {
-    let store = SharedStore::new();
-    store.0.inject_fault(InjectedFault::Unavailable);
+    let store = shared_store();
+    store.inject_fault(InjectedFault::Unavailable);
     let d = deps(store, None);
     let v = flat(&handle(&d, fixture("connect-transfer-transaction-id.json")).await);
     assert_eq!(v["result"], "transferring");
@@ -264,8 +263,8 @@ async fn a_store_failure_on_the_intent_still_requests_the_transfer() {
 
 #[tokio::test]
 async fn a_store_failure_on_the_pair_lookup_is_an_error() {
-    let store = SharedStore::with_live_claim().await;
-    store.0.inject_fault(InjectedFault::Throttle);
+    let store = store_with_live_claim().await;
+    store.inject_fault(InjectedFault::Throttle);
     let d = deps(store, None);
     let v = flat(&handle(&d, fixture("connect-transfer-by-pair.json")).await);
     assert_eq!(v["result"], "error");
@@ -275,7 +274,7 @@ async fn a_store_failure_on_the_pair_lookup_is_an_error() {
 
 #[tokio::test]
 async fn the_handler_budget_bounds_a_stuck_api() {
-    let mut d = deps(SharedStore::new(), None);
+    let mut d = deps(shared_store(), None);
     d.updater.stuck = true;
     d.budget = Duration::from_millis(200);
     let started = Instant::now();
@@ -290,7 +289,7 @@ async fn every_transfer_fixture_gets_a_flat_answer() {
     let names = fixture_names("connect-transfer-");
     assert!(names.len() >= 8, "{names:?}");
     for name in names {
-        let d = deps(SharedStore::with_live_claim().await, None);
+        let d = deps(store_with_live_claim().await, None);
         let v = flat(&handle(&d, fixture(&name)).await);
         let result = v["result"].as_str().unwrap();
         assert!(
@@ -302,7 +301,7 @@ async fn every_transfer_fixture_gets_a_flat_answer() {
 
 #[tokio::test]
 async fn garbage_is_answered_not_rejected() {
-    let d = deps(SharedStore::new(), None);
+    let d = deps(shared_store(), None);
     for garbage in [
         Value::Null,
         Value::from(7),

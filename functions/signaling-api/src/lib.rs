@@ -72,14 +72,14 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use base64::Engine;
 use http::HeaderValue;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use takeback_alexa::config::{ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings};
 use takeback_alexa::model::{
-    CallResult, CallResultCode, InboundSignal, MessageKind, SignalingMessage,
+    BackendMessage, BackendRequest, CallResult, CallResultCode, MessageKind, SignalingMessage,
 };
 use takeback_alexa::now_epoch_seconds;
-use takeback_alexa::session::{Incoming, Rejection, Session, Side};
+use takeback_alexa::session::{CallSession, IgnoreReason, Incoming, Rejection, SessionState, Side};
 use takeback_alexa::store::TokenStore;
 use takeback_alexa::store::{self, Recorded, SessionStore};
 use takeback_http::lwa::TokenError;
@@ -90,7 +90,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct SignalingApiConfig {
     pub sessions_table: String,
     pub tokens_table: String,
     pub lwa: LwaSettings,
@@ -98,7 +98,7 @@ pub struct Config {
     pub ttl: SessionTtl,
 }
 
-impl Config {
+impl SignalingApiConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             sessions_table: env.required(takeback_dynamo::tables::SIGNALING_SESSIONS.env_var)?,
@@ -110,7 +110,7 @@ impl Config {
     }
 }
 
-pub struct Deps<S, T> {
+pub struct SignalingApiDeps<S, T> {
     pub sessions: S,
     pub signaling: SignalingClient<T>,
     pub settings: SignalingSettings,
@@ -118,38 +118,155 @@ pub struct Deps<S, T> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
+pub enum SignalingApiError {
     #[error("not a Lambda function URL event: {0}")]
     NotAFunctionUrlEvent(String),
 }
 
-/// An HTTP answer before it is wrapped for the function URL.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiResponse {
-    pub status: u16,
-    pub body: Value,
+/// The Lambda event: a function URL request, or why the payload is not one (answered with
+/// [`SignalingApiError::NotAFunctionUrlEvent`]). Reading it never fails.
+#[derive(Debug, Clone)]
+pub enum FunctionUrlEvent {
+    Request(Box<LambdaFunctionUrlRequest>),
+    NotAFunctionUrlEvent(String),
+}
+
+impl FunctionUrlEvent {
+    pub fn from_value(event: Value) -> Self {
+        match serde_json::from_value(event) {
+            Ok(request) => Self::Request(Box::new(request)),
+            Err(e) => Self::NotAFunctionUrlEvent(e.to_string()),
+        }
+    }
+}
+
+/// Reads any JSON document (the Lambda runtime's payload); never fails on a well-formed one.
+impl<'de> Deserialize<'de> for FunctionUrlEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Self::from_value)
+    }
+}
+
+/// An answer of the API (the JSON body); its variant fixes the HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ApiResponse {
+    /// 200: `{"outcome":...}`.
+    Done(ApiOutcome),
+    /// 4xx/5xx: `{"error":...}`.
+    Failed(ApiFailure),
+}
+
+/// What happened to a message that was not refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "outcome",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ApiOutcome {
+    /// Alexa accepted it.
+    Sent {
+        session_id: String,
+        state: SessionState,
+        alexa_status: u16,
+        attempts: u32,
+    },
+    /// The same `messageId` again: already handled, not sent.
+    Duplicate {
+        session_id: String,
+        state: SessionState,
+    },
+    /// A repeat or out-of-date message: not sent.
+    Ignored {
+        session_id: String,
+        state: SessionState,
+        reason: IgnoreReason,
+    },
+}
+
+/// Why a message was refused or not delivered (see the table in the crate docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "error",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum ApiFailure {
+    /// 400.
+    InvalidRequest { message: String },
+    /// 404.
+    UnknownSession { message: String },
+    /// 405.
+    MethodNotAllowed { message: String },
+    /// 409; `state` is `null` when the session could not be read again.
+    InvalidState {
+        message: String,
+        state: Option<SessionState>,
+    },
+    /// 502: Alexa refused the message.
+    AlexaRejected {
+        alexa_status: u16,
+        message: Option<String>,
+    },
+    /// 502: Alexa kept failing (429, 5xx, no answer).
+    AlexaUnavailable {
+        alexa_status: Option<u16>,
+        message: String,
+    },
+    /// 503: no usable LWA token (link the account).
+    AccountNotLinked { message: String },
+    /// 503: Login with Amazon failed.
+    TokenUnavailable { message: String },
+    /// 500: DynamoDB failed.
+    StoreUnavailable { message: String },
+    /// 500.
+    Internal { message: String },
+}
+
+impl From<ApiOutcome> for ApiResponse {
+    fn from(outcome: ApiOutcome) -> Self {
+        Self::Done(outcome)
+    }
+}
+
+impl From<ApiFailure> for ApiResponse {
+    fn from(failure: ApiFailure) -> Self {
+        Self::Failed(failure)
+    }
 }
 
 impl ApiResponse {
-    fn ok(body: Value) -> Self {
-        Self { status: 200, body }
+    fn invalid(message: impl Into<String>) -> Self {
+        ApiFailure::InvalidRequest {
+            message: message.into(),
+        }
+        .into()
     }
 
-    fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: json!({"error": code, "message": message.into()}),
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiResponse::Done(_) => 200,
+            ApiResponse::Failed(f) => match f {
+                ApiFailure::InvalidRequest { .. } => 400,
+                ApiFailure::UnknownSession { .. } => 404,
+                ApiFailure::MethodNotAllowed { .. } => 405,
+                ApiFailure::InvalidState { .. } => 409,
+                ApiFailure::AlexaRejected { .. } | ApiFailure::AlexaUnavailable { .. } => 502,
+                ApiFailure::AccountNotLinked { .. } | ApiFailure::TokenUnavailable { .. } => 503,
+                ApiFailure::StoreUnavailable { .. } | ApiFailure::Internal { .. } => 500,
+            },
         }
     }
 
     pub fn into_function_url_response(self) -> LambdaFunctionUrlResponse {
         let mut r = LambdaFunctionUrlResponse::default();
-        r.status_code = i64::from(self.status);
+        r.status_code = i64::from(self.status());
         r.headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        r.body = Some(self.body.to_string());
+        r.body = Some(serde_json::to_string(&self).unwrap_or_default());
         r.is_base64_encoded = false;
         r
     }
@@ -157,11 +274,15 @@ impl ApiResponse {
 
 /// The Lambda handler: a function URL event in, a function URL response out.
 pub async fn handle<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
-    event: Value,
-) -> Result<LambdaFunctionUrlResponse, HandlerError> {
-    let request: LambdaFunctionUrlRequest = serde_json::from_value(event)
-        .map_err(|e| HandlerError::NotAFunctionUrlEvent(e.to_string()))?;
+    deps: &SignalingApiDeps<S, T>,
+    event: FunctionUrlEvent,
+) -> Result<LambdaFunctionUrlResponse, SignalingApiError> {
+    let request = match event {
+        FunctionUrlEvent::Request(request) => *request,
+        FunctionUrlEvent::NotAFunctionUrlEvent(reason) => {
+            return Err(SignalingApiError::NotAFunctionUrlEvent(reason));
+        }
+    };
     let method = request
         .request_context
         .http
@@ -182,8 +303,10 @@ pub async fn handle<S: SessionStore, T: TokenStore>(
     );
     async move {
         if !method.eq_ignore_ascii_case("POST") {
-            return Ok(ApiResponse::error(405, "method_not_allowed", "use POST")
-                .into_function_url_response());
+            return Ok(ApiResponse::from(ApiFailure::MethodNotAllowed {
+                message: "use POST".into(),
+            })
+            .into_function_url_response());
         }
         let body = match (request.body, request.is_base64_encoded) {
             (None, _) => Vec::new(),
@@ -192,12 +315,8 @@ pub async fn handle<S: SessionStore, T: TokenStore>(
             {
                 Ok(bytes) => bytes,
                 Err(_) => {
-                    return Ok(ApiResponse::error(
-                        400,
-                        "invalid_request",
-                        "the body is not valid base64",
-                    )
-                    .into_function_url_response());
+                    return Ok(ApiResponse::invalid("the body is not valid base64")
+                        .into_function_url_response());
                 }
             },
         };
@@ -207,95 +326,39 @@ pub async fn handle<S: SessionStore, T: TokenStore>(
     .await
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct BackendFields {
-    #[serde(rename = "type", default)]
-    message_type: Option<String>,
-    #[serde(default)]
-    message_id: Option<String>,
-    #[serde(default)]
-    api_endpoint: Option<String>,
-    #[serde(default)]
-    session_id: Option<Value>,
-}
-
 /// Validates, records and sends one backend message.
 pub async fn process<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
+    deps: &SignalingApiDeps<S, T>,
     body: &[u8],
 ) -> ApiResponse {
     if body.is_empty() {
-        return ApiResponse::error(400, "invalid_request", "the body is empty");
+        return ApiResponse::invalid("the body is empty");
     }
     if body.len() > MAX_BODY_BYTES {
-        return ApiResponse::error(400, "invalid_request", "the body is too large");
+        return ApiResponse::invalid("the body is too large");
     }
-    let value: Value = match serde_json::from_slice(body) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
-            return ApiResponse::error(400, "invalid_request", "the body must be a JSON object");
-        }
-        Err(e) => {
-            return ApiResponse::error(
-                400,
-                "invalid_request",
-                format!("the body is not JSON: {e}"),
-            );
-        }
+    let request = match BackendRequest::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return ApiResponse::invalid(e.to_string()),
     };
-    let fields = match BackendFields::deserialize(&value) {
-        Ok(f) => f,
-        Err(e) => return ApiResponse::error(400, "invalid_request", e.to_string()),
-    };
-    let Some(type_text) = fields.message_type.as_deref() else {
-        return ApiResponse::error(400, "invalid_request", "type is missing");
-    };
-    let Some(kind) = MessageKind::parse(type_text) else {
-        return ApiResponse::error(
-            400,
-            "invalid_request",
-            format!("unknown message type {type_text:?}"),
-        );
-    };
-    if kind == MessageKind::InitiateOutboundCall {
-        return ApiResponse::error(
-            400,
-            "invalid_request",
-            "InitiateOutboundCall is sent by Alexa, not by the property",
-        );
-    }
-    let mut signal = match InboundSignal::deserialize(&value) {
-        Ok(s) => s,
-        Err(e) => return ApiResponse::error(400, "invalid_request", e.to_string()),
-    };
-    if kind == MessageKind::InitiateInboundCall {
-        if fields.session_id.is_some() {
-            return ApiResponse::error(
-                400,
-                "invalid_request",
-                "sessionId is generated by this API for InitiateInboundCall; omit it",
-            );
+    let kind = request.message.kind();
+    let (signal, api_endpoint) = match request.message {
+        BackendMessage::InitiateInboundCall(mut signal) => {
+            signal.session_id = Some(uuid::Uuid::new_v4().to_string());
+            let api_endpoint = match request.api_endpoint.as_deref() {
+                Some(e) if !deps.settings.is_allowed_endpoint(e) => {
+                    return ApiResponse::invalid("apiEndpoint is not an Alexa API endpoint");
+                }
+                Some(e) => e.trim_end_matches('/').to_owned(),
+                None => deps.settings.default_api_endpoint.clone(),
+            };
+            (signal, Some(api_endpoint))
         }
-        signal.session_id = Some(uuid::Uuid::new_v4().to_string());
-    }
-    let api_endpoint = match (kind, fields.api_endpoint.as_deref()) {
-        (MessageKind::InitiateInboundCall, Some(e)) if !deps.settings.is_allowed_endpoint(e) => {
-            return ApiResponse::error(
-                400,
-                "invalid_request",
-                "apiEndpoint is not an Alexa API endpoint",
-            );
-        }
-        (MessageKind::InitiateInboundCall, Some(e)) => Some(e.trim_end_matches('/').to_owned()),
-        (MessageKind::InitiateInboundCall, None) => {
-            Some(deps.settings.default_api_endpoint.clone())
-        }
-        _ => None,
+        BackendMessage::Signal { signal, .. } => (signal, None),
     };
     let mut message = match signal.validate(kind, kind == MessageKind::InitiateInboundCall) {
         Ok(m) => m,
-        Err(e) => return ApiResponse::error(400, "invalid_request", format!("{kind}: {e}")),
+        Err(e) => return ApiResponse::invalid(format!("{kind}: {e}")),
     };
     if kind == MessageKind::CallEnded && message.call_result.is_none() {
         message.call_result = Some(CallResult {
@@ -303,7 +366,7 @@ pub async fn process<S: SessionStore, T: TokenStore>(
             message: None,
         });
     }
-    let message_id = fields
+    let message_id = request
         .message_id
         .filter(|m| !m.trim().is_empty())
         .map(|m| format!("backend:{m}"))
@@ -316,7 +379,7 @@ pub async fn process<S: SessionStore, T: TokenStore>(
 }
 
 async fn send_recorded<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
+    deps: &SignalingApiDeps<S, T>,
     message: SignalingMessage,
     message_id: &str,
     api_endpoint: Option<&str>,
@@ -339,21 +402,23 @@ async fn send_recorded<S: SessionStore, T: TokenStore>(
         Ok(r) => r,
         Err(e) => {
             error!(error = %e, "session store failed; nothing sent");
-            return ApiResponse::error(500, "store_unavailable", "the session store failed");
+            return ApiFailure::StoreUnavailable {
+                message: "the session store failed".into(),
+            }
+            .into();
         }
     };
     let session_id = message.session_id.clone();
     match recorded {
         Recorded::Rejected(Rejection::UnknownSession) => {
             warn!("no live session");
-            ApiResponse::error(
-                404,
-                "unknown_session",
-                "no live session with this sessionId",
-            )
+            ApiFailure::UnknownSession {
+                message: "no live session with this sessionId".into(),
+            }
+            .into()
         }
         Recorded::Rejected(r @ Rejection::NotFromThisSide { .. }) => {
-            ApiResponse::error(400, "invalid_request", r.to_string())
+            ApiResponse::invalid(r.to_string())
         }
         Recorded::Rejected(r) => {
             warn!(reason = %r, "impossible transition rejected; nothing sent");
@@ -363,11 +428,12 @@ async fn send_recorded<S: SessionStore, T: TokenStore>(
                 .await
                 .ok()
                 .flatten()
-                .map(|s| s.state.as_str());
-            ApiResponse {
-                status: 409,
-                body: json!({"error": "invalid_state", "message": r.to_string(), "state": state}),
+                .map(|s| s.state);
+            ApiFailure::InvalidState {
+                message: r.to_string(),
+                state,
             }
+            .into()
         }
         Recorded::Ignored { state, reason } => {
             info!(
@@ -375,17 +441,22 @@ async fn send_recorded<S: SessionStore, T: TokenStore>(
                 reason = reason.as_str(),
                 "not sent (repeat or out of date)"
             );
-            ApiResponse::ok(json!({
-                "outcome": "ignored", "sessionId": session_id, "state": state.as_str(), "reason": reason.as_str()
-            }))
+            ApiOutcome::Ignored {
+                session_id,
+                state,
+                reason,
+            }
+            .into()
         }
         Recorded::Duplicate { session, delivered } => {
             let latest = session.applied.last().map(String::as_str) == Some(message_id);
             if delivered || !latest {
                 info!("duplicate messageId: already handled");
-                return ApiResponse::ok(json!({
-                    "outcome": "duplicate", "sessionId": session_id, "state": session.state.as_str()
-                }));
+                return ApiOutcome::Duplicate {
+                    session_id,
+                    state: session.state,
+                }
+                .into();
             }
             info!("duplicate messageId never delivered: sending again");
             deliver(deps, &message, &session, None, message_id, false).await
@@ -405,10 +476,10 @@ async fn send_recorded<S: SessionStore, T: TokenStore>(
 }
 
 async fn deliver<S: SessionStore, T: TokenStore>(
-    deps: &Deps<S, T>,
+    deps: &SignalingApiDeps<S, T>,
     message: &SignalingMessage,
-    session: &Session,
-    previous: Option<&Session>,
+    session: &CallSession,
+    previous: Option<&CallSession>,
     message_id: &str,
     roll_back_on_failure: bool,
 ) -> ApiResponse {
@@ -425,13 +496,13 @@ async fn deliver<S: SessionStore, T: TokenStore>(
             {
                 warn!(error = %e, "could not mark the message delivered");
             }
-            ApiResponse::ok(json!({
-                "outcome": "sent",
-                "sessionId": session.session_id,
-                "state": session.state.as_str(),
-                "alexaStatus": d.status,
-                "attempts": d.attempts,
-            }))
+            ApiOutcome::Sent {
+                session_id: session.session_id.clone(),
+                state: session.state,
+                alexa_status: d.status,
+                attempts: d.attempts,
+            }
+            .into()
         }
         Err(e) => {
             error!(error = %e, source = ?std::error::Error::source(&e).map(|s| s.to_string()), "Alexa did not take the message");
@@ -451,29 +522,34 @@ async fn deliver<S: SessionStore, T: TokenStore>(
                     Err(e) => error!(error = %e, "rolling back the session record failed"),
                 }
             }
-            failure_response(&e)
+            failure_response(&e).into()
         }
     }
 }
 
-fn failure_response(e: &SignalingError) -> ApiResponse {
+fn failure_response(e: &SignalingError) -> ApiFailure {
     match e {
-        SignalingError::Token(t) => match t {
-            TokenError::NotLinked(_) | TokenError::Revoked(_) | TokenError::NoRefreshToken => {
-                ApiResponse::error(503, "account_not_linked", t.to_string())
+        SignalingError::Token(t) => {
+            let message = t.to_string();
+            match t {
+                TokenError::NotLinked(_) | TokenError::Revoked(_) | TokenError::NoRefreshToken => {
+                    ApiFailure::AccountNotLinked { message }
+                }
+                TokenError::Lwa(_) => ApiFailure::TokenUnavailable { message },
+                TokenError::Store(_) => ApiFailure::StoreUnavailable { message },
             }
-            TokenError::Lwa(_) => ApiResponse::error(503, "token_unavailable", t.to_string()),
-            TokenError::Store(_) => ApiResponse::error(500, "store_unavailable", t.to_string()),
+        }
+        SignalingError::Rejected { status, message } => ApiFailure::AlexaRejected {
+            alexa_status: *status,
+            message: message.clone(),
         },
-        SignalingError::Rejected { status, message } => ApiResponse {
-            status: 502,
-            body: json!({"error": "alexa_rejected", "alexaStatus": status, "message": message}),
+        SignalingError::Exhausted { last_status, .. } => ApiFailure::AlexaUnavailable {
+            alexa_status: *last_status,
+            message: e.to_string(),
         },
-        SignalingError::Exhausted { last_status, .. } => ApiResponse {
-            status: 502,
-            body: json!({"error": "alexa_unavailable", "alexaStatus": last_status, "message": e.to_string()}),
+        SignalingError::Request(_) => ApiFailure::Internal {
+            message: e.to_string(),
         },
-        SignalingError::Request(_) => ApiResponse::error(500, "internal", e.to_string()),
     }
 }
 
@@ -497,21 +573,81 @@ mod tests {
         for (name, _) in ALL {
             let rest: Vec<_> = ALL.iter().copied().filter(|(n, _)| n != name).collect();
             assert!(matches!(
-                Config::from_env(&env(&rest)).unwrap_err(),
+                SignalingApiConfig::from_env(&env(&rest)).unwrap_err(),
                 ConfigError::Missing(n) if n == *name
             ));
         }
-        let c = Config::from_env(&env(ALL)).unwrap();
+        let c = SignalingApiConfig::from_env(&env(ALL)).unwrap();
         assert_eq!(c.signaling.retry.max_attempts, 3);
         assert!(!format!("{c:?}").contains("csecret-value"));
     }
 
     #[test]
     fn responses_are_json_function_url_answers() {
-        let r = ApiResponse::error(404, "unknown_session", "x").into_function_url_response();
+        let r = ApiResponse::from(ApiFailure::UnknownSession {
+            message: "x".into(),
+        })
+        .into_function_url_response();
         assert_eq!(r.status_code, 404);
         assert_eq!(r.headers["content-type"], "application/json");
         let body: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
         assert_eq!(body["error"], "unknown_session");
+        // The typed answers serialize to the documented bodies, `null`s included.
+        let as_json = |r: ApiResponse| serde_json::to_value(r).unwrap();
+        assert_eq!(
+            as_json(
+                ApiOutcome::Sent {
+                    session_id: "s".into(),
+                    state: SessionState::Ringing,
+                    alexa_status: 200,
+                    attempts: 1,
+                }
+                .into()
+            ),
+            serde_json::json!({"outcome": "sent", "sessionId": "s", "state": "RINGING",
+                               "alexaStatus": 200, "attempts": 1})
+        );
+        assert_eq!(
+            as_json(
+                ApiOutcome::Ignored {
+                    session_id: "s".into(),
+                    state: SessionState::Accepted,
+                    reason: IgnoreReason::Superseded,
+                }
+                .into()
+            ),
+            serde_json::json!({"outcome": "ignored", "sessionId": "s", "state": "ACCEPTED",
+                               "reason": "superseded"})
+        );
+        assert_eq!(
+            as_json(
+                ApiFailure::InvalidState {
+                    message: "m".into(),
+                    state: None,
+                }
+                .into()
+            ),
+            serde_json::json!({"error": "invalid_state", "message": "m", "state": null})
+        );
+        assert_eq!(
+            as_json(
+                ApiFailure::AlexaRejected {
+                    alexa_status: 400,
+                    message: None,
+                }
+                .into()
+            ),
+            serde_json::json!({"error": "alexa_rejected", "alexaStatus": 400, "message": null})
+        );
+        assert_eq!(
+            as_json(
+                ApiFailure::AlexaUnavailable {
+                    alexa_status: None,
+                    message: "m".into(),
+                }
+                .into()
+            ),
+            serde_json::json!({"error": "alexa_unavailable", "alexaStatus": null, "message": "m"})
+        );
     }
 }

@@ -1,8 +1,7 @@
 //! Wiring only: logs, configuration, clients, runtime. See `lib.rs`.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
-use signaling_api::{Config, Deps, handle};
+use signaling_api::{FunctionUrlEvent, SignalingApiConfig, SignalingApiDeps, handle};
 use std::sync::Arc;
 use takeback_dynamo::alexa::DynamoSessionStore;
 use takeback_dynamo::alexa::DynamoTokenStore;
@@ -13,7 +12,7 @@ use takeback_http::signaling::SignalingClient;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     takeback_common::telemetry::init_json_logs();
-    let config = Config::from_env(&takeback_common::config::process_env())
+    let config = SignalingApiConfig::from_env(&takeback_common::config::process_env())
         .inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
     let sdk = takeback_sdk::load().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
@@ -25,19 +24,21 @@ async fn main() -> Result<(), Error> {
         )),
         LwaClient::new(http.clone(), config.lwa.clone()),
     ));
-    let deps = Deps {
+    let deps = SignalingApiDeps {
         sessions: DynamoSessionStore::new(dynamo, config.sessions_table.clone()),
         signaling: SignalingClient::new(http, tokens, config.signaling.retry),
         settings: config.signaling.clone(),
         ttl: config.ttl,
     };
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // Boxed: the handler future is deep and would make the runtime future's layout overflow
-        // the compiler's query depth.
-        Box::pin(handle(deps, event.payload))
-            .await
-            .map_err(Error::from)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<FunctionUrlEvent>| async move {
+            // Boxed: the handler future is deep and would make the runtime future's layout overflow
+            // the compiler's query depth.
+            Box::pin(handle(deps, event.payload))
+                .await
+                .map_err(Error::from)
+        },
+    ))
     .await
 }

@@ -1,9 +1,8 @@
 //! The backend-facing API against in-memory stores and loopback fakes of LWA and Alexa's
 //! signaling endpoint (401 → refresh, 429/5xx → backoff, token expiry, invalid_grant).
-#![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
-use signaling_api::{Deps, handle};
+use signaling_api::{SignalingApiDeps, handle};
 use std::sync::Arc;
 use std::time::Duration;
 use takeback_alexa::Secret;
@@ -11,7 +10,7 @@ use takeback_alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
 use takeback_alexa::model::{MessageKind, SignalingMessage};
 use takeback_alexa::now_epoch_seconds;
 use takeback_alexa::retry::RetryPolicy;
-use takeback_alexa::session::{CallState, Incoming, Side};
+use takeback_alexa::session::{Incoming, SessionState, Side};
 use takeback_alexa::store::{self, MemorySessionStore, SessionStore};
 use takeback_alexa::store::{MemoryTokenStore, StoredTokens, TokenStore};
 use takeback_http::client::HttpClient;
@@ -27,13 +26,13 @@ struct Harness {
     lwa: RunningLwa,
     alexa: RunningSignaling,
     token_store: Arc<MemoryTokenStore>,
-    deps: Deps<MemorySessionStore, MemoryTokenStore>,
+    deps: SignalingApiDeps<MemorySessionStore, MemoryTokenStore>,
 }
 
 async fn harness_with(max_attempts: u32, margin_secs: u64) -> Harness {
     let lwa = FakeLwa::start(CLIENT_ID, CLIENT_SECRET).await;
     let alexa = FakeSignaling::start(&lwa.fake).await;
-    let http = HttpClient::new().unwrap();
+    let http = HttpClient::new().expect("test set-up");
     let token_store = Arc::new(MemoryTokenStore::new());
     let tokens = Arc::new(AccessTokenProvider::new(
         token_store.clone(),
@@ -50,7 +49,7 @@ async fn harness_with(max_attempts: u32, margin_secs: u64) -> Harness {
         ),
     ));
     let retry = RetryPolicy::fast(max_attempts);
-    let deps = Deps {
+    let deps = SignalingApiDeps {
         sessions: MemorySessionStore::new(),
         signaling: SignalingClient::new(http, tokens, retry),
         settings: SignalingSettings {
@@ -75,7 +74,8 @@ async fn harness() -> Harness {
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("test set-up"))
+        .expect("test set-up")
 }
 
 impl Harness {
@@ -96,7 +96,7 @@ impl Harness {
                 None,
             )
             .await
-            .unwrap();
+            .expect("test set-up");
     }
 
     /// POSTs `body` through a function URL event; answers (status, JSON body).
@@ -107,11 +107,19 @@ impl Harness {
     }
 
     async fn invoke(&self, event: Value) -> (i64, Value) {
-        let r = handle(&self.deps, event).await.unwrap();
-        assert_eq!(r.headers.get("content-type").unwrap(), "application/json");
+        let r = handle(
+            &self.deps,
+            serde_json::from_value(event).expect("test set-up"),
+        )
+        .await
+        .expect("test set-up");
+        assert_eq!(
+            r.headers.get("content-type").expect("test set-up"),
+            "application/json"
+        );
         (
             r.status_code,
-            serde_json::from_str(r.body.as_deref().unwrap()).unwrap(),
+            serde_json::from_str(r.body.as_deref().expect("test set-up")).expect("test set-up"),
         )
     }
 
@@ -131,7 +139,9 @@ impl Harness {
             now: now_epoch_seconds(),
             ttl: SessionTtl::default(),
         };
-        store::record(&self.deps.sessions, &inc).await.unwrap();
+        store::record(&self.deps.sessions, &inc)
+            .await
+            .expect("test set-up");
     }
 
     async fn alexa_says(&self, kind: MessageKind, session_id: &str, id: &str) {
@@ -150,15 +160,17 @@ impl Harness {
             now: now_epoch_seconds(),
             ttl: SessionTtl::default(),
         };
-        store::record(&self.deps.sessions, &inc).await.unwrap();
+        store::record(&self.deps.sessions, &inc)
+            .await
+            .expect("test set-up");
     }
 
-    async fn state(&self, session_id: &str) -> Option<CallState> {
+    async fn state(&self, session_id: &str) -> Option<SessionState> {
         self.deps
             .sessions
             .get(session_id, now_epoch_seconds())
             .await
-            .unwrap()
+            .expect("test set-up")
             .map(|s| s.state)
     }
 }
@@ -186,7 +198,7 @@ async fn initiate_inbound_call_generates_the_session_and_reaches_alexa() {
         "backend-only fields are not sent to Alexa"
     );
     let s = h.deps.sessions.raw(&session_id).unwrap();
-    assert_eq!(s.state, CallState::Offered);
+    assert_eq!(s.state, SessionState::Offered);
     assert_eq!(
         s.api_endpoint.as_deref(),
         Some(h.alexa.api_endpoint().as_str())
@@ -282,9 +294,12 @@ async fn bad_requests_are_refused_before_anything_is_sent() {
     assert_eq!(h.alexa.server.request_count(), 0);
     assert_eq!(h.deps.sessions.raw(S_OUT).unwrap().version, 1);
     assert!(
-        handle(&h.deps, json!({"not": "a function url event"}))
-            .await
-            .is_err()
+        handle(
+            &h.deps,
+            serde_json::from_value(json!({"not": "a function url event"})).unwrap()
+        )
+        .await
+        .is_err()
     );
 }
 
@@ -347,7 +362,7 @@ async fn persistent_401_is_reported_not_looped() {
     assert_eq!(h.alexa.server.request_count(), 2);
     assert_eq!(
         h.state(S_OUT).await,
-        Some(CallState::Offered),
+        Some(SessionState::Offered),
         "rolled back"
     );
 }
@@ -380,12 +395,12 @@ async fn exhausted_retries_roll_the_state_back_and_report_502() {
     assert_eq!(body["alexaStatus"], 429);
     assert_eq!(h.alexa.server.request_count(), 3);
     let s = h.deps.sessions.raw(S_OUT).unwrap();
-    assert_eq!(s.state, CallState::Offered);
+    assert_eq!(s.state, SessionState::Offered);
     assert!(!s.has_applied("backend:fixture-backend-ring-1"));
     // the backend retries with the same messageId and it goes through
     let (status, _) = h.invoke(fixture("backend-callringing-basic")).await;
     assert_eq!(status, 200);
-    assert_eq!(h.state(S_OUT).await, Some(CallState::Ringing));
+    assert_eq!(h.state(S_OUT).await, Some(SessionState::Ringing));
 }
 
 #[tokio::test]
@@ -408,7 +423,7 @@ async fn alexa_4xx_is_returned_with_its_message() {
         .collect();
     let id = sessions[0].as_str().unwrap();
     let s = h.deps.sessions.raw(id).unwrap();
-    assert_eq!(s.state, CallState::Ended);
+    assert_eq!(s.state, SessionState::Ended);
     assert_eq!(s.end_code.as_deref(), Some("NOT_DELIVERED"));
 }
 
@@ -455,7 +470,7 @@ async fn revoked_refresh_token_answers_503_account_not_linked() {
         "{body}"
     );
     assert_eq!(h.alexa.server.request_count(), 0);
-    assert_eq!(h.state(S_OUT).await, Some(CallState::Offered));
+    assert_eq!(h.state(S_OUT).await, Some(SessionState::Offered));
 }
 
 #[tokio::test]

@@ -6,7 +6,6 @@
 //!
 //! Needs `AWS_ENDPOINT_URL_DYNAMODB` (+ dummy credentials); without it each test prints a loud
 //! SKIP line and returns.
-#![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -15,11 +14,12 @@ use takeback_alexa::Secret;
 use takeback_alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
 use takeback_alexa::now_epoch_seconds;
 use takeback_alexa::retry::RetryPolicy;
-use takeback_alexa::session::{CallDirection, CallState, Side};
+use takeback_alexa::session::{CallDirection, SessionState, Side};
 use takeback_alexa::store::SessionStore;
 use takeback_dynamo::alexa::DynamoSessionStore;
 use takeback_dynamo::alexa::DynamoTokenStore;
-use takeback_dynamo::tables::{self, create_table};
+use takeback_dynamo::tables;
+use takeback_dynamo::testing;
 use takeback_http::client::HttpClient;
 use takeback_http::lwa::{AccessTokenProvider, LwaClient};
 use takeback_http::signaling::SignalingClient;
@@ -37,28 +37,16 @@ struct Stack {
     lwa: RunningLwa,
     alexa: RunningSignaling,
     webhook: RunningWebhook,
-    skill: call_signaling::Deps<DynamoSessionStore, DynamoTokenStore>,
-    api: signaling_api::Deps<DynamoSessionStore, DynamoTokenStore>,
+    skill: call_signaling::CallSignalingDeps<DynamoSessionStore, DynamoTokenStore>,
+    api: signaling_api::SignalingApiDeps<DynamoSessionStore, DynamoTokenStore>,
     sessions: DynamoSessionStore,
 }
 
 async fn stack(test: &str) -> Option<Stack> {
-    if !takeback_dynamo::tables::dynamodb_local_configured(test) {
-        return None;
-    }
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let sessions_table = format!("e2e-sessions-{test}-{suffix}");
-    let tokens_table = format!("e2e-tokens-{test}-{suffix}");
-    create_table(&dynamo, &tables::SIGNALING_SESSIONS, &sessions_table)
-        .await
-        .unwrap();
-    create_table(&dynamo, &tables::TOKENS, &tokens_table)
-        .await
-        .unwrap();
+    let dynamo = testing::local_client(test).await?;
+    let sessions_table =
+        testing::fresh_table(&dynamo, &tables::SIGNALING_SESSIONS, "e2e-sessions", test).await;
+    let tokens_table = testing::fresh_table(&dynamo, &tables::TOKENS, "e2e-tokens", test).await;
 
     let lwa = FakeLwa::start(CLIENT_ID, CLIENT_SECRET).await;
     let alexa = FakeSignaling::start(&lwa.fake).await;
@@ -78,12 +66,12 @@ async fn stack(test: &str) -> Option<Stack> {
 
     // Two functions, two processes: separate HTTP clients and token caches, shared tables.
     let skill = {
-        let http = HttpClient::new().unwrap();
+        let http = HttpClient::new().expect("test set-up");
         let tokens = Arc::new(AccessTokenProvider::new(
             Arc::new(DynamoTokenStore::new(dynamo.clone(), tokens_table.clone())),
             LwaClient::new(http.clone(), lwa_settings.clone()),
         ));
-        call_signaling::Deps {
+        call_signaling::CallSignalingDeps {
             skill_id: SKILL_ID.into(),
             sessions: DynamoSessionStore::new(dynamo.clone(), sessions_table.clone()),
             signaling: SignalingClient::new(http.clone(), tokens.clone(), RetryPolicy::fast(2)),
@@ -100,12 +88,12 @@ async fn stack(test: &str) -> Option<Stack> {
         }
     };
     let api = {
-        let http = HttpClient::new().unwrap();
+        let http = HttpClient::new().expect("test set-up");
         let tokens = Arc::new(AccessTokenProvider::new(
             Arc::new(DynamoTokenStore::new(dynamo.clone(), tokens_table.clone())),
             LwaClient::new(http.clone(), lwa_settings),
         ));
-        signaling_api::Deps {
+        signaling_api::SignalingApiDeps {
             sessions: DynamoSessionStore::new(dynamo.clone(), sessions_table.clone()),
             signaling: SignalingClient::new(http, tokens, RetryPolicy::fast(3)),
             settings: signaling_settings,
@@ -124,23 +112,32 @@ async fn stack(test: &str) -> Option<Stack> {
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("test set-up"))
+        .expect("test set-up")
 }
 
 impl Stack {
     /// Account linking through the skill, as Alexa does when the skill is enabled.
     async fn link_account(&self) {
         self.lwa.fake.add_code("fixture-authorization-code-1");
-        let answer = call_signaling::handle(
-            &self.skill,
-            self.alexa_event("alexa-authorizationgrant-basic", None),
-        )
-        .await
-        .unwrap();
+        let answer = self
+            .skill_answer(self.alexa_event("alexa-authorizationgrant-basic", None))
+            .await;
         assert_eq!(
             answer["response"]["event"]["header"]["name"],
             "AcceptGrant.Response"
         );
+    }
+
+    /// The skill's JSON answer to a JSON event, as the Lambda runtime drives the handler.
+    async fn skill_answer(&self, event: Value) -> Value {
+        let answer = call_signaling::handle(
+            &self.skill,
+            serde_json::from_value(event).expect("test set-up"),
+        )
+        .await
+        .expect("test set-up");
+        serde_json::to_value(answer).expect("test set-up")
     }
 
     /// An Alexa request fixture aimed at this stack (and at `session_id` if given).
@@ -155,9 +152,9 @@ impl Stack {
 
     /// Alexa sends the skill a request; the skill must answer with the deferred response.
     async fn alexa(&self, name: &str, session_id: &str) {
-        let answer = call_signaling::handle(&self.skill, self.alexa_event(name, Some(session_id)))
-            .await
-            .unwrap();
+        let answer = self
+            .skill_answer(self.alexa_event(name, Some(session_id)))
+            .await;
         assert_eq!(answer, json!({"version": "1.0", "response": {}}), "{name}");
     }
 
@@ -165,24 +162,34 @@ impl Stack {
     async fn backend(&self, body: Value) -> Value {
         let mut event = fixture("backend-callringing-basic");
         event["body"] = json!(body.to_string());
-        let r = signaling_api::handle(&self.api, event).await.unwrap();
-        let answer: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+        let r = signaling_api::handle(
+            &self.api,
+            serde_json::from_value(event).expect("test set-up"),
+        )
+        .await
+        .expect("test set-up");
+        let answer: Value =
+            serde_json::from_str(r.body.as_deref().expect("test set-up")).expect("test set-up");
         assert_eq!(r.status_code, 200, "{body} -> {answer}");
         answer
     }
 
-    async fn state(&self, session_id: &str) -> CallState {
+    async fn state(&self, session_id: &str) -> SessionState {
         self.sessions
             .get(session_id, now_epoch_seconds())
             .await
-            .unwrap()
-            .unwrap()
+            .expect("test set-up")
+            .expect("test set-up")
             .state
     }
 
     /// The last webhook envelope, with its signature already verified by the receiver.
     fn last_webhook(&self) -> Value {
-        self.webhook.envelopes().last().cloned().unwrap()
+        self.webhook
+            .envelopes()
+            .last()
+            .cloned()
+            .expect("test set-up")
     }
 }
 
@@ -194,12 +201,9 @@ async fn alexa_device_calls_a_staff_device() {
     s.link_account().await;
 
     // The resident says "Alexa, call the nurse station": Alexa sends the offer to the skill.
-    let answer = call_signaling::handle(
-        &s.skill,
-        s.alexa_event("alexa-initiateoutboundcall-basic", None),
-    )
-    .await
-    .unwrap();
+    let answer = s
+        .skill_answer(s.alexa_event("alexa-initiateoutboundcall-basic", None))
+        .await;
     assert_eq!(answer, json!({"version": "1.0", "response": {}}));
     let offer = s.last_webhook();
     assert_eq!(
@@ -207,13 +211,13 @@ async fn alexa_device_calls_a_staff_device() {
         "Alexa.Comms.CallSignaling.InitiateOutboundCall"
     );
     let session_id = offer["message"]["sessionId"].as_str().unwrap().to_owned();
-    assert_eq!(s.state(&session_id).await, CallState::Offered);
+    assert_eq!(s.state(&session_id).await, SessionState::Offered);
 
     // The staff device rings; Alexa acknowledges.
     s.backend(json!({"type": "CallRinging", "sessionId": session_id, "messageId": "b-1"}))
         .await;
     s.alexa("alexa-callringingack-basic", &session_id).await;
-    assert_eq!(s.state(&session_id).await, CallState::Ringing);
+    assert_eq!(s.state(&session_id).await, SessionState::Ringing);
 
     // Staff answers with an SDP answer; Alexa acknowledges.
     let r = s
@@ -225,7 +229,7 @@ async fn alexa_device_calls_a_staff_device() {
 
     // The resident puts the call on hold: Alexa re-offers, the backend acks and answers.
     s.alexa("alexa-callupdate-hold", &session_id).await;
-    assert_eq!(s.state(&session_id).await, CallState::Updating);
+    assert_eq!(s.state(&session_id).await, SessionState::Updating);
     s.backend(json!({"type": "CallUpdateAck", "sessionId": session_id, "messageId": "b-3"}))
         .await;
     s.backend(
@@ -234,7 +238,7 @@ async fn alexa_device_calls_a_staff_device() {
                      "sdpDetails": {"type": "ANSWER", "value": "v=0\r\n"}}),
     )
     .await;
-    assert_eq!(s.state(&session_id).await, CallState::Accepted);
+    assert_eq!(s.state(&session_id).await, SessionState::Accepted);
 
     // Staff hangs up; Alexa's own CallEnded arriving afterwards changes nothing.
     s.backend(
@@ -276,7 +280,7 @@ async fn alexa_device_calls_a_staff_device() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(session.state, CallState::Ended);
+    assert_eq!(session.state, SessionState::Ended);
     assert_eq!(session.direction, CallDirection::AlexaToProvider);
     assert_eq!(session.ended_by, Some(Side::Provider));
     assert_eq!(session.end_code.as_deref(), Some("SUCCESS"));
@@ -297,9 +301,12 @@ async fn staff_device_calls_a_room() {
     s.link_account().await;
 
     // The nurse station calls room 101.
-    let r = signaling_api::handle(&s.api, fixture("backend-initiateinboundcall-basic"))
-        .await
-        .unwrap();
+    let r = signaling_api::handle(
+        &s.api,
+        serde_json::from_value(fixture("backend-initiateinboundcall-basic")).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status_code, 200);
     let answer: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
     let session_id = answer["sessionId"].as_str().unwrap().to_owned();
@@ -323,14 +330,14 @@ async fn staff_device_calls_a_room() {
     assert_eq!(accepted["message"]["sdpDetails"]["type"], "ANSWER");
     s.backend(json!({"type": "CallAcceptedAck", "sessionId": session_id}))
         .await;
-    assert_eq!(s.state(&session_id).await, CallState::Accepted);
+    assert_eq!(s.state(&session_id).await, SessionState::Accepted);
 
     // Alexa re-delivers the CallAccepted (same requestId): answered, not forwarded again.
     s.alexa("alexa-callaccepted-basic", &session_id).await;
 
     // The resident hangs up.
     s.alexa("alexa-callended-basic", &session_id).await;
-    assert_eq!(s.state(&session_id).await, CallState::Ended);
+    assert_eq!(s.state(&session_id).await, SessionState::Ended);
     // The backend's late hang-up is answered, not sent.
     let late = s
         .backend(json!({"type": "CallEnded", "sessionId": session_id, "callResult": {"code": "SUCCESS"}}))

@@ -57,7 +57,6 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::Secret;
 

@@ -17,14 +17,15 @@
 //!   other side.
 //! - `CallEnded`: either side, in any state.
 //!
-//! Outcomes ([`Decision`]): a valid message is applied (new state, version + 1, message id
+//! Outcomes ([`SessionDecision`]): a valid message is applied (new state, version + 1, message id
 //! remembered); the same message id again is a `Duplicate` (answered, not re-applied; forwarded
 //! again only if the first delivery never succeeded); a repeat or a message overtaken by a later
 //! one (`CallRinging` after `CallAccepted`) is `Ignore`d; anything impossible is `Reject`ed and
 //! the stored state stays as it was.
 
 use super::config::SessionTtl;
-use super::model::{MessageKind, Participant, SignalingMessage};
+use super::model::{CallParticipant, MessageKind, SignalingMessage};
+use serde::{Serialize, Serializer};
 use std::fmt;
 
 /// How many message ids a session remembers for de-duplication (a call has a few dozen
@@ -97,8 +98,9 @@ impl CallDirection {
     }
 }
 
+/// Where a call session stands (see the diagram above).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CallState {
+pub enum SessionState {
     Offered,
     Ringing,
     InProgress,
@@ -107,26 +109,26 @@ pub enum CallState {
     Ended,
 }
 
-impl CallState {
+impl SessionState {
     pub fn as_str(self) -> &'static str {
         match self {
-            CallState::Offered => "OFFERED",
-            CallState::Ringing => "RINGING",
-            CallState::InProgress => "IN_PROGRESS",
-            CallState::Accepted => "ACCEPTED",
-            CallState::Updating => "UPDATING",
-            CallState::Ended => "ENDED",
+            SessionState::Offered => "OFFERED",
+            SessionState::Ringing => "RINGING",
+            SessionState::InProgress => "IN_PROGRESS",
+            SessionState::Accepted => "ACCEPTED",
+            SessionState::Updating => "UPDATING",
+            SessionState::Ended => "ENDED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         [
-            CallState::Offered,
-            CallState::Ringing,
-            CallState::InProgress,
-            CallState::Accepted,
-            CallState::Updating,
-            CallState::Ended,
+            SessionState::Offered,
+            SessionState::Ringing,
+            SessionState::InProgress,
+            SessionState::Accepted,
+            SessionState::Updating,
+            SessionState::Ended,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -135,16 +137,16 @@ impl CallState {
     /// Progress of call set-up; `Updating` is an accepted call re-negotiating.
     fn rank(self) -> u8 {
         match self {
-            CallState::Offered => 0,
-            CallState::Ringing => 1,
-            CallState::InProgress => 2,
-            CallState::Accepted | CallState::Updating => 3,
-            CallState::Ended => 4,
+            SessionState::Offered => 0,
+            SessionState::Ringing => 1,
+            SessionState::InProgress => 2,
+            SessionState::Accepted | SessionState::Updating => 3,
+            SessionState::Ended => 4,
         }
     }
 }
 
-impl fmt::Display for CallState {
+impl fmt::Display for SessionState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -152,15 +154,15 @@ impl fmt::Display for CallState {
 
 /// One call session as stored (DynamoDB item keyed by `session_id`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Session {
+pub struct CallSession {
     pub session_id: String,
     pub direction: CallDirection,
-    pub state: CallState,
+    pub state: SessionState,
     /// Optimistic-concurrency counter: every write is conditional on the version read.
     pub version: u64,
     /// Alexa's `apiEndpoint` for this call (from the request context), if known.
     pub api_endpoint: Option<String>,
-    pub participants: Vec<Participant>,
+    pub participants: Vec<CallParticipant>,
     /// Who sent the last `CallUpdate` (the pending one while `Updating`).
     pub last_update_by: Option<Side>,
     pub renegotiation_type: Option<String>,
@@ -178,7 +180,7 @@ pub struct Session {
     pub delivered: Vec<String>,
 }
 
-impl Session {
+impl CallSession {
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires_at <= now
     }
@@ -192,7 +194,7 @@ impl Session {
     }
 
     /// The next version of this session with `message_id` marked delivered.
-    pub fn with_delivered(&self, message_id: &str, now: i64) -> Session {
+    pub fn with_delivered(&self, message_id: &str, now: i64) -> CallSession {
         let mut next = self.clone();
         if !next.was_delivered(message_id) {
             push_bounded(&mut next.delivered, message_id);
@@ -204,7 +206,12 @@ impl Session {
 
     /// Undoes an applied message whose delivery failed: `previous`'s content at the next
     /// version, with the message forgotten so that a retry is applied again.
-    pub fn rolled_back_to(&self, previous: &Session, message_id: &str, now: i64) -> Session {
+    pub fn rolled_back_to(
+        &self,
+        previous: &CallSession,
+        message_id: &str,
+        now: i64,
+    ) -> CallSession {
         let mut next = previous.clone();
         next.version = self.version + 1;
         next.updated_at = now;
@@ -221,6 +228,19 @@ fn push_bounded(list: &mut Vec<String>, id: &str) {
         list.drain(..excess);
     }
 }
+
+/// Serialized as their wire names (`as_str`), as the webhook and the signaling API show them.
+macro_rules! serialize_as_str {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+serialize_as_str!(SessionState, CallDirection, IgnoreReason);
 
 /// One message to apply.
 #[derive(Debug, Clone, Copy)]
@@ -266,11 +286,14 @@ pub enum Rejection {
     #[error("{kind} in state {state} must come from {}", expected.as_str())]
     WrongSide {
         kind: MessageKind,
-        state: CallState,
+        state: SessionState,
         expected: Side,
     },
     #[error("{kind} is not possible in state {state}")]
-    InvalidTransition { kind: MessageKind, state: CallState },
+    InvalidTransition {
+        kind: MessageKind,
+        state: SessionState,
+    },
     #[error("the session exists for a call in the other direction")]
     DirectionMismatch,
     #[error("{kind} after the call ended")]
@@ -278,23 +301,23 @@ pub enum Rejection {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub enum SessionDecision {
     /// Write this (conditional on the version read, or on absence for a new session).
-    Apply(Session),
+    Apply(CallSession),
     /// The same message id was applied before.
     Duplicate {
-        session: Session,
+        session: CallSession,
         delivered: bool,
     },
     Ignore {
-        state: CallState,
+        state: SessionState,
         reason: IgnoreReason,
     },
     Reject(Rejection),
 }
 
 /// Decides what `incoming` does to `current` (a live, unexpired session or none).
-pub fn decide(current: Option<&Session>, incoming: &Incoming<'_>) -> Decision {
+pub fn decide(current: Option<&CallSession>, incoming: &Incoming<'_>) -> SessionDecision {
     let kind = incoming.message.kind;
     let from = incoming.from;
 
@@ -304,23 +327,23 @@ pub fn decide(current: Option<&Session>, incoming: &Incoming<'_>) -> Decision {
         _ => true,
     };
     if !allowed_from {
-        return Decision::Reject(Rejection::NotFromThisSide { kind, from });
+        return SessionDecision::Reject(Rejection::NotFromThisSide { kind, from });
     }
 
     let Some(session) = current else {
         return match kind {
             MessageKind::InitiateOutboundCall => {
-                Decision::Apply(new_session(incoming, CallDirection::AlexaToProvider))
+                SessionDecision::Apply(new_session(incoming, CallDirection::AlexaToProvider))
             }
             MessageKind::InitiateInboundCall => {
-                Decision::Apply(new_session(incoming, CallDirection::ProviderToAlexa))
+                SessionDecision::Apply(new_session(incoming, CallDirection::ProviderToAlexa))
             }
-            _ => Decision::Reject(Rejection::UnknownSession),
+            _ => SessionDecision::Reject(Rejection::UnknownSession),
         };
     };
 
     if session.has_applied(incoming.message_id) {
-        return Decision::Duplicate {
+        return SessionDecision::Duplicate {
             session: session.clone(),
             delivered: session.was_delivered(incoming.message_id),
         };
@@ -329,17 +352,17 @@ pub fn decide(current: Option<&Session>, incoming: &Incoming<'_>) -> Decision {
     let state = session.state;
     let caller = session.direction.caller();
     let callee = session.direction.callee();
-    let ignore = |reason| Decision::Ignore { state, reason };
+    let ignore = |reason| SessionDecision::Ignore { state, reason };
     let wrong_side = |expected| {
-        Decision::Reject(Rejection::WrongSide {
+        SessionDecision::Reject(Rejection::WrongSide {
             kind,
             state,
             expected,
         })
     };
-    let invalid = Decision::Reject(Rejection::InvalidTransition { kind, state });
+    let invalid = SessionDecision::Reject(Rejection::InvalidTransition { kind, state });
 
-    if state == CallState::Ended {
+    if state == SessionState::Ended {
         return match kind {
             MessageKind::CallEnded
             | MessageKind::CallRingingAck
@@ -351,49 +374,51 @@ pub fn decide(current: Option<&Session>, incoming: &Incoming<'_>) -> Decision {
             {
                 ignore(IgnoreReason::AlreadyExists)
             }
-            _ => Decision::Reject(Rejection::CallEnded { kind }),
+            _ => SessionDecision::Reject(Rejection::CallEnded { kind }),
         };
     }
 
-    let apply = |to: CallState| Decision::Apply(next_session(session, incoming, to));
+    let apply = |to: SessionState| SessionDecision::Apply(next_session(session, incoming, to));
 
     match kind {
         MessageKind::InitiateOutboundCall | MessageKind::InitiateInboundCall => {
             if same_direction(kind, session.direction) {
                 ignore(IgnoreReason::AlreadyExists)
             } else {
-                Decision::Reject(Rejection::DirectionMismatch)
+                SessionDecision::Reject(Rejection::DirectionMismatch)
             }
         }
-        MessageKind::CallRinging => progress(state, from, callee, 1, CallState::Ringing)
+        MessageKind::CallRinging => progress(state, from, callee, 1, SessionState::Ringing)
             .map_or_else(|| wrong_side(callee), |p| p.decide(apply, ignore)),
-        MessageKind::CallInProgress => progress(state, from, callee, 2, CallState::InProgress)
+        MessageKind::CallInProgress => progress(state, from, callee, 2, SessionState::InProgress)
             .map_or_else(|| wrong_side(callee), |p| p.decide(apply, ignore)),
-        MessageKind::CallAccepted => progress(state, from, callee, 3, CallState::Accepted)
+        MessageKind::CallAccepted => progress(state, from, callee, 3, SessionState::Accepted)
             .map_or_else(|| wrong_side(callee), |p| p.decide(apply, ignore)),
         MessageKind::CallRingingAck => ack(state, from, caller, 1, apply, wrong_side, invalid),
         MessageKind::CallInProgressAck => ack(state, from, caller, 2, apply, wrong_side, invalid),
         MessageKind::CallAcceptedAck => ack(state, from, caller, 3, apply, wrong_side, invalid),
         MessageKind::CallUpdate => match state {
-            CallState::Accepted => apply(CallState::Updating),
-            CallState::Updating if session.last_update_by == Some(from) => {
+            SessionState::Accepted => apply(SessionState::Updating),
+            SessionState::Updating if session.last_update_by == Some(from) => {
                 ignore(IgnoreReason::Repeat)
             }
             // Both sides re-offering at once (glare): the first one wins.
             _ => invalid,
         },
         MessageKind::CallUpdateResponse => match (state, session.last_update_by) {
-            (CallState::Updating, Some(by)) if by != from => apply(CallState::Accepted),
-            (CallState::Updating, Some(by)) => wrong_side(by.other()),
-            (CallState::Accepted, Some(_)) => ignore(IgnoreReason::Repeat),
+            (SessionState::Updating, Some(by)) if by != from => apply(SessionState::Accepted),
+            (SessionState::Updating, Some(by)) => wrong_side(by.other()),
+            (SessionState::Accepted, Some(_)) => ignore(IgnoreReason::Repeat),
             _ => invalid,
         },
         MessageKind::CallUpdateAck => match (state, session.last_update_by) {
-            (CallState::Updating | CallState::Accepted, Some(by)) if by != from => apply(state),
-            (CallState::Updating | CallState::Accepted, Some(by)) => wrong_side(by.other()),
+            (SessionState::Updating | SessionState::Accepted, Some(by)) if by != from => {
+                apply(state)
+            }
+            (SessionState::Updating | SessionState::Accepted, Some(by)) => wrong_side(by.other()),
             _ => invalid,
         },
-        MessageKind::CallEnded => apply(CallState::Ended),
+        MessageKind::CallEnded => apply(SessionState::Ended),
     }
 }
 
@@ -412,7 +437,7 @@ fn same_direction(kind: MessageKind, direction: CallDirection) -> bool {
 
 /// A set-up step (ringing, in progress, accepted) by the callee.
 enum Progress {
-    Advance(CallState),
+    Advance(SessionState),
     Repeat,
     Superseded,
 }
@@ -420,9 +445,9 @@ enum Progress {
 impl Progress {
     fn decide(
         self,
-        apply: impl Fn(CallState) -> Decision,
-        ignore: impl Fn(IgnoreReason) -> Decision,
-    ) -> Decision {
+        apply: impl Fn(SessionState) -> SessionDecision,
+        ignore: impl Fn(IgnoreReason) -> SessionDecision,
+    ) -> SessionDecision {
         match self {
             Progress::Advance(to) => apply(to),
             Progress::Repeat => ignore(IgnoreReason::Repeat),
@@ -432,11 +457,11 @@ impl Progress {
 }
 
 fn progress(
-    state: CallState,
+    state: SessionState,
     from: Side,
     callee: Side,
     rank: u8,
-    to: CallState,
+    to: SessionState,
 ) -> Option<Progress> {
     if from != callee {
         return None;
@@ -450,14 +475,14 @@ fn progress(
 
 /// An ack by the caller of a step the callee made (`rank` reached); no state change.
 fn ack(
-    state: CallState,
+    state: SessionState,
     from: Side,
     caller: Side,
     rank: u8,
-    apply: impl Fn(CallState) -> Decision,
-    wrong_side: impl Fn(Side) -> Decision,
-    invalid: Decision,
-) -> Decision {
+    apply: impl Fn(SessionState) -> SessionDecision,
+    wrong_side: impl Fn(Side) -> SessionDecision,
+    invalid: SessionDecision,
+) -> SessionDecision {
     if from != caller {
         return wrong_side(caller);
     }
@@ -468,8 +493,8 @@ fn ack(
     }
 }
 
-fn expiry(incoming: &Incoming<'_>, state: CallState) -> i64 {
-    let ttl = if state == CallState::Ended {
+fn expiry(incoming: &Incoming<'_>, state: SessionState) -> i64 {
+    let ttl = if state == SessionState::Ended {
         incoming.ttl.ended
     } else {
         incoming.ttl.active
@@ -477,12 +502,12 @@ fn expiry(incoming: &Incoming<'_>, state: CallState) -> i64 {
     incoming.now.saturating_add(ttl.as_secs() as i64)
 }
 
-fn new_session(incoming: &Incoming<'_>, direction: CallDirection) -> Session {
+fn new_session(incoming: &Incoming<'_>, direction: CallDirection) -> CallSession {
     let m = incoming.message;
-    Session {
+    CallSession {
         session_id: m.session_id.clone(),
         direction,
-        state: CallState::Offered,
+        state: SessionState::Offered,
         version: 1,
         api_endpoint: incoming.api_endpoint.map(str::to_owned),
         participants: m.participants.clone(),
@@ -493,13 +518,13 @@ fn new_session(incoming: &Incoming<'_>, direction: CallDirection) -> Session {
         last_message: m.kind.name().to_owned(),
         created_at: incoming.now,
         updated_at: incoming.now,
-        expires_at: expiry(incoming, CallState::Offered),
+        expires_at: expiry(incoming, SessionState::Offered),
         applied: vec![incoming.message_id.to_owned()],
         delivered: Vec::new(),
     }
 }
 
-fn next_session(current: &Session, incoming: &Incoming<'_>, to: CallState) -> Session {
+fn next_session(current: &CallSession, incoming: &Incoming<'_>, to: SessionState) -> CallSession {
     let m = incoming.message;
     let mut next = current.clone();
     next.state = to;
@@ -523,7 +548,6 @@ fn next_session(current: &Session, incoming: &Incoming<'_>, to: CallState) -> Se
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::model::{CallResult, CallResultCode, SdpDetails, SdpType};
@@ -543,7 +567,7 @@ mod tests {
     }
 
     struct Run {
-        session: Option<Session>,
+        session: Option<CallSession>,
         n: u32,
     }
 
@@ -555,13 +579,13 @@ mod tests {
             }
         }
 
-        fn send(&mut self, kind: MessageKind, from: Side) -> Decision {
+        fn send(&mut self, kind: MessageKind, from: Side) -> SessionDecision {
             self.n += 1;
             let id = format!("m{}", self.n);
             self.send_id(kind, from, &id)
         }
 
-        fn send_id(&mut self, kind: MessageKind, from: Side, id: &str) -> Decision {
+        fn send_id(&mut self, kind: MessageKind, from: Side, id: &str) -> SessionDecision {
             let m = msg(kind);
             let inc = Incoming {
                 message: &m,
@@ -572,19 +596,19 @@ mod tests {
                 ttl: SessionTtl::default(),
             };
             let d = decide(self.session.as_ref(), &inc);
-            if let Decision::Apply(s) = &d {
+            if let SessionDecision::Apply(s) = &d {
                 self.session = Some(s.clone());
             }
             d
         }
 
-        fn state(&self) -> CallState {
+        fn state(&self) -> SessionState {
             self.session.as_ref().map(|s| s.state).unwrap()
         }
     }
 
-    fn applied(d: &Decision) -> bool {
-        matches!(d, Decision::Apply(_))
+    fn applied(d: &SessionDecision) -> bool {
+        matches!(d, SessionDecision::Apply(_))
     }
 
     use MessageKind::*;
@@ -594,24 +618,24 @@ mod tests {
     fn alexa_calls_provider_full_flow() {
         let mut r = Run::new();
         assert!(applied(&r.send(InitiateOutboundCall, Alexa)));
-        assert_eq!(r.state(), CallState::Offered);
+        assert_eq!(r.state(), SessionState::Offered);
         assert!(applied(&r.send(CallRinging, Provider)));
         assert!(applied(&r.send(CallRingingAck, Alexa)));
-        assert_eq!(r.state(), CallState::Ringing);
+        assert_eq!(r.state(), SessionState::Ringing);
         assert!(applied(&r.send(CallInProgress, Provider)));
         assert!(applied(&r.send(CallInProgressAck, Alexa)));
         assert!(applied(&r.send(CallAccepted, Provider)));
         assert!(applied(&r.send(CallAcceptedAck, Alexa)));
-        assert_eq!(r.state(), CallState::Accepted);
+        assert_eq!(r.state(), SessionState::Accepted);
         // hold from Alexa, answered by the provider
         assert!(applied(&r.send(CallUpdate, Alexa)));
-        assert_eq!(r.state(), CallState::Updating);
+        assert_eq!(r.state(), SessionState::Updating);
         assert!(applied(&r.send(CallUpdateAck, Provider)));
         assert!(applied(&r.send(CallUpdateResponse, Provider)));
-        assert_eq!(r.state(), CallState::Accepted);
+        assert_eq!(r.state(), SessionState::Accepted);
         assert!(applied(&r.send(CallEnded, Provider)));
         let s = r.session.clone().unwrap();
-        assert_eq!(s.state, CallState::Ended);
+        assert_eq!(s.state, SessionState::Ended);
         assert_eq!(s.ended_by, Some(Provider));
         assert_eq!(s.end_code.as_deref(), Some("SUCCESS"));
         assert_eq!(s.version, 11);
@@ -633,7 +657,7 @@ mod tests {
         assert!(applied(&r.send(CallUpdate, Provider)));
         assert!(applied(&r.send(CallUpdateResponse, Alexa)));
         assert!(applied(&r.send(CallEnded, Alexa)));
-        assert_eq!(r.state(), CallState::Ended);
+        assert_eq!(r.state(), SessionState::Ended);
     }
 
     #[test]
@@ -642,7 +666,7 @@ mod tests {
         r.send_id(InitiateOutboundCall, Alexa, "req-1");
         let before = r.session.clone().unwrap();
         match r.send_id(InitiateOutboundCall, Alexa, "req-1") {
-            Decision::Duplicate { session, delivered } => {
+            SessionDecision::Duplicate { session, delivered } => {
                 assert_eq!(session, before);
                 assert!(!delivered);
             }
@@ -651,7 +675,7 @@ mod tests {
         r.session = Some(before.with_delivered("req-1", 1_001));
         assert!(matches!(
             r.send_id(InitiateOutboundCall, Alexa, "req-1"),
-            Decision::Duplicate {
+            SessionDecision::Duplicate {
                 delivered: true,
                 ..
             }
@@ -665,30 +689,30 @@ mod tests {
         r.send(CallRinging, Provider);
         assert_eq!(
             r.send(CallRinging, Provider),
-            Decision::Ignore {
-                state: CallState::Ringing,
+            SessionDecision::Ignore {
+                state: SessionState::Ringing,
                 reason: IgnoreReason::Repeat
             }
         );
         r.send(CallAccepted, Provider);
         assert_eq!(
             r.send(CallInProgress, Provider),
-            Decision::Ignore {
-                state: CallState::Accepted,
+            SessionDecision::Ignore {
+                state: SessionState::Accepted,
                 reason: IgnoreReason::Superseded
             }
         );
         assert_eq!(
             r.send(InitiateOutboundCall, Alexa),
-            Decision::Ignore {
-                state: CallState::Accepted,
+            SessionDecision::Ignore {
+                state: SessionState::Accepted,
                 reason: IgnoreReason::AlreadyExists
             }
         );
         r.send(CallEnded, Alexa);
         assert!(matches!(
             r.send(CallEnded, Provider),
-            Decision::Ignore {
+            SessionDecision::Ignore {
                 reason: IgnoreReason::AlreadyEnded,
                 ..
             }
@@ -700,17 +724,17 @@ mod tests {
         let mut r = Run::new();
         assert_eq!(
             r.send(CallRinging, Provider),
-            Decision::Reject(Rejection::UnknownSession)
+            SessionDecision::Reject(Rejection::UnknownSession)
         );
         assert!(matches!(
             r.send(InitiateOutboundCall, Provider),
-            Decision::Reject(Rejection::NotFromThisSide { .. })
+            SessionDecision::Reject(Rejection::NotFromThisSide { .. })
         ));
         r.send(InitiateOutboundCall, Alexa);
         // The caller cannot ring or accept its own call.
         assert!(matches!(
             r.send(CallAccepted, Alexa),
-            Decision::Reject(Rejection::WrongSide {
+            SessionDecision::Reject(Rejection::WrongSide {
                 expected: Provider,
                 ..
             })
@@ -718,35 +742,38 @@ mod tests {
         // Nothing to acknowledge yet; no re-negotiation before the call is accepted.
         assert!(matches!(
             r.send(CallAcceptedAck, Alexa),
-            Decision::Reject(Rejection::InvalidTransition { .. })
+            SessionDecision::Reject(Rejection::InvalidTransition { .. })
         ));
         assert!(matches!(
             r.send(CallUpdate, Provider),
-            Decision::Reject(Rejection::InvalidTransition { .. })
+            SessionDecision::Reject(Rejection::InvalidTransition { .. })
         ));
         assert!(matches!(
             r.send(InitiateInboundCall, Provider),
-            Decision::Reject(Rejection::DirectionMismatch)
+            SessionDecision::Reject(Rejection::DirectionMismatch)
         ));
         r.send(CallAccepted, Provider);
         r.send(CallUpdate, Provider);
         // Glare: Alexa re-offers while the provider's update is pending.
-        assert!(matches!(r.send(CallUpdate, Alexa), Decision::Reject(_)));
+        assert!(matches!(
+            r.send(CallUpdate, Alexa),
+            SessionDecision::Reject(_)
+        ));
         // The updater cannot answer its own offer.
         assert!(matches!(
             r.send(CallUpdateResponse, Provider),
-            Decision::Reject(Rejection::WrongSide {
+            SessionDecision::Reject(Rejection::WrongSide {
                 expected: Alexa,
                 ..
             })
         ));
-        assert_eq!(r.state(), CallState::Updating);
+        assert_eq!(r.state(), SessionState::Updating);
         r.send(CallEnded, Alexa);
         assert_eq!(
             r.send(CallAccepted, Provider),
-            Decision::Reject(Rejection::CallEnded { kind: CallAccepted })
+            SessionDecision::Reject(Rejection::CallEnded { kind: CallAccepted })
         );
-        assert_eq!(r.state(), CallState::Ended);
+        assert_eq!(r.state(), SessionState::Ended);
     }
 
     #[test]
@@ -754,7 +781,7 @@ mod tests {
         let mut r = Run::new();
         r.send(InitiateInboundCall, Provider);
         assert!(applied(&r.send(CallAccepted, Alexa)));
-        assert_eq!(r.state(), CallState::Accepted);
+        assert_eq!(r.state(), SessionState::Accepted);
     }
 
     #[test]
@@ -778,7 +805,7 @@ mod tests {
         let _ = r.send(CallRinging, Alexa);
         let after = r.session.clone().unwrap();
         let undone = after.rolled_back_to(&before, "m2", 2_000);
-        assert_eq!(undone.state, CallState::Offered);
+        assert_eq!(undone.state, SessionState::Offered);
         assert_eq!(undone.version, after.version + 1);
         assert!(!undone.has_applied("m2"));
         assert_eq!(
@@ -811,16 +838,16 @@ mod tests {
                     let id = if reuse == 0 && i > 0 { format!("m{}", i - 1) } else { format!("m{i}") };
                     let d = r.send_id(kind, side, &id);
                     match (&before, &d) {
-                        (Some(b), Decision::Apply(s)) => {
+                        (Some(b), SessionDecision::Apply(s)) => {
                             prop_assert_eq!(s.version, b.version + 1);
-                            prop_assert!(b.state != CallState::Ended);
+                            prop_assert!(b.state != SessionState::Ended);
                             prop_assert_eq!(Some(s.direction), direction);
                         }
-                        (None, Decision::Apply(s)) => {
+                        (None, SessionDecision::Apply(s)) => {
                             prop_assert_eq!(s.version, 1);
                             direction = Some(s.direction);
                         }
-                        (Some(b), Decision::Duplicate { session, .. }) => prop_assert_eq!(b, session),
+                        (Some(b), SessionDecision::Duplicate { session, .. }) => prop_assert_eq!(b, session),
                         _ => prop_assert_eq!(&before, &r.session),
                     }
                 }

@@ -35,15 +35,7 @@ fn normal_dependencies(package: &str) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let out = Command::new(cargo)
         .args([
-            "tree",
-            "-p",
-            package,
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
+            "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -84,12 +76,22 @@ fn functions_pull_in_only_the_adapters_they_use() {
         (
             "sma-handler",
             &["takeback-sma", "takeback-dynamo"],
-            &["takeback-alexa", "takeback-http", "takeback-chime", "aws-sdk-chimesdkvoice"],
+            &[
+                "takeback-alexa",
+                "takeback-http",
+                "takeback-chime",
+                "aws-sdk-chimesdkvoice",
+            ],
         ),
         (
             "connect-lookup",
             &["takeback-connect", "takeback-dynamo"],
-            &["takeback-alexa", "takeback-http", "takeback-chime", "aws-sdk-chimesdkvoice"],
+            &[
+                "takeback-alexa",
+                "takeback-http",
+                "takeback-chime",
+                "aws-sdk-chimesdkvoice",
+            ],
         ),
         (
             "connect-transfer",

@@ -12,5 +12,7 @@ pub mod error;
 pub mod pairs;
 pub mod seed;
 pub mod tables;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use error::map_sdk_error;

@@ -264,9 +264,89 @@ impl DynamoStore {
         })
     }
 
+    /// The next claim ticket and the pool's slot count (see [`ClaimRules::use_ticket`]).
+    async fn next_ticket(&self) -> Result<Ticket, StoreError> {
+        self.count_request();
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.pairs_table)
+            .set_key(Some(pool_key_item()))
+            .update_expression("ADD #n :one")
+            .expression_attribute_names("#n", attr::TICKET)
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        let item = out
+            .attributes()
+            .ok_or_else(|| StoreError::Corrupt("ticket counter returned nothing".into()))?;
+        let ticket = opt_n(item, attr::TICKET)?
+            .ok_or_else(|| StoreError::Corrupt("ticket counter returned no value".into()))?;
+        Ok(Ticket {
+            ticket: ticket.unsigned_abs(),
+            slots: opt_n(item, attr::PAIR_SLOTS)?
+                .unwrap_or_default()
+                .unsigned_abs(),
+        })
+    }
+
+    /// This transaction's CALLS record, read strongly consistently.
+    async fn call_record(&self, transaction_id: &str) -> Result<Option<Item>, StoreError> {
+        self.count_request();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.calls_table)
+            .key(attr::TRANSACTION_ID, s(transaction_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_sdk_error)?;
+        Ok(out.item)
+    }
+}
+
+const PAIRS_INDEX: &str = "in_use";
+
+/// `sma_number` and `connect_number` of the pool item in the PAIRS table: the claim-ticket counter
+/// and the number of slots dealt to pairs. It has no `in_use`, so it is not in the index and
+/// never a candidate; it is not a phone number, so the seeder never writes it as a pair. Tools
+/// that scan the table should skip keys starting with `#`.
+pub const POOL_KEY: &str = "#pool";
+
+pub(crate) fn pool_key_item() -> Item {
+    pair_key_item(&PairKey {
+        sma_number: POOL_KEY.to_owned(),
+        connect_number: POOL_KEY.to_owned(),
+    })
+}
+
+impl ClaimPrimitives for DynamoStore {
+    fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The ticket is an `UpdateItem ADD` on the pool item, sent in parallel with the index query.
+    async fn free_pairs(
+        &self,
+        take_ticket: bool,
+    ) -> Result<(Option<Ticket>, FreePairs), StoreError> {
+        if !take_ticket {
+            return Ok((None, self.free_candidates().await?));
+        }
+        let (ticket, free) = futures::join!(self.next_ticket(), self.free_candidates());
+        // A failing counter only costs the spread, not the claim.
+        let ticket = ticket
+            .inspect_err(|e| warn!(error = %e, "claim ticket unavailable"))
+            .ok();
+        Ok((ticket, free?))
+    }
+
     /// Held pairs whose lease ran out (or that carry none, e.g. items left by the seed's code).
     /// A filter applies after the page limit, so a few pages are read at most.
-    async fn expired_candidates(&self, now_s: i64) -> Result<Vec<Candidate>, StoreError> {
+    async fn expired_pairs(&self, now_s: i64) -> Result<Vec<Candidate>, StoreError> {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         for _ in 0..self.config.max_expired_pages.max(1) {
@@ -306,7 +386,7 @@ impl DynamoStore {
 
     /// One conditional claim of `pair`, atomically with this transaction's CALLS record.
     /// `replacing`: the pair a previous, no longer live claim of this transaction recorded.
-    async fn write_claim(
+    async fn attempt(
         &self,
         pair: &PairKey,
         request: &ClaimRequest,
@@ -395,7 +475,7 @@ impl DynamoStore {
     }
 
     /// This transaction's claim of `pair`, if it is still live.
-    async fn read_live_claim(
+    async fn live_claim_of(
         &self,
         pair: &PairKey,
         transaction_id: &str,
@@ -425,128 +505,14 @@ impl DynamoStore {
         }))
     }
 
-    /// The next claim ticket and the pool's slot count (see [`ClaimRules::use_ticket`]).
-    async fn next_ticket(&self) -> Result<Ticket, StoreError> {
-        self.count_request();
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.pairs_table)
-            .set_key(Some(pool_key_item()))
-            .update_expression("ADD #n :one")
-            .expression_attribute_names("#n", attr::TICKET)
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(map_sdk_error)?;
-        let item = out
-            .attributes()
-            .ok_or_else(|| StoreError::Corrupt("ticket counter returned nothing".into()))?;
-        let ticket = opt_n(item, attr::TICKET)?
-            .ok_or_else(|| StoreError::Corrupt("ticket counter returned no value".into()))?;
-        Ok(Ticket {
-            ticket: ticket.unsigned_abs(),
-            slots: opt_n(item, attr::PAIR_SLOTS)?
-                .unwrap_or_default()
-                .unsigned_abs(),
-        })
-    }
-
-    /// This transaction's CALLS record, read strongly consistently.
-    async fn call_record(&self, transaction_id: &str) -> Result<Option<Item>, StoreError> {
-        self.count_request();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.calls_table)
-            .key(attr::TRANSACTION_ID, s(transaction_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_sdk_error)?;
-        Ok(out.item)
-    }
-
     /// The pair this transaction's CALLS record names (strongly consistent).
-    async fn read_recorded_pair(
-        &self,
-        transaction_id: &str,
-    ) -> Result<Option<PairKey>, StoreError> {
+    async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
         self.call_record(transaction_id)
             .await?
             .as_ref()
             .map(recorded_pair_of)
             .transpose()
             .map(Option::flatten)
-    }
-}
-
-const PAIRS_INDEX: &str = "in_use";
-
-/// `sma_number` and `connect_number` of the pool item in the PAIRS table: the claim-ticket counter
-/// and the number of slots dealt to pairs. It has no `in_use`, so it is not in the index and
-/// never a candidate; it is not a phone number, so the seeder never writes it as a pair. Tools
-/// that scan the table should skip keys starting with `#`.
-pub const POOL_KEY: &str = "#pool";
-
-pub(crate) fn pool_key_item() -> Item {
-    pair_key_item(&PairKey {
-        sma_number: POOL_KEY.to_owned(),
-        connect_number: POOL_KEY.to_owned(),
-    })
-}
-
-impl ClaimPrimitives for DynamoStore {
-    fn now_ms(&self) -> i64 {
-        (self.clock)()
-    }
-
-    /// The ticket is an `UpdateItem ADD` on the pool item, sent in parallel with the index query.
-    async fn free_pairs(
-        &self,
-        take_ticket: bool,
-    ) -> Result<(Option<Ticket>, FreePairs), StoreError> {
-        if !take_ticket {
-            return Ok((None, self.free_candidates().await?));
-        }
-        let (ticket, free) = futures::join!(self.next_ticket(), self.free_candidates());
-        // A failing counter only costs the spread, not the claim.
-        let ticket = ticket
-            .inspect_err(|e| warn!(error = %e, "claim ticket unavailable"))
-            .ok();
-        Ok((ticket, free?))
-    }
-
-    async fn expired_pairs(&self, now_s: i64) -> Result<Vec<Candidate>, StoreError> {
-        self.expired_candidates(now_s).await
-    }
-
-    /// One `TransactWriteItems`: the pair update conditional on [`strategy::is_claimable`]
-    /// (`in_use = "false"`, or a lease at or before now, or none) and the CALLS record.
-    async fn attempt(
-        &self,
-        pair: &PairKey,
-        request: &ClaimRequest,
-        now_ms: i64,
-        lease_expires_at: i64,
-        replacing: Option<&PairKey>,
-    ) -> Result<ClaimAttempt, StoreError> {
-        self.write_claim(pair, request, now_ms, lease_expires_at, replacing)
-            .await
-    }
-
-    async fn live_claim_of(
-        &self,
-        pair: &PairKey,
-        transaction_id: &str,
-        now_s: i64,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.read_live_claim(pair, transaction_id, now_s).await
-    }
-
-    async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
-        self.read_recorded_pair(transaction_id).await
     }
 }
 

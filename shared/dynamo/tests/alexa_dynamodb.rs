@@ -1,7 +1,6 @@
 //! The Alexa session and token stores against real Amazon DynamoDB Local
 //! (`infra/dynamodb-local.sh`). Needs `AWS_ENDPOINT_URL_DYNAMODB` (+ dummy credentials); without
 //! it every test prints a loud SKIP line and returns. Each test creates its own tables.
-#![allow(clippy::unwrap_used)]
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -11,38 +10,25 @@ use takeback_alexa::Secret;
 use takeback_alexa::config::{LwaSettings, SessionTtl};
 use takeback_alexa::model::{MessageKind, SdpDetails, SignalingMessage};
 use takeback_alexa::now_epoch_seconds;
-use takeback_alexa::session::{CallState, IgnoreReason, Incoming, Side};
+use takeback_alexa::session::{IgnoreReason, Incoming, SessionState, Side};
 use takeback_alexa::store::{self, PutOutcome, Recorded, SessionStore};
 use takeback_alexa::store::{StoredTokens, TokenStore};
 use takeback_dynamo::alexa::{DynamoSessionStore, DynamoTokenStore};
-use takeback_dynamo::tables::{self, create_table};
+use takeback_dynamo::tables;
+use takeback_dynamo::testing;
 use takeback_http::client::HttpClient;
 use takeback_http::lwa::{AccessTokenProvider, LwaClient};
 use takeback_http::testing::FakeLwa;
 
-async fn local_client(test: &str) -> Option<Client> {
-    if !takeback_dynamo::tables::dynamodb_local_configured(test) {
-        return None;
-    }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    Some(Client::new(&config))
-}
-
 async fn sessions(test: &str) -> Option<(Client, DynamoSessionStore)> {
-    let client = local_client(test).await?;
-    let name = format!("sessions-{test}-{}", uuid::Uuid::new_v4().simple());
-    create_table(&client, &tables::SIGNALING_SESSIONS, &name)
-        .await
-        .unwrap();
+    let client = testing::local_client(test).await?;
+    let name = testing::fresh_table(&client, &tables::SIGNALING_SESSIONS, "sessions", test).await;
     Some((client.clone(), DynamoSessionStore::new(client, name)))
 }
 
 async fn tokens(test: &str) -> Option<DynamoTokenStore> {
-    let client = local_client(test).await?;
-    let name = format!("tokens-{test}-{}", uuid::Uuid::new_v4().simple());
-    create_table(&client, &tables::TOKENS, &name).await.unwrap();
+    let client = testing::local_client(test).await?;
+    let name = testing::fresh_table(&client, &tables::TOKENS, "tokens", test).await;
     Some(DynamoTokenStore::new(client, name))
 }
 
@@ -119,7 +105,7 @@ async fn conditional_writes_refuse_stale_versions_and_live_duplicates() {
     );
     let mut next = session.clone();
     next.version = 2;
-    next.state = CallState::Ringing;
+    next.state = SessionState::Ringing;
     assert_eq!(
         store.put(&next, Some(7), now).await.unwrap(),
         PutOutcome::Conflict
@@ -175,7 +161,7 @@ async fn concurrent_deliveries_apply_exactly_once() {
         match h.await.unwrap() {
             Recorded::Applied { .. } => applied += 1,
             Recorded::Ignored {
-                state: CallState::Accepted,
+                state: SessionState::Accepted,
                 reason: IgnoreReason::Repeat,
             } => {}
             other => panic!("{other:?}"),
@@ -204,7 +190,7 @@ async fn concurrent_deliveries_apply_exactly_once() {
     }
     assert_eq!(applied, 1);
     let s = store.get("s-x", now).await.unwrap().unwrap();
-    assert_eq!(s.state, CallState::Accepted);
+    assert_eq!(s.state, SessionState::Accepted);
     assert_eq!(s.version, 3);
 }
 
@@ -244,7 +230,7 @@ async fn delivery_marks_and_rollbacks() {
             .unwrap()
     );
     let s = store.get("s-r", now).await.unwrap().unwrap();
-    assert_eq!(s.state, CallState::Offered);
+    assert_eq!(s.state, SessionState::Offered);
     assert!(!s.has_applied("ring"));
     // a rollback of a version that is no longer current does nothing
     assert!(

@@ -11,21 +11,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use takeback_dynamo::pairs::{ClaimConfig, Clock, DynamoStore, attr};
 use takeback_dynamo::seed::{cross_product, seed_pairs};
 use takeback_dynamo::tables::{self, CreateOutcome, create_table};
+use takeback_dynamo::testing;
 use takeback_pairs::strategy::ClaimRules;
 use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore, ReleaseOutcome,
     TransferIntent,
 };
-
-async fn local_client(test: &str) -> Option<Client> {
-    if !takeback_dynamo::tables::dynamodb_local_configured(test) {
-        return None;
-    }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    Some(Client::new(&config))
-}
 
 /// A settable clock (epoch ms) starting at the wall clock.
 fn test_clock() -> (Clock, Arc<AtomicI64>) {
@@ -54,27 +45,10 @@ struct Fixture {
 }
 
 async fn fixture(test: &str, pairs: &[PairKey], config: ClaimConfig) -> Option<Fixture> {
-    let client = local_client(test).await?;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let pairs_table = format!("pairs-{test}-{suffix}");
-    let calls_table = format!("calls-{test}-{suffix}");
-    assert_eq!(
-        create_table(&client, &tables::PAIRS, &pairs_table)
-            .await
-            .expect("test set-up"),
-        CreateOutcome::Created
-    );
-    create_table(&client, &tables::CALLS, &calls_table)
-        .await
-        .expect("test set-up");
-    let report = seed_pairs(&client, &pairs_table, pairs)
-        .await
-        .expect("test set-up");
-    assert_eq!(report.added, pairs.len());
+    let client = testing::local_client(test).await?;
+    let store = testing::seeded_pair_store(&client, test, pairs).await;
     let (clock, cell) = test_clock();
-    let store = DynamoStore::new(client.clone(), pairs_table, calls_table)
-        .with_config(config)
-        .with_clock(clock);
+    let store = store.with_config(config).with_clock(clock);
     Some(Fixture {
         client,
         store,
@@ -554,7 +528,7 @@ async fn reseeding_adds_new_pairs_and_leaves_pairs_in_use_alone() {
 
 #[tokio::test]
 async fn created_tables_match_the_definitions() {
-    let Some(client) = local_client("created_tables").await else {
+    let Some(client) = testing::local_client("created_tables").await else {
         return;
     };
     let name = format!("pairs-def-{}", uuid::Uuid::new_v4().simple());

@@ -96,7 +96,8 @@ impl<T: TokenStore> SignalingClient<T> {
         message: &SignalingMessage,
     ) -> Result<Delivered, SignalingError> {
         let url = format!("{}{SIGNALING_PATH}", api_endpoint.trim_end_matches('/'));
-        let body = Bytes::from(message.to_alexa_json().to_string());
+        // The strict flat body: known fields only (`SignalingMessage`'s `Serialize`).
+        let body = Bytes::from(serde_json::to_vec(message).unwrap_or_default());
         let mut attempt: u32 = 0;
         let mut refreshed_after_401 = false;
         loop {

@@ -2,8 +2,6 @@
 //! signaling endpoint and a property-backend webhook receiver that verifies signatures. Each
 //! binds `127.0.0.1:0`, records what it received, and can be scripted to fail.
 
-#![allow(clippy::unwrap_used)] // test support: a poisoned lock or a bind failure should fail the test
-
 use crate::webhook::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -94,8 +92,10 @@ impl LoopbackServer {
         handler: impl Fn(&RecordedRequest) -> FakeResponse + Send + Sync + 'static,
     ) -> Self {
         let handler: Handler = Arc::new(handler);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
         let requests: Arc<Mutex<Vec<RecordedRequest>>> = Arc::default();
         let recorded = requests.clone();
         let task = tokio::spawn(async move {
@@ -119,7 +119,10 @@ impl LoopbackServer {
                                 headers: parts.headers,
                                 body,
                             };
-                            recorded.lock().unwrap().push(rec.clone());
+                            recorded
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(rec.clone());
                             let answer = handler(&rec);
                             if let Some(d) = answer.delay {
                                 tokio::time::sleep(d).await;
@@ -132,7 +135,9 @@ impl LoopbackServer {
                                 response = response.header(*k, v);
                             }
                             Ok::<_, std::convert::Infallible>(
-                                response.body(Full::new(Bytes::from(answer.body))).unwrap(),
+                                response
+                                    .body(Full::new(Bytes::from(answer.body)))
+                                    .expect("a valid response"),
                             )
                         }
                     });
@@ -154,18 +159,26 @@ impl LoopbackServer {
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.requests.lock().unwrap().clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn request_count(&self) -> usize {
-        self.requests.lock().unwrap().len()
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 }
 
 /// A URL on which nothing listens (connection refused).
 pub async fn closed_port_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("a bound address");
     drop(listener);
     format!("http://{addr}")
 }
@@ -233,14 +246,18 @@ impl FakeLwa {
 
     /// A code the next exchange may redeem once.
     pub fn add_code(&self, code: &str) {
-        self.state.lock().unwrap().codes.insert(code.to_owned());
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .codes
+            .insert(code.to_owned());
     }
 
     /// A refresh token LWA accepts (as if linking happened earlier).
     pub fn add_refresh_token(&self, token: &str) {
         self.state
             .lock()
-            .unwrap()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .refresh_tokens
             .insert(token.to_owned());
     }
@@ -249,44 +266,68 @@ impl FakeLwa {
     pub fn add_access_token(&self, token: &str) {
         self.state
             .lock()
-            .unwrap()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .access_tokens
             .insert(token.to_owned());
     }
 
     pub fn set_expires_in(&self, secs: i64) {
-        self.state.lock().unwrap().expires_in = secs;
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .expires_in = secs;
     }
 
     /// Answer refreshes with a new refresh token (default: none, like LWA usually does).
     pub fn rotate_refresh_tokens(&self, on: bool) {
-        self.state.lock().unwrap().rotate_refresh = on;
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rotate_refresh = on;
     }
 
     /// Every answer waits this long (to make concurrent refreshes overlap).
     pub fn set_delay(&self, delay: Duration) {
-        self.state.lock().unwrap().delay = Some(delay);
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .delay = Some(delay);
     }
 
     /// The next answers are these HTTP errors (e.g. 500).
     pub fn fail_next(&self, status: u16, times: usize) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for _ in 0..times {
             s.failures.push_back(status);
         }
     }
 
     pub fn revoke_refresh_tokens(&self) {
-        self.state.lock().unwrap().refresh_tokens.clear();
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .refresh_tokens
+            .clear();
     }
 
     /// Makes Alexa (the fake signaling endpoint) answer 401 to every token issued so far.
     pub fn revoke_access_tokens(&self) {
-        self.state.lock().unwrap().access_tokens.clear();
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .access_tokens
+            .clear();
     }
 
     pub fn is_valid_access_token(&self, token: &str) -> bool {
-        self.state.lock().unwrap().access_tokens.contains(token)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .access_tokens
+            .contains(token)
     }
 
     fn issue(&self, state: &mut LwaState, with_refresh: bool) -> Value {
@@ -307,7 +348,10 @@ impl FakeLwa {
     }
 
     fn answer(&self, req: &RecordedRequest) -> FakeResponse {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let delay = state.delay;
         let respond = |r: FakeResponse| match delay {
             Some(d) => r.delayed(d),
@@ -388,7 +432,12 @@ impl RunningSignaling {
     }
 
     pub fn accepted(&self) -> Vec<Value> {
-        self.fake.state.lock().unwrap().accepted.clone()
+        self.fake
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .accepted
+            .clone()
     }
 
     /// `type` of each accepted message, without the namespace prefix.
@@ -423,7 +472,10 @@ impl FakeSignaling {
 
     /// The next answers are `status` (`retry_after` seconds for a 429).
     pub fn fail_next(&self, status: u16, times: usize, retry_after: Option<&str>) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for _ in 0..times {
             s.failures
                 .push_back((status, retry_after.map(str::to_owned)));
@@ -441,7 +493,10 @@ impl FakeSignaling {
         if !lwa.is_valid_access_token(&token) {
             return FakeResponse::json(401, json!({"message": "Invalid access token"}));
         }
-        let mut state = self.state.lock().unwrap();
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((status, retry_after)) = state.failures.pop_front() {
             let mut r =
                 FakeResponse::json(status, json!({"message": format!("fake failure {status}")}));
@@ -493,7 +548,12 @@ impl RunningWebhook {
 
     /// Verified envelopes, in arrival order.
     pub fn envelopes(&self) -> Vec<Value> {
-        self.receiver.state.lock().unwrap().envelopes.clone()
+        self.receiver
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .envelopes
+            .clone()
     }
 
     /// `message.type` names of the verified envelopes, without the namespace prefix.
@@ -511,7 +571,11 @@ impl RunningWebhook {
     }
 
     pub fn bad_signatures(&self) -> usize {
-        self.receiver.state.lock().unwrap().bad_signatures
+        self.receiver
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .bad_signatures
     }
 }
 
@@ -527,14 +591,20 @@ impl WebhookReceiver {
     }
 
     pub fn fail_next(&self, status: u16, times: usize) {
-        let mut s = self.state.lock().unwrap();
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for _ in 0..times {
             s.failures.push_back(status);
         }
     }
 
     fn answer(&self, req: &RecordedRequest) -> FakeResponse {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ts = req.header(TIMESTAMP_HEADER).unwrap_or_default();
         let sig = req.header(SIGNATURE_HEADER).unwrap_or_default();
         let now = takeback_alexa::now_epoch_seconds();

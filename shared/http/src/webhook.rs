@@ -16,12 +16,12 @@ use hmac::{Hmac, KeyInit, Mac};
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue};
 use serde::Serialize;
-use serde_json::Value;
 use sha2::Sha256;
 use std::time::{Duration, Instant};
 use takeback_alexa::Secret;
+use takeback_alexa::model::{ForwardedMessage, SignalingMessage};
 use takeback_alexa::retry::{RetryPolicy, parse_retry_after};
-use takeback_alexa::session::Session;
+use takeback_alexa::session::{CallDirection, CallSession, SessionState};
 use tracing::{info, warn};
 
 pub const SIGNATURE_HEADER: &str = "x-signature";
@@ -114,16 +114,16 @@ pub fn verify(
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSession {
     pub session_id: String,
-    pub state: &'static str,
-    pub direction: &'static str,
+    pub state: SessionState,
+    pub direction: CallDirection,
 }
 
-impl From<&Session> for WebhookSession {
-    fn from(s: &Session) -> Self {
+impl From<&CallSession> for WebhookSession {
+    fn from(s: &CallSession) -> Self {
         Self {
             session_id: s.session_id.clone(),
-            state: s.state.as_str(),
-            direction: s.direction.as_str(),
+            state: s.state,
+            direction: s.direction,
         }
     }
 }
@@ -131,7 +131,7 @@ impl From<&Session> for WebhookSession {
 /// The webhook body.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WebhookEnvelope {
+pub struct WebhookEnvelope<'a> {
     /// Alexa's `requestId`: the same on every retry and re-delivery; deduplicate on it.
     pub message_id: String,
     /// Epoch milliseconds when the skill received the message.
@@ -139,8 +139,27 @@ pub struct WebhookEnvelope {
     /// True when this message was forwarded before without a confirmed delivery.
     pub redelivery: bool,
     pub session: WebhookSession,
-    /// The flat message: `{"type":"Alexa.Comms.CallSignaling.<Name>","sessionId",...}`.
-    pub message: Value,
+    /// The flat message as Alexa sent it, unknown fields included:
+    /// `{"type":"Alexa.Comms.CallSignaling.<Name>","sessionId",...}`.
+    pub message: ForwardedMessage<'a>,
+}
+
+impl<'a> WebhookEnvelope<'a> {
+    pub fn new(
+        message_id: impl Into<String>,
+        received_at: i64,
+        redelivery: bool,
+        session: &CallSession,
+        message: &'a SignalingMessage,
+    ) -> Self {
+        Self {
+            message_id: message_id.into(),
+            received_at,
+            redelivery,
+            session: session.into(),
+            message: message.forwarded(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,7 +220,7 @@ impl WebhookClient {
 
     pub async fn deliver(
         &self,
-        envelope: &WebhookEnvelope,
+        envelope: &WebhookEnvelope<'_>,
     ) -> Result<WebhookDelivered, WebhookError> {
         let body = Bytes::from(serde_json::to_vec(envelope).unwrap_or_default());
         let message_id = HeaderValue::try_from(envelope.message_id.as_str())
@@ -282,7 +301,6 @@ impl WebhookClient {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,11 +1,12 @@
 //! The Alexa HTTP clients (LWA, webhook) against loopback fakes.
-#![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use takeback_alexa::Secret;
 use takeback_alexa::config::LwaSettings;
+use takeback_alexa::model::{MessageKind, SignalingMessage};
 use takeback_alexa::retry::RetryPolicy;
+use takeback_alexa::session::{CallDirection, SessionState};
 use takeback_alexa::store::{MemoryTokenStore, TokenStore};
 use takeback_http::client::HttpClient;
 use takeback_http::lwa::{AccessTokenProvider, LinkError, LwaClient, LwaError, TokenError};
@@ -186,17 +187,21 @@ async fn concurrent_callers_share_one_refresh() {
     assert_eq!(lwa.grant_requests("refresh_token"), 1);
 }
 
-fn envelope(id: &str) -> WebhookEnvelope {
+/// `{"type": "Alexa.Comms.CallSignaling.CallRinging", "sessionId": "s"}`.
+static RINGING: LazyLock<SignalingMessage> =
+    LazyLock::new(|| SignalingMessage::bare(MessageKind::CallRinging, "s"));
+
+fn envelope(id: &str) -> WebhookEnvelope<'static> {
     WebhookEnvelope {
         message_id: id.into(),
         received_at: 1,
         redelivery: false,
         session: WebhookSession {
             session_id: "s".into(),
-            state: "OFFERED",
-            direction: "ALEXA_TO_PROVIDER",
+            state: SessionState::Offered,
+            direction: CallDirection::AlexaToProvider,
         },
-        message: serde_json::json!({"type": "Alexa.Comms.CallSignaling.CallRinging", "sessionId": "s"}),
+        message: RINGING.forwarded(),
     }
 }
 
@@ -212,6 +217,14 @@ async fn webhook_is_signed_as_documented() {
     );
     client.deliver(&envelope("m-1")).await.unwrap();
     assert_eq!(receiver.envelopes().len(), 1);
+    assert_eq!(
+        receiver.envelopes()[0],
+        serde_json::json!({
+            "messageId": "m-1", "receivedAt": 1, "redelivery": false,
+            "session": {"sessionId": "s", "state": "OFFERED", "direction": "ALEXA_TO_PROVIDER"},
+            "message": {"type": "Alexa.Comms.CallSignaling.CallRinging", "sessionId": "s"}
+        })
+    );
     let req = &receiver.server.requests()[0];
     let ts = req.header("x-signature-timestamp").unwrap();
     let sig = req.header("x-signature").unwrap();

@@ -4,6 +4,7 @@
 //! runs in AWS and against DynamoDB Local, is in `takeback-dynamo`.
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub mod memory;
 pub mod strategy;
@@ -116,4 +117,48 @@ pub trait CallStore: Send + Sync {
         &self,
         transaction_id: &str,
     ) -> impl Future<Output = Result<Option<TransferIntent>, StoreError>> + Send;
+}
+
+/// A store shared between a handler and whoever else holds it (tests, the emulator).
+impl<S: PairStore + ?Sized> PairStore for Arc<S> {
+    fn claim(
+        &self,
+        request: &ClaimRequest,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+        (**self).claim(request)
+    }
+
+    fn release(
+        &self,
+        pair: &PairKey,
+        transaction_id: &str,
+    ) -> impl Future<Output = Result<ReleaseOutcome, StoreError>> + Send {
+        (**self).release(pair, transaction_id)
+    }
+
+    fn lookup(
+        &self,
+        pair: &PairKey,
+        contact_id: &str,
+        mode: LookupMode,
+    ) -> impl Future<Output = Result<Option<LiveClaim>, StoreError>> + Send {
+        (**self).lookup(pair, contact_id, mode)
+    }
+}
+
+impl<S: CallStore + ?Sized> CallStore for Arc<S> {
+    fn record_transfer_intent(
+        &self,
+        transaction_id: &str,
+        intent: &TransferIntent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_transfer_intent(transaction_id, intent)
+    }
+
+    fn transfer_intent(
+        &self,
+        transaction_id: &str,
+    ) -> impl Future<Output = Result<Option<TransferIntent>, StoreError>> + Send {
+        (**self).transfer_intent(transaction_id)
+    }
 }

@@ -9,10 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use takeback_pairs::memory::MemoryStore;
-use takeback_pairs::{
-    CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
-    ReleaseOutcome, StoreError, TransferIntent,
-};
+use takeback_pairs::{ClaimOutcome, ClaimRequest, PairKey, PairStore};
 use takeback_sma::target::TransferPolicy;
 
 pub const TXN: &str = "5d5c8c2e-4f3a-4a55-9f0e-2b9d3c1a7e01";
@@ -57,58 +54,26 @@ pub fn fixture_pair() -> PairKey {
 }
 
 /// A memory store that the test and a fake updater can both hold.
-#[derive(Clone)]
-pub struct SharedStore(pub Arc<MemoryStore>);
+pub type SharedStore = Arc<MemoryStore>;
 
-impl SharedStore {
-    pub fn new() -> Self {
-        Self(Arc::new(MemoryStore::new([fixture_pair()], 300)))
-    }
-
-    /// The fixtures' pair held by `TXN`.
-    pub async fn with_live_claim() -> Self {
-        let store = Self::new();
-        let outcome = store
-            .claim(&ClaimRequest {
-                transaction_id: TXN.into(),
-                original_calling_number: "+13125550142".into(),
-                original_called_number: "+18005550000".into(),
-            })
-            .await
-            .expect("test set-up");
-        assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
-        store
-    }
+/// A shared store holding the fixtures' pair, free.
+pub fn shared_store() -> SharedStore {
+    Arc::new(MemoryStore::new([fixture_pair()], 300))
 }
 
-impl PairStore for SharedStore {
-    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
-        self.0.claim(request).await
-    }
-    async fn release(&self, pair: &PairKey, txn: &str) -> Result<ReleaseOutcome, StoreError> {
-        self.0.release(pair, txn).await
-    }
-    async fn lookup(
-        &self,
-        pair: &PairKey,
-        contact_id: &str,
-        mode: LookupMode,
-    ) -> Result<Option<LiveClaim>, StoreError> {
-        self.0.lookup(pair, contact_id, mode).await
-    }
-}
-
-impl CallStore for SharedStore {
-    async fn record_transfer_intent(
-        &self,
-        txn: &str,
-        intent: &TransferIntent,
-    ) -> Result<(), StoreError> {
-        self.0.record_transfer_intent(txn, intent).await
-    }
-    async fn transfer_intent(&self, txn: &str) -> Result<Option<TransferIntent>, StoreError> {
-        self.0.transfer_intent(txn).await
-    }
+/// The fixtures' pair held by `TXN`.
+pub async fn store_with_live_claim() -> SharedStore {
+    let store = shared_store();
+    let outcome = store
+        .claim(&ClaimRequest {
+            transaction_id: TXN.into(),
+            original_calling_number: "+13125550142".into(),
+            original_called_number: "+18005550000".into(),
+        })
+        .await
+        .expect("test set-up");
+    assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
+    store
 }
 
 /// Every value a string (Connect's STRING_MAP validation).

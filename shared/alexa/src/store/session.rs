@@ -7,7 +7,9 @@
 //! on no live session), so two concurrent invocations can never both apply a transition.
 //! Expiry can lag in a store, so readers treat `expires_at <= now` as absent.
 
-use crate::session::{self, CallState, Decision, IgnoreReason, Incoming, Rejection, Session, Side};
+use crate::session::{
+    self, CallSession, IgnoreReason, Incoming, Rejection, SessionDecision, SessionState, Side,
+};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
@@ -29,13 +31,13 @@ pub trait SessionStore: Send + Sync {
         &self,
         session_id: &str,
         now: i64,
-    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<CallSession>, StoreError>> + Send;
 
     /// Writes the whole session: with `expected_version = None` only if there is no live session
     /// with this id, else only if the stored version equals it.
     fn put(
         &self,
-        session: &Session,
+        session: &CallSession,
         expected_version: Option<u64>,
         now: i64,
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
@@ -47,15 +49,15 @@ pub trait SessionStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
     Applied {
-        previous: Option<Session>,
-        session: Session,
+        previous: Option<CallSession>,
+        session: CallSession,
     },
     Duplicate {
-        session: Session,
+        session: CallSession,
         delivered: bool,
     },
     Ignored {
-        state: CallState,
+        state: SessionState,
         reason: IgnoreReason,
     },
     Rejected(Rejection),
@@ -74,7 +76,7 @@ pub async fn record<S: SessionStore>(
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let current = store.get(session_id, incoming.now).await?;
         match session::decide(current.as_ref(), incoming) {
-            Decision::Apply(next) => {
+            SessionDecision::Apply(next) => {
                 let expected = current.as_ref().map(|c| c.version);
                 match store.put(&next, expected, incoming.now).await? {
                     PutOutcome::Written => {
@@ -86,11 +88,13 @@ pub async fn record<S: SessionStore>(
                     PutOutcome::Conflict => continue,
                 }
             }
-            Decision::Duplicate { session, delivered } => {
+            SessionDecision::Duplicate { session, delivered } => {
                 return Ok(Recorded::Duplicate { session, delivered });
             }
-            Decision::Ignore { state, reason } => return Ok(Recorded::Ignored { state, reason }),
-            Decision::Reject(r) => return Ok(Recorded::Rejected(r)),
+            SessionDecision::Ignore { state, reason } => {
+                return Ok(Recorded::Ignored { state, reason });
+            }
+            SessionDecision::Reject(r) => return Ok(Recorded::Rejected(r)),
         }
     }
     Err(StoreError::Unavailable(Box::new(Contention(
@@ -128,8 +132,8 @@ pub async fn mark_delivered<S: SessionStore>(
 /// written; returns whether the undo was written.
 pub async fn roll_back<S: SessionStore>(
     store: &S,
-    applied: &Session,
-    previous: Option<&Session>,
+    applied: &CallSession,
+    previous: Option<&CallSession>,
     message_id: &str,
     now: i64,
     ended_ttl_secs: i64,
@@ -139,7 +143,7 @@ pub async fn roll_back<S: SessionStore>(
         None => {
             let mut ended = applied.clone();
             ended.version = applied.version + 1;
-            ended.state = CallState::Ended;
+            ended.state = SessionState::Ended;
             ended.end_code = Some("NOT_DELIVERED".into());
             ended.ended_by = Some(Side::Provider);
             ended.updated_at = now;
@@ -156,7 +160,7 @@ pub async fn roll_back<S: SessionStore>(
 /// For unit tests and the emulator's fast mode. Same conditions as the DynamoDB store.
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
-    items: Mutex<HashMap<String, Session>>,
+    items: Mutex<HashMap<String, CallSession>>,
 }
 
 impl MemorySessionStore {
@@ -165,7 +169,7 @@ impl MemorySessionStore {
     }
 
     /// The stored item regardless of expiry (tests).
-    pub fn raw(&self, session_id: &str) -> Option<Session> {
+    pub fn raw(&self, session_id: &str) -> Option<CallSession> {
         self.items
             .lock()
             .ok()
@@ -186,7 +190,7 @@ impl MemorySessionStore {
 struct Poisoned;
 
 impl SessionStore for MemorySessionStore {
-    async fn get(&self, session_id: &str, now: i64) -> Result<Option<Session>, StoreError> {
+    async fn get(&self, session_id: &str, now: i64) -> Result<Option<CallSession>, StoreError> {
         let items = self
             .items
             .lock()
@@ -199,7 +203,7 @@ impl SessionStore for MemorySessionStore {
 
     async fn put(
         &self,
-        session: &Session,
+        session: &CallSession,
         expected_version: Option<u64>,
         now: i64,
     ) -> Result<PutOutcome, StoreError> {
@@ -225,7 +229,7 @@ mod tests {
     use super::*;
     use crate::config::SessionTtl;
     use crate::model::{
-        MessageKind, Participant, ParticipantId, ParticipantIdType, SdpDetails, SdpType,
+        CallParticipant, MessageKind, ParticipantId, ParticipantIdType, SdpDetails, SdpType,
         SignalingMessage,
     };
 
@@ -235,7 +239,7 @@ mod tests {
             sdp_type: SdpType::Offer,
             value: "v=0".into(),
         });
-        m.participants = vec![Participant {
+        m.participants = vec![CallParticipant {
             id: ParticipantId {
                 id_type: ParticipantIdType::PhoneNumber,
                 value: "+15555550100".into(),

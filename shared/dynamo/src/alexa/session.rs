@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use takeback_alexa::session::{CallDirection, CallState, Session, Side};
+use takeback_alexa::session::{CallDirection, CallSession, SessionState, Side};
 use takeback_alexa::store::{PutOutcome, SessionStore};
 use takeback_common::StoreError;
 
@@ -112,7 +112,7 @@ fn get_list(item: &Item, name: &str) -> Vec<String> {
     }
 }
 
-pub fn session_to_item(session: &Session) -> Item {
+pub fn session_to_item(session: &CallSession) -> Item {
     let mut item = Item::new();
     item.insert(attr::SESSION_ID.into(), s(&session.session_id));
     item.insert(attr::DIRECTION.into(), s(session.direction.as_str()));
@@ -146,7 +146,7 @@ pub fn session_to_item(session: &Session) -> Item {
     item
 }
 
-pub fn session_from_item(item: &Item) -> Result<Session, StoreError> {
+pub fn session_from_item(item: &Item) -> Result<CallSession, StoreError> {
     let corrupt =
         |what: &str| StoreError::Corrupt(format!("session attribute {what} has an unknown value"));
     let participants = match get_s(item, attr::PARTICIPANTS) {
@@ -158,11 +158,12 @@ pub fn session_from_item(item: &Item) -> Result<Session, StoreError> {
             .map(|v| Side::parse(v).ok_or_else(|| corrupt(name)))
             .transpose()
     };
-    Ok(Session {
+    Ok(CallSession {
         session_id: req_s(item, attr::SESSION_ID)?.to_owned(),
         direction: CallDirection::parse(req_s(item, attr::DIRECTION)?)
             .ok_or_else(|| corrupt(attr::DIRECTION))?,
-        state: CallState::parse(req_s(item, attr::STATE)?).ok_or_else(|| corrupt(attr::STATE))?,
+        state: SessionState::parse(req_s(item, attr::STATE)?)
+            .ok_or_else(|| corrupt(attr::STATE))?,
         version: u64::try_from(req_n(item, attr::VERSION)?).map_err(|_| corrupt(attr::VERSION))?,
         api_endpoint: get_s(item, attr::API_ENDPOINT).map(str::to_owned),
         participants,
@@ -182,7 +183,7 @@ pub fn session_from_item(item: &Item) -> Result<Session, StoreError> {
 }
 
 impl SessionStore for DynamoSessionStore {
-    async fn get(&self, session_id: &str, now: i64) -> Result<Option<Session>, StoreError> {
+    async fn get(&self, session_id: &str, now: i64) -> Result<Option<CallSession>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -203,7 +204,7 @@ impl SessionStore for DynamoSessionStore {
 
     async fn put(
         &self,
-        session: &Session,
+        session: &CallSession,
         expected_version: Option<u64>,
         now: i64,
     ) -> Result<PutOutcome, StoreError> {
@@ -240,7 +241,7 @@ mod tests {
     use super::*;
     use takeback_alexa::config::SessionTtl;
     use takeback_alexa::model::{MessageKind, SdpDetails, SdpType, SignalingMessage};
-    use takeback_alexa::session::{self, Decision, Incoming};
+    use takeback_alexa::session::{self, Incoming, SessionDecision};
 
     #[test]
     fn item_round_trip() {
@@ -257,7 +258,7 @@ mod tests {
             now: 5,
             ttl: SessionTtl::default(),
         };
-        let Decision::Apply(session) = session::decide(None, &incoming) else {
+        let SessionDecision::Apply(session) = session::decide(None, &incoming) else {
             panic!("not applied")
         };
         let item = session_to_item(&session);
