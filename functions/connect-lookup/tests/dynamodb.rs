@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use connect_lookup::{LookupDeps, handle};
 use serde_json::Value;
 use takeback_connect::LookupResponse;
-use takeback_dynamo::pairs::{Clock, DynamoStore, attr};
+use takeback_dynamo::pairs::{DynamoStore, attr};
 use takeback_dynamo::seed::seed_pairs;
 use takeback_dynamo::testing;
 use takeback_pairs::{ClaimRequest, LookupMode, PairKey};
@@ -66,13 +66,7 @@ struct Tables {
 /// and the pair `connect-lookup-not-found.json` asks about seeded free.
 async fn tables_with_live_claim(test: &str) -> Option<Tables> {
     let client = local_client(test).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("test set-up")
-        .as_millis() as i64;
-    let cell = Arc::new(AtomicI64::new(now));
-    let c = cell.clone();
-    let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
+    let (clock, cell) = testing::settable_clock();
     let store = testing::seeded_pair_store(&client, test, &[pair("+18005557777", "+18005551111")])
         .await
         .with_clock(clock);

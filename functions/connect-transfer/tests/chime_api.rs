@@ -13,25 +13,10 @@ use support::fake_chime::{FakeChime, Reply};
 use support::*;
 use takeback_chime as chime;
 
-/// The production client configuration (`chime::client_config` over `sdk::loader`), pointed at
-/// the fake with an explicit endpoint and dummy credentials.
-async fn client_for(fake: &FakeChime) -> chime::SdkCallUpdater {
-    let sdk_config = takeback_sdk::loader()
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "test"))
-        .load()
-        .await;
-    chime::SdkCallUpdater::from(aws_sdk_chimesdkvoice::Client::from_conf(
-        chime::client_config(&sdk_config)
-            .endpoint_url(&fake.url)
-            .build(),
-    ))
-}
-
 async fn deps_for(fake: &FakeChime) -> TransferDeps<SharedStore, chime::SdkCallUpdater> {
     TransferDeps::new(
         shared_store(),
-        client_for(fake).await,
+        chime_client(fake).await,
         SMA_ID.into(),
         policy(),
     )

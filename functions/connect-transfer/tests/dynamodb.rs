@@ -12,7 +12,6 @@ use aws_sdk_dynamodb::Client;
 use connect_transfer::{TransferDeps, handle};
 use support::fake_chime::{FakeChime, Reply};
 use support::*;
-use takeback_chime as chime;
 use takeback_dynamo::pairs::DynamoStore;
 use takeback_dynamo::testing;
 use takeback_pairs::{
@@ -40,19 +39,6 @@ async fn store_with_live_claim(test: &str) -> Option<DynamoStore> {
     )
     .await;
     Some(store)
-}
-
-async fn chime_client(fake: &FakeChime) -> chime::SdkCallUpdater {
-    let sdk_config = takeback_sdk::loader()
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "test"))
-        .load()
-        .await;
-    chime::SdkCallUpdater::from(aws_sdk_chimesdkvoice::Client::from_conf(
-        chime::client_config(&sdk_config)
-            .endpoint_url(&fake.url)
-            .build(),
-    ))
 }
 
 #[tokio::test]

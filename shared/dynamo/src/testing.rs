@@ -2,10 +2,13 @@
 //! local server — otherwise `None`, and the test prints a SKIP line and passes — and fresh,
 //! uniquely named tables created from the shared definitions, so tests never share state.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use aws_sdk_dynamodb::Client;
 use takeback_pairs::{ClaimOutcome, ClaimRequest, PairKey, PairStore};
 
-use crate::pairs::DynamoStore;
+use crate::pairs::{Clock, DynamoStore};
 use crate::seed::seed_pairs;
 use crate::tables::{self, CreateOutcome, TableDef, create_table, dynamodb_local_configured};
 
@@ -49,4 +52,16 @@ pub async fn claim_for(store: &impl PairStore, request: &ClaimRequest) {
         .await
         .expect("DynamoDB Local answers the claim");
     assert!(matches!(outcome, ClaimOutcome::Claimed(_)), "{outcome:?}");
+}
+
+/// A clock (epoch ms) that starts at the wall clock and that the test moves by hand, so lease
+/// expiry is tested without sleeping.
+pub fn settable_clock() -> (Clock, Arc<AtomicI64>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let cell = Arc::new(AtomicI64::new(now));
+    let reader = Arc::clone(&cell);
+    (Arc::new(move || reader.load(Ordering::SeqCst)), cell)
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use takeback_dynamo::pairs::{ClaimConfig, Clock, DynamoStore, attr};
+use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, attr};
 use takeback_dynamo::seed::{cross_product, seed_pairs};
 use takeback_dynamo::tables::{self, CreateOutcome, create_table};
 use takeback_dynamo::testing;
@@ -17,17 +17,6 @@ use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore, ReleaseOutcome,
     TransferIntent,
 };
-
-/// A settable clock (epoch ms) starting at the wall clock.
-fn test_clock() -> (Clock, Arc<AtomicI64>) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("test set-up")
-        .as_millis() as i64;
-    let cell = Arc::new(AtomicI64::new(now));
-    let c = cell.clone();
-    (Arc::new(move || c.load(Ordering::SeqCst)), cell)
-}
 
 fn numbers(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i:04}")).collect()
@@ -47,7 +36,7 @@ struct Fixture {
 async fn fixture(test: &str, pairs: &[PairKey], config: ClaimConfig) -> Option<Fixture> {
     let client = testing::local_client(test).await?;
     let store = testing::seeded_pair_store(&client, test, pairs).await;
-    let (clock, cell) = test_clock();
+    let (clock, cell) = testing::settable_clock();
     let store = store.with_config(config).with_clock(clock);
     Some(Fixture {
         client,

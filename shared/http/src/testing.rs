@@ -119,10 +119,7 @@ impl LoopbackServer {
                                 headers: parts.headers,
                                 body,
                             };
-                            recorded
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .push(rec.clone());
+                            lock(&recorded).push(rec.clone());
                             let answer = handler(&rec);
                             if let Some(d) = answer.delay {
                                 tokio::time::sleep(d).await;
@@ -159,17 +156,11 @@ impl LoopbackServer {
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.requests).clone()
     }
 
     pub fn request_count(&self) -> usize {
-        self.requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        lock(&self.requests).len()
     }
 }
 
@@ -246,88 +237,52 @@ impl FakeLwa {
 
     /// A code the next exchange may redeem once.
     pub fn add_code(&self, code: &str) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .codes
-            .insert(code.to_owned());
+        lock(&self.state).codes.insert(code.to_owned());
     }
 
     /// A refresh token LWA accepts (as if linking happened earlier).
     pub fn add_refresh_token(&self, token: &str) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .refresh_tokens
-            .insert(token.to_owned());
+        lock(&self.state).refresh_tokens.insert(token.to_owned());
     }
 
     /// An access token Alexa accepts (as if issued earlier).
     pub fn add_access_token(&self, token: &str) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .access_tokens
-            .insert(token.to_owned());
+        lock(&self.state).access_tokens.insert(token.to_owned());
     }
 
     pub fn set_expires_in(&self, secs: i64) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .expires_in = secs;
+        lock(&self.state).expires_in = secs;
     }
 
     /// Answer refreshes with a new refresh token (default: none, like LWA usually does).
     pub fn rotate_refresh_tokens(&self, on: bool) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .rotate_refresh = on;
+        lock(&self.state).rotate_refresh = on;
     }
 
     /// Every answer waits this long (to make concurrent refreshes overlap).
     pub fn set_delay(&self, delay: Duration) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .delay = Some(delay);
+        lock(&self.state).delay = Some(delay);
     }
 
     /// The next answers are these HTTP errors (e.g. 500).
     pub fn fail_next(&self, status: u16, times: usize) {
-        let mut s = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = lock(&self.state);
         for _ in 0..times {
             s.failures.push_back(status);
         }
     }
 
     pub fn revoke_refresh_tokens(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .refresh_tokens
-            .clear();
+        lock(&self.state).refresh_tokens.clear();
     }
 
     /// Makes Alexa (the fake signaling endpoint) answer 401 to every token issued so far.
     pub fn revoke_access_tokens(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .access_tokens
-            .clear();
+        lock(&self.state).access_tokens.clear();
     }
 
     pub fn is_valid_access_token(&self, token: &str) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .access_tokens
-            .contains(token)
+        lock(&self.state).access_tokens.contains(token)
     }
 
     fn issue(&self, state: &mut LwaState, with_refresh: bool) -> Value {
@@ -348,10 +303,7 @@ impl FakeLwa {
     }
 
     fn answer(&self, req: &RecordedRequest) -> FakeResponse {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(&self.state);
         let delay = state.delay;
         let respond = |r: FakeResponse| match delay {
             Some(d) => r.delayed(d),
@@ -432,12 +384,7 @@ impl RunningSignaling {
     }
 
     pub fn accepted(&self) -> Vec<Value> {
-        self.fake
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .accepted
-            .clone()
+        lock(&self.fake.state).accepted.clone()
     }
 
     /// `type` of each accepted message, without the namespace prefix.
@@ -472,10 +419,7 @@ impl FakeSignaling {
 
     /// The next answers are `status` (`retry_after` seconds for a 429).
     pub fn fail_next(&self, status: u16, times: usize, retry_after: Option<&str>) {
-        let mut s = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = lock(&self.state);
         for _ in 0..times {
             s.failures
                 .push_back((status, retry_after.map(str::to_owned)));
@@ -493,10 +437,7 @@ impl FakeSignaling {
         if !lwa.is_valid_access_token(&token) {
             return FakeResponse::json(401, json!({"message": "Invalid access token"}));
         }
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(&self.state);
         if let Some((status, retry_after)) = state.failures.pop_front() {
             let mut r =
                 FakeResponse::json(status, json!({"message": format!("fake failure {status}")}));
@@ -548,12 +489,7 @@ impl RunningWebhook {
 
     /// Verified envelopes, in arrival order.
     pub fn envelopes(&self) -> Vec<Value> {
-        self.receiver
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .envelopes
-            .clone()
+        lock(&self.receiver.state).envelopes.clone()
     }
 
     /// `message.type` names of the verified envelopes, without the namespace prefix.
@@ -571,11 +507,7 @@ impl RunningWebhook {
     }
 
     pub fn bad_signatures(&self) -> usize {
-        self.receiver
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .bad_signatures
+        lock(&self.receiver.state).bad_signatures
     }
 }
 
@@ -591,20 +523,14 @@ impl WebhookReceiver {
     }
 
     pub fn fail_next(&self, status: u16, times: usize) {
-        let mut s = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = lock(&self.state);
         for _ in 0..times {
             s.failures.push_back(status);
         }
     }
 
     fn answer(&self, req: &RecordedRequest) -> FakeResponse {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(&self.state);
         let ts = req.header(TIMESTAMP_HEADER).unwrap_or_default();
         let sig = req.header(SIGNATURE_HEADER).unwrap_or_default();
         let now = takeback_alexa::now_epoch_seconds();
@@ -627,4 +553,11 @@ impl WebhookReceiver {
         state.envelopes.push(req.json());
         FakeResponse::json(200, json!({"ok": true}))
     }
+}
+
+/// A poisoned lock only means another test thread panicked; the fakes' state is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -7,7 +7,10 @@ pub mod fake_chime;
 
 use std::sync::Arc;
 
+use aws_sdk_chimesdkvoice::config::{Credentials, Region};
+use fake_chime::FakeChime;
 use serde_json::Value;
+use takeback_chime as chime;
 use takeback_pairs::memory::MemoryStore;
 use takeback_pairs::{ClaimOutcome, ClaimRequest, PairKey, PairStore};
 use takeback_sma::target::TransferPolicy;
@@ -74,6 +77,21 @@ pub async fn store_with_live_claim() -> SharedStore {
         .expect("test set-up");
     assert!(matches!(outcome, ClaimOutcome::Claimed(_)));
     store
+}
+
+/// The production client configuration (`chime::client_config` over `sdk::loader`), pointed at
+/// the fake with an explicit endpoint and dummy credentials.
+pub async fn chime_client(fake: &FakeChime) -> chime::SdkCallUpdater {
+    let sdk_config = takeback_sdk::loader()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "test"))
+        .load()
+        .await;
+    chime::SdkCallUpdater::from(aws_sdk_chimesdkvoice::Client::from_conf(
+        chime::client_config(&sdk_config)
+            .endpoint_url(&fake.url)
+            .build(),
+    ))
 }
 
 /// Every value a string (Connect's STRING_MAP validation).
