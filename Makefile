@@ -30,6 +30,11 @@ WATCH_FLAGS  ?=
 CHIME_ENDPOINT ?= http://127.0.0.1:9200
 LAMBDA_PORT  ?= 9000
 
+# Sizes of the abuse runs (`make fuzz`, `make soak`); the scripts read the rest of their settings
+# (FUZZ_SEED, SOAK_SEED, ..., FUZZ_PROFILE/SOAK_PROFILE) from the environment.
+FUZZ_INPUTS  ?= 200000
+SOAK_CALLS   ?= 10000
+
 # Local tables (created and seeded by `make seed` in DynamoDB Local).
 PAIRS_TABLE  ?= takeback-pairs
 CALLS_TABLE  ?= takeback-calls
@@ -54,7 +59,8 @@ TOOLS_STAMP  := $(ROOT)/.tools/venv/.pins
 .DEFAULT_GOAL := help
 
 .PHONY: help tools build test lint fmt clippy local-db-up local-db-down local-db-env seed watch \
-        invoke lambda-build sizes sam-build validate deploy demo scenarios bench-claims bench clean-local
+        invoke lambda-build sizes sam-build validate deploy demo scenarios fuzz soak bench-claims bench \
+        clean-local
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -149,6 +155,12 @@ demo: ## the main job, locally: calls through the emulator against DynamoDB Loca
 
 scenarios: ## every emulator scenario (events/scenarios/), DynamoDB Local and in-memory store
 	infra/scenarios.sh
+
+fuzz: ## structure-aware fuzzer over the SMA, Connect and Alexa entry points (FUZZ_INPUTS=200000); JSON figures last
+	FUZZ_INPUTS=$(FUZZ_INPUTS) infra/fuzz.sh
+
+soak: ## SOAK_CALLS=10000 calls through the handlers and DynamoDB Local behind a fault proxy; invariants as JSON last
+	SOAK_CALLS=$(SOAK_CALLS) infra/soak.sh
 
 bench-claims: ## concurrent pair-claim benchmark against DynamoDB Local (spread vs the seed's Limit=1)
 	infra/bench-claims.sh

@@ -3,17 +3,27 @@
 //! - `Alexa.Comms.CallSignaling.*` requests: the skill id is checked, the message validated,
 //!   applied to the call session in DynamoDB (conditional, idempotent per Alexa `requestId`),
 //!   forwarded to the property backend's webhook (signed, bounded retries), and answered with
-//!   the deferred response `{"version":"1.0","response":{}}`. When the backend cannot take an
-//!   `InitiateOutboundCall`, the call is ended toward Alexa (`CallEnded` with `INTERNAL_ERROR`,
-//!   or `UNAUTHORIZED` when the backend refused our signature).
+//!   the deferred response `{"version":"1.0","response":{}}` (the SPI's step 1:
+//!   <https://developer.amazon.com/docs/alexa/alexa-smart-properties/alexa-callsignaling-spi-for-asp.html>).
+//!   When the backend cannot take an `InitiateOutboundCall`, the call is ended toward Alexa
+//!   (`CallEnded` with `INTERNAL_ERROR`, or `UNAUTHORIZED` when the backend refused our
+//!   signature).
+//! - A CallSignaling request the skill cannot take (malformed, or over the size limits of
+//!   `takeback_alexa::limits`) is never a Lambda error: it is answered with the deferred
+//!   response too, the reason is logged, and when it is an offer or an answer (without which the
+//!   media cannot be negotiated) the call is ended: `CallEnded` with `INTERNAL_ERROR` to Alexa,
+//!   and the same `CallEnded` to the backend with `"refused": {"type","reason"}`.
 //! - Account linking: `Alexa.Authorization.Grant` (custom-skill form) and the smart-home
 //!   `AcceptGrant` directive; the code is exchanged with Login with Amazon and the tokens stored.
+//!   A re-delivered grant whose code already linked the account is answered as a success.
 //! - Launch/intents get a short spoken answer (a custom skill needs a voice interface); any other
 //!   request type is logged and answered with an empty response.
 //!
 //! The deferred response is returned once the webhook delivery finished or its budget
-//! (`WEBHOOK_BUDGET_MS`) ran out, so Alexa gets its answer within a few seconds at worst; the
-//! real answer (ringing, accepted, ...) travels later through `signaling-api`.
+//! (`WEBHOOK_BUDGET_MS`) ran out, and never later than the invocation's deadline
+//! (`takeback_alexa::budget::SKILL_DEADLINE`, 6 s, or the Lambda context's deadline less a
+//! second if that is earlier); the real answer (ringing, accepted, ...) travels later through
+//! `signaling-api`.
 //!
 //! # Environment
 //!
@@ -22,8 +32,8 @@
 //! | `SKILL_ID` | yes | | the skill's id; requests for another id are refused |
 //! | `SIGNALING_SESSIONS_TABLE` | yes | | sessions table name |
 //! | `TOKENS_TABLE` | yes | | LWA tokens table name |
-//! | `WEBHOOK_URL` | yes | | the property backend's webhook (https) |
-//! | `WEBHOOK_SECRET` | yes | | HMAC-SHA256 key for `X-Signature` (secret) |
+//! | `WEBHOOK_URL` | yes | | the property backend's webhook (https; http only to a loopback host) |
+//! | `WEBHOOK_SECRET` | yes | | HMAC-SHA256 key for `X-Signature` (secret, at least 32 bytes) |
 //! | `LWA_CLIENT_ID` | yes | | the skill's LWA client id |
 //! | `LWA_CLIENT_SECRET` | yes | | the skill's LWA client secret (secret) |
 //! | `LWA_TOKEN_URL` | no | `https://api.amazon.com/auth/o2/token` | |
@@ -35,22 +45,25 @@
 //! | `SIGNALING_TIMEOUT_MS` | no | `1500` | per attempt |
 //! | `WEBHOOK_MAX_ATTEMPTS` | no | `3` | |
 //! | `WEBHOOK_TIMEOUT_MS` | no | `1500` | per attempt |
-//! | `WEBHOOK_BUDGET_MS` | no | `4000` | all webhook attempts together |
+//! | `WEBHOOK_BUDGET_MS` | no | `3000` | all webhook attempts together; must be below the 6 s deadline |
 //! | `RETRY_BASE_DELAY_MS` / `RETRY_MAX_DELAY_MS` | no | `100` / `2000` | backoff |
 //! | `SESSION_TTL_SECONDS` / `ENDED_SESSION_TTL_SECONDS` | no | `86400` / `3600` | session expiry |
-//! | `RUST_LOG` | no | `info` | log filter |
+//! | `RUST_LOG` | no | `info` | log filter (the runtime's, the SDK's and the HTTP stack's own output is capped at INFO: `takeback_http::logging`) |
 //!
-//! With the defaults the worst case is ~4 s of webhook attempts plus ~3 s for the `CallEnded`:
-//! give the function a timeout of at least 10 s. Configure the Alexa Skills Kit trigger with
-//! skill-id verification too (the smart-home `AcceptGrant` directive carries no skill id).
+//! Time: everything runs under one deadline (`takeback_alexa::budget`); the function's timeout
+//! is 7 s (Alexa waits 8 s), checked against `template.yaml` by `tests/template_budget.rs`.
+//! Configure the Alexa Skills Kit trigger with skill-id verification too (the smart-home
+//! `AcceptGrant` directive carries no skill id).
 
 use std::sync::Arc;
 use std::time::Duration;
+use takeback_alexa::budget::{self, Deadline};
 use takeback_alexa::config::{self, ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings};
 use takeback_alexa::model::{
     AlexaEvent, AlexaRequestEnvelope, AlexaResponse, CallResult, CallResultCode, Directive,
-    DirectiveEnvelope, GrantPayload, MessageKind, RequestHeader, SignalingMessage, SkillRequest,
-    SkillRequestEnvelope, SkillResponse,
+    DirectiveEnvelope, GrantPayload, MalformedRequest, MessageKind, RequestHeader,
+    SIGNALING_PREFIX, SignalingMessage, SkillRequest, SkillRequestEnvelope, SkillResponse,
+    check_session_id,
 };
 use takeback_alexa::retry::RetryPolicy;
 use takeback_alexa::session::{CallSession, Incoming, SessionState, Side};
@@ -60,7 +73,7 @@ use takeback_alexa::{Secret, now_epoch_seconds};
 use takeback_common::StoreError;
 use takeback_http::lwa::AccessTokenProvider;
 use takeback_http::signaling::SignalingClient;
-use takeback_http::webhook::{WebhookClient, WebhookEnvelope, WebhookError};
+use takeback_http::webhook::{Refused, WebhookClient, WebhookEnvelope, WebhookError};
 use tracing::{Instrument, error, info, info_span, warn};
 
 /// Typed configuration (see the module documentation for the variables).
@@ -86,22 +99,39 @@ impl CallSignalingConfig {
             "SIGNALING_MAX_ATTEMPTS",
             "SIGNALING_TIMEOUT_MS",
             2,
-            1500,
+            budget::DEFAULT_SKILL_SIGNALING_ATTEMPT.as_millis() as u64,
         )?;
+        let webhook_budget = Duration::from_millis(env.number_or(
+            "WEBHOOK_BUDGET_MS",
+            budget::DEFAULT_WEBHOOK_BUDGET.as_millis() as u64,
+        )?);
+        if webhook_budget >= budget::SKILL_DEADLINE {
+            return Err(ConfigError::invalid(
+                "WEBHOOK_BUDGET_MS",
+                format!(
+                    "must be below the skill's deadline of {} ms (Alexa waits 8 s)",
+                    budget::SKILL_DEADLINE.as_millis()
+                ),
+            ));
+        }
         Ok(Self {
             skill_id: env.required("SKILL_ID")?,
             sessions_table: env.required(takeback_dynamo::tables::SIGNALING_SESSIONS.env_var)?,
             tokens_table: env.required(takeback_dynamo::tables::TOKENS.env_var)?,
             webhook_url: config::url(env, "WEBHOOK_URL", None)?,
-            webhook_secret: config::required_secret(env, "WEBHOOK_SECRET")?,
+            webhook_secret: config::required_secret_min_len(
+                env,
+                "WEBHOOK_SECRET",
+                config::MIN_WEBHOOK_SECRET_BYTES,
+            )?,
             webhook_retry: config::retry_policy(
                 env,
                 "WEBHOOK_MAX_ATTEMPTS",
                 "WEBHOOK_TIMEOUT_MS",
                 3,
-                1500,
+                budget::DEFAULT_WEBHOOK_ATTEMPT.as_millis() as u64,
             )?,
-            webhook_budget: Duration::from_millis(env.number_or("WEBHOOK_BUDGET_MS", 4000)?),
+            webhook_budget,
             lwa: LwaSettings::from_env(env)?,
             signaling,
             ttl: SessionTtl::from_env(env)?,
@@ -128,24 +158,83 @@ pub enum CallSignalingError {
     Malformed(String),
     #[error("the session store failed")]
     Store(#[source] StoreError),
+    #[error("the deadline passed before the request was handled")]
+    Deadline,
 }
 
-/// Handles one Lambda event (a custom-skill request or a smart-home directive). A malformed
-/// event is an error ([`CallSignalingError::Malformed`]), as is a request for another skill.
+/// Handles one Lambda event (a custom-skill request or a smart-home directive) by
+/// [`budget::SKILL_DEADLINE`] from now. An event that is no Alexa request at all is an error
+/// ([`CallSignalingError::Malformed`]), as is a request for another skill; a CallSignaling
+/// request the skill cannot take is answered (see the crate docs).
 pub async fn handle<S: SessionStore, T: TokenStore>(
     deps: &CallSignalingDeps<S, T>,
     event: AlexaRequestEnvelope,
 ) -> Result<AlexaResponse, CallSignalingError> {
+    handle_by(deps, event, Deadline::after(budget::SKILL_DEADLINE)).await
+}
+
+/// [`handle`] with the invocation's deadline: every retry and wait inside stops in time, and
+/// if the deadline comes anyway the answer Alexa expects for the request goes out unfinished
+/// work or not (the deferred response for CallSignaling, `ACCEPT_GRANT_FAILED` for a grant).
+pub async fn handle_by<S: SessionStore, T: TokenStore>(
+    deps: &CallSignalingDeps<S, T>,
+    event: AlexaRequestEnvelope,
+    deadline: Deadline,
+) -> Result<AlexaResponse, CallSignalingError> {
+    let fallback = answer_at_deadline(&event);
+    let work = async {
+        match event {
+            AlexaRequestEnvelope::Skill(envelope) => {
+                handle_skill_request(deps, *envelope, deadline).await
+            }
+            AlexaRequestEnvelope::Directive(directive) => {
+                Ok(handle_directive(deps, directive, deadline).await)
+            }
+            AlexaRequestEnvelope::Malformed { reason } => {
+                warn!(reason = %reason, "refusing an event that is no Alexa request");
+                Err(CallSignalingError::Malformed(reason))
+            }
+        }
+    };
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline.instant()), work).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            error!("the deadline came before the request was handled; answering now");
+            fallback.ok_or(CallSignalingError::Deadline)
+        }
+    }
+}
+
+/// What Alexa gets if the deadline comes first.
+fn answer_at_deadline(event: &AlexaRequestEnvelope) -> Option<AlexaResponse> {
+    let failed = || AlexaEvent::accept_grant_failed("Account linking did not finish in time");
     match event {
-        AlexaRequestEnvelope::Skill(envelope) => handle_skill_request(deps, *envelope).await,
-        AlexaRequestEnvelope::Directive(directive) => Ok(handle_directive(deps, directive).await),
-        AlexaRequestEnvelope::Malformed { reason } => Err(CallSignalingError::Malformed(reason)),
+        AlexaRequestEnvelope::Skill(envelope) => Some(match &envelope.request {
+            Ok(SkillRequest::AuthorizationGrant(_)) => SkillResponse::event(failed()).into(),
+            _ => SkillResponse::deferred().into(),
+        }),
+        AlexaRequestEnvelope::Directive(d) => Some(match d.directive {
+            Directive::Unknown => AlexaEvent::invalid_directive("unsupported directive").into(),
+            _ => failed().into(),
+        }),
+        AlexaRequestEnvelope::Malformed { .. } => None,
+    }
+}
+
+/// The CallSignaling message kind of a request whose fields could not be read.
+fn unreadable_signal(error: &MalformedRequest) -> Option<MessageKind> {
+    match error {
+        MalformedRequest::BadFields { request_type, .. } => request_type
+            .strip_prefix(SIGNALING_PREFIX)
+            .and_then(MessageKind::parse),
+        _ => None,
     }
 }
 
 async fn handle_skill_request<S: SessionStore, T: TokenStore>(
     deps: &CallSignalingDeps<S, T>,
     envelope: SkillRequestEnvelope,
+    deadline: Deadline,
 ) -> Result<AlexaResponse, CallSignalingError> {
     let header = &envelope.header;
     let span = info_span!(
@@ -166,17 +255,42 @@ async fn handle_skill_request<S: SessionStore, T: TokenStore>(
         let SkillRequestEnvelope {
             header, request, ..
         } = envelope;
-        let request = request.map_err(|e| {
-            warn!(error = %e, "malformed request");
-            CallSignalingError::Malformed(e.to_string())
-        })?;
+        let api_endpoint = vetted_endpoint(deps, api_endpoint.as_deref());
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => match unreadable_signal(&e) {
+                Some(kind) => {
+                    let session_id = header.session_id.clone();
+                    let refusal = Refusal {
+                        kind,
+                        session_id: session_id.as_deref(),
+                        reason: e.to_string(),
+                    };
+                    refuse(deps, api_endpoint, &header, refusal, deadline).await;
+                    return Ok(SkillResponse::deferred().into());
+                }
+                None => {
+                    warn!(error = %e, "malformed request");
+                    return Err(CallSignalingError::Malformed(e.to_string()));
+                }
+            },
+        };
         match request {
             SkillRequest::CallSignaling { kind, signal } => {
-                let message = signal.validate(kind, false).map_err(|e| {
-                    warn!(error = %e, "malformed CallSignaling request; nothing recorded");
-                    CallSignalingError::Malformed(format!("{}: {e}", kind.full_type()))
-                })?;
-                on_signal(deps, api_endpoint.as_deref(), &header, message).await?;
+                let session_id = signal.session_id.clone();
+                match signal.validate(kind, false) {
+                    Ok(message) => {
+                        on_signal(deps, api_endpoint, &header, message, deadline).await?;
+                    }
+                    Err(e) => {
+                        let refusal = Refusal {
+                            kind,
+                            session_id: session_id.as_deref(),
+                            reason: e.to_string(),
+                        };
+                        refuse(deps, api_endpoint, &header, refusal, deadline).await;
+                    }
+                }
                 Ok(SkillResponse::deferred().into())
             }
             SkillRequest::UnknownCallSignaling { name } => {
@@ -184,7 +298,7 @@ async fn handle_skill_request<S: SessionStore, T: TokenStore>(
                 Ok(SkillResponse::deferred().into())
             }
             SkillRequest::AuthorizationGrant(payload) => Ok(SkillResponse::event(
-                accept_grant(deps, payload).await,
+                accept_grant(deps, payload, deadline).await,
             )
             .into()),
             SkillRequest::Launch | SkillRequest::Intent { .. } => Ok(SkillResponse::speech(
@@ -207,6 +321,7 @@ async fn handle_skill_request<S: SessionStore, T: TokenStore>(
 async fn handle_directive<S: SessionStore, T: TokenStore>(
     deps: &CallSignalingDeps<S, T>,
     envelope: DirectiveEnvelope,
+    deadline: Deadline,
 ) -> AlexaResponse {
     let span = info_span!(
         "alexa_directive",
@@ -215,7 +330,7 @@ async fn handle_directive<S: SessionStore, T: TokenStore>(
     );
     async move {
         match envelope.directive {
-            Directive::AcceptGrant(payload) => accept_grant(deps, payload).await.into(),
+            Directive::AcceptGrant(payload) => accept_grant(deps, payload, deadline).await.into(),
             Directive::MalformedAcceptGrant { reason } => {
                 warn!(error = %reason, "malformed AcceptGrant payload");
                 AlexaEvent::accept_grant_failed("malformed AcceptGrant payload").into()
@@ -233,11 +348,12 @@ async fn handle_directive<S: SessionStore, T: TokenStore>(
 async fn accept_grant<S: SessionStore, T: TokenStore>(
     deps: &CallSignalingDeps<S, T>,
     payload: GrantPayload,
+    deadline: Deadline,
 ) -> AlexaEvent {
     let grant = payload.grant.unwrap_or_default();
     match deps
         .tokens
-        .link(grant.grant_type.as_deref(), grant.code.as_ref())
+        .link(grant.grant_type.as_deref(), grant.code.as_ref(), deadline)
         .await
     {
         Ok(()) => AlexaEvent::accept_grant_response(),
@@ -249,15 +365,140 @@ async fn accept_grant<S: SessionStore, T: TokenStore>(
 }
 
 /// A stable id for a request that lacks `requestId`, so a re-delivery still deduplicates.
-fn message_id(header: &RequestHeader, message: &SignalingMessage) -> String {
+fn message_id(header: &RequestHeader, kind: MessageKind, session_id: &str) -> String {
     match header.request_id.as_deref().filter(|r| !r.is_empty()) {
         Some(r) => r.to_owned(),
         None => format!(
             "{}:{}:{}",
-            message.kind.name(),
-            message.session_id,
+            kind.name(),
+            session_id,
             header.timestamp.as_deref().unwrap_or_default()
         ),
+    }
+}
+
+/// The request's `apiEndpoint` if it is an Alexa endpoint (the bearer token goes there).
+fn vetted_endpoint<'a, S, T>(
+    deps: &CallSignalingDeps<S, T>,
+    api_endpoint: Option<&'a str>,
+) -> Option<&'a str> {
+    match api_endpoint {
+        Some(e) if deps.signaling_settings.is_allowed_endpoint(e) => Some(e.trim_end_matches('/')),
+        Some(e) => {
+            warn!(api_endpoint = %e, "apiEndpoint is not an Alexa endpoint; using the configured one");
+            None
+        }
+        None => None,
+    }
+}
+
+/// A CallSignaling request the skill cannot take.
+struct Refusal<'a> {
+    kind: MessageKind,
+    session_id: Option<&'a str>,
+    reason: String,
+}
+
+/// Answers a request the skill cannot take without failing the invocation: logs why, and for
+/// an offer or answer ends the call toward Alexa (`CallEnded`, `INTERNAL_ERROR`: the call could
+/// not be set up; the codes are those of the CallSignaling `callResult`) and tells the backend.
+async fn refuse<S: SessionStore, T: TokenStore>(
+    deps: &CallSignalingDeps<S, T>,
+    api_endpoint: Option<&str>,
+    header: &RequestHeader,
+    refusal: Refusal<'_>,
+    deadline: Deadline,
+) {
+    let Refusal {
+        kind,
+        session_id,
+        reason,
+    } = refusal;
+    warn!(kind = kind.name(), reason = %reason, "refusing a CallSignaling request it cannot take; answered with the deferred response");
+    if kind.required_sdp().is_none() {
+        info!(
+            kind = kind.name(),
+            "not an offer or answer: nothing recorded, the call goes on"
+        );
+        return;
+    }
+    let session_id = match check_session_id(session_id) {
+        Ok(id) => id,
+        Err(e) => {
+            warn!(error = %e, "no usable sessionId: there is no call to end");
+            return;
+        }
+    };
+    let ended = SignalingMessage::call_ended(
+        session_id.clone(),
+        CallResult::new(
+            CallResultCode::InternalError,
+            format!("The calling service could not take the {}", kind.name()),
+        ),
+    );
+    let id = format!("{}#refused", message_id(header, kind, &session_id));
+    let incoming = Incoming {
+        message: &ended,
+        from: Side::Provider,
+        message_id: &id,
+        api_endpoint,
+        now: now_epoch_seconds(),
+        ttl: deps.ttl,
+    };
+    let session = match store::record_refusal(&deps.sessions, &incoming).await {
+        Ok(Recorded::Applied { session, .. }) => Some(session),
+        Ok(Recorded::Duplicate {
+            session,
+            delivered: false,
+        }) if session.applied.last() == Some(&id) => {
+            info!(
+                "re-delivered refused request whose CallEnded never reached Alexa: sending it again"
+            );
+            Some(session)
+        }
+        Ok(other) => {
+            info!(outcome = ?other, "the call is already ended; no CallEnded sent");
+            return;
+        }
+        Err(e) => {
+            // Still tell Alexa: a stale session is better than a hanging call.
+            error!(error = %e, "could not record the refusal; sending the CallEnded anyway");
+            None
+        }
+    };
+    let recorded_endpoint = session.as_ref().and_then(|s| s.api_endpoint.as_deref());
+    let endpoint = deps
+        .signaling_settings
+        .endpoint_for(recorded_endpoint.or(api_endpoint));
+    match deps.signaling.send(endpoint, &ended, deadline).await {
+        Ok(d) => {
+            info!(
+                status = d.status,
+                "ended the Alexa call after refusing the request"
+            );
+            if let Err(e) =
+                store::mark_delivered(&deps.sessions, &session_id, &id, now_epoch_seconds()).await
+            {
+                warn!(error = %e, "could not mark the CallEnded delivered");
+            }
+        }
+        Err(e) => error!(error = %e, "could not end the Alexa call"),
+    }
+    let Some(session) = session else {
+        return;
+    };
+    let envelope = WebhookEnvelope::refusal(
+        id.as_str(),
+        now_epoch_seconds() * 1000,
+        &session,
+        &ended,
+        Refused::new(kind, reason),
+    );
+    match deps.webhook.deliver(&envelope, deadline).await {
+        Ok(_) => info!("told the property backend about the refused request"),
+        Err(e) => {
+            error!(error = %e, "could not tell the property backend about the refused request")
+        }
     }
 }
 
@@ -266,18 +507,11 @@ async fn on_signal<S: SessionStore, T: TokenStore>(
     api_endpoint: Option<&str>,
     header: &RequestHeader,
     message: SignalingMessage,
+    deadline: Deadline,
 ) -> Result<(), CallSignalingError> {
-    let id = message_id(header, &message);
-    let api_endpoint = match api_endpoint {
-        Some(e) if deps.signaling_settings.is_allowed_endpoint(e) => Some(e.trim_end_matches('/')),
-        Some(e) => {
-            warn!(api_endpoint = %e, "apiEndpoint is not an Alexa endpoint; using the configured one");
-            None
-        }
-        None => None,
-    };
+    let id = message_id(header, message.kind, &message.session_id);
     info!(
-        message = message.kind.name(),
+        kind = message.kind.name(),
         participants = ?message.participants.iter().map(|p| p.log_label()).collect::<Vec<_>>(),
         sdp_bytes = message.sdp_len(),
         result = message.call_result.as_ref().map(|r| r.code.as_str()),
@@ -306,7 +540,7 @@ async fn on_signal<S: SessionStore, T: TokenStore>(
                 version = session.version,
                 "session updated"
             );
-            forward(deps, &message, &session, &id, false).await;
+            forward(deps, &message, &session, &id, false, deadline).await;
         }
         Recorded::Duplicate { session, delivered } => {
             let latest = session.applied.last().map(String::as_str) == Some(id.as_str());
@@ -315,7 +549,7 @@ async fn on_signal<S: SessionStore, T: TokenStore>(
                     state = session.state.as_str(),
                     "re-delivered request never forwarded: forwarding again"
                 );
-                forward(deps, &message, &session, &id, true).await;
+                forward(deps, &message, &session, &id, true, deadline).await;
             } else {
                 info!(
                     state = session.state.as_str(),
@@ -343,10 +577,11 @@ async fn forward<S: SessionStore, T: TokenStore>(
     session: &CallSession,
     id: &str,
     redelivery: bool,
+    deadline: Deadline,
 ) {
     let envelope =
         WebhookEnvelope::new(id, now_epoch_seconds() * 1000, redelivery, session, message);
-    match deps.webhook.deliver(&envelope).await {
+    match deps.webhook.deliver(&envelope, deadline).await {
         Ok(_) => {
             if let Err(e) =
                 store::mark_delivered(&deps.sessions, &session.session_id, id, now_epoch_seconds())
@@ -360,7 +595,7 @@ async fn forward<S: SessionStore, T: TokenStore>(
             if message.kind == MessageKind::InitiateOutboundCall
                 && session.state == SessionState::Offered
             {
-                end_call_after_failed_offer(deps, session, id, &e).await;
+                end_call_after_failed_offer(deps, session, id, &e, deadline).await;
             }
         }
     }
@@ -373,6 +608,7 @@ async fn end_call_after_failed_offer<S: SessionStore, T: TokenStore>(
     session: &CallSession,
     offer_id: &str,
     failure: &WebhookError,
+    deadline: Deadline,
 ) {
     let result = match failure {
         WebhookError::Rejected { status: 401 | 403 } => CallResult::new(
@@ -411,7 +647,7 @@ async fn end_call_after_failed_offer<S: SessionStore, T: TokenStore>(
     let endpoint = deps
         .signaling_settings
         .endpoint_for(session.api_endpoint.as_deref());
-    match deps.signaling.send(endpoint, &ended).await {
+    match deps.signaling.send(endpoint, &ended, deadline).await {
         Ok(d) => {
             info!(status = d.status, code = ?ended.call_result.as_ref().map(|r| r.code.as_str()), "ended the Alexa call after the backend failed");
             let _ = store::mark_delivered(
@@ -439,7 +675,7 @@ mod tests {
         ("SIGNALING_SESSIONS_TABLE", "sessions"),
         ("TOKENS_TABLE", "tokens"),
         ("WEBHOOK_URL", "https://backend.example.com/alexa"),
-        ("WEBHOOK_SECRET", "whsec-value"),
+        ("WEBHOOK_SECRET", "whsec-value-0123456789abcdef01234567"),
         ("LWA_CLIENT_ID", "cid"),
         ("LWA_CLIENT_SECRET", "csecret-value"),
     ];
@@ -461,13 +697,30 @@ mod tests {
         let c = CallSignalingConfig::from_env(&env(ALL)).unwrap();
         assert_eq!(c.signaling.retry.max_attempts, 2);
         assert_eq!(c.webhook_retry.max_attempts, 3);
-        assert_eq!(c.webhook_budget, Duration::from_secs(4));
+        assert_eq!(c.webhook_budget, Duration::from_secs(3));
         assert_eq!(
             c.signaling.default_api_endpoint,
             "https://api.amazonalexa.com"
         );
         let debug = format!("{c:?}");
         assert!(!debug.contains("whsec-value") && !debug.contains("csecret-value"));
+        // A webhook budget the deadline cannot hold, plain http and a short secret are refused
+        // at start-up.
+        for (name, value) in [
+            ("WEBHOOK_BUDGET_MS", "6000"),
+            ("WEBHOOK_URL", "http://backend.example.com/alexa"),
+            ("WEBHOOK_SECRET", "too-short"),
+        ] {
+            let mut bad = ALL.to_vec();
+            bad.push((name, value));
+            assert!(
+                matches!(
+                    CallSignalingConfig::from_env(&env(&bad)),
+                    Err(ConfigError::Invalid { name: n, .. }) if n == name
+                ),
+                "{name}={value}"
+            );
+        }
         let mut bad = ALL.to_vec();
         bad.push(("WEBHOOK_URL", "not a url"));
         // later pairs win in the test map

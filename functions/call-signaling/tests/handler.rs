@@ -2,11 +2,12 @@
 //! endpoint and the property backend's webhook (which verifies every signature). Driven by the
 //! `events/alexa-*.json` fixtures.
 
-use call_signaling::{CallSignalingDeps, CallSignalingError, handle};
+use call_signaling::{CallSignalingDeps, CallSignalingError, handle, handle_by};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use takeback_alexa::Secret;
+use takeback_alexa::budget::Deadline;
 use takeback_alexa::config::{LwaSettings, SessionTtl, SignalingSettings};
 use takeback_alexa::model::{AlexaRequestEnvelope, MessageKind, SignalingMessage};
 use takeback_alexa::retry::RetryPolicy;
@@ -18,7 +19,7 @@ use takeback_http::lwa::{AccessTokenProvider, LwaClient};
 use takeback_http::signaling::SignalingClient;
 use takeback_http::testing::{
     FakeLwa, FakeSignaling, RunningLwa, RunningSignaling, RunningWebhook, WebhookReceiver,
-    closed_port_url,
+    capture_logs, closed_port_url,
 };
 use takeback_http::webhook::WebhookClient;
 
@@ -70,7 +71,8 @@ async fn harness_with_webhook_url(webhook_url: Option<String>) -> Harness {
             Secret::new(WEBHOOK_SECRET),
             RetryPolicy::fast(3),
             Duration::from_secs(5),
-        ),
+        )
+        .expect("test set-up"),
         ttl: SessionTtl::default(),
     };
     Harness {
@@ -107,6 +109,13 @@ impl Harness {
         call(&self.deps, v).await
     }
 
+    /// A fixture as another request (its own `requestId`).
+    async fn send_as(&self, name: &str, request_id: &str) -> Result<Value, CallSignalingError> {
+        let mut v = self.event(name);
+        v["request"]["requestId"] = json!(request_id);
+        call(&self.deps, v).await
+    }
+
     /// Tokens as if account linking had happened.
     async fn seed_tokens(&self) {
         self.lwa.fake.add_access_token("Atza|seeded-access");
@@ -120,6 +129,8 @@ impl Harness {
                     expires_at: takeback_alexa::now_epoch_seconds() + 3600,
                     version: 1,
                     updated_at: 0,
+                    grant_digest: None,
+                    lease: None,
                 },
                 None,
             )
@@ -374,8 +385,23 @@ async fn provider_originated_call_messages_from_alexa_follow_the_state_machine()
         assert_eq!(h.send(fixture).await.unwrap(), deferred());
         assert_eq!(h.state(S_IN).await, Some(state), "{fixture}");
     }
+    // Alexa's hold is answered by the property; Alexa, the side that re-offered, acknowledges
+    // (Amazon's sample: skill/lambda/index.js callUpdateAckInboundHandler).
     h.provider(MessageKind::CallUpdateResponse, S_IN, "backend:uresp")
         .await;
+    h.send("alexa-callupdateack-basic").await.unwrap();
+    // ...and the same for the resume.
+    h.send("alexa-callupdate-resume").await.unwrap();
+    assert_eq!(h.state(S_IN).await, Some(SessionState::Updating));
+    h.provider(MessageKind::CallUpdateResponse, S_IN, "backend:uresp-2")
+        .await;
+    h.send_as(
+        "alexa-callupdateack-basic",
+        "amzn1.echo-api.request.fixture-uack-2",
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.state(S_IN).await, Some(SessionState::Accepted));
     h.send("alexa-callended-unauthorised").await.unwrap();
     let s = h.deps.sessions.raw(S_IN).unwrap();
     assert_eq!(s.state, SessionState::Ended);
@@ -388,11 +414,16 @@ async fn provider_originated_call_messages_from_alexa_follow_the_state_machine()
             "CallInProgress",
             "CallAccepted",
             "CallUpdate",
+            "CallUpdateAck",
+            "CallUpdate",
+            "CallUpdateAck",
             "CallEnded"
         ]
     );
     let hold = &h.webhook.envelopes()[3];
     assert_eq!(hold["message"]["renegotiationType"], "CALL_HOLD");
+    let resume = &h.webhook.envelopes()[5];
+    assert_eq!(resume["message"]["renegotiationType"], "CALL_RESUME");
     assert_eq!(h.webhook.bad_signatures(), 0);
 }
 
@@ -409,6 +440,9 @@ async fn alexa_to_staff_acks_and_update_response_are_forwarded() {
     h.provider(MessageKind::CallAccepted, S_OUT, "backend:3")
         .await;
     h.send("alexa-callacceptedack-basic").await.unwrap();
+    // The property re-offers (hold); Alexa answers; the property, which re-offered,
+    // acknowledges (Amazon's sample: server/src/routes.js /reanswer). An ack from Alexa for the
+    // property's own re-offer is refused and not forwarded.
     h.provider(MessageKind::CallUpdate, S_OUT, "backend:4")
         .await;
     h.send_for("alexa-callupdateack-basic", S_OUT)
@@ -417,6 +451,11 @@ async fn alexa_to_staff_acks_and_update_response_are_forwarded() {
     assert_eq!(h.state(S_OUT).await, Some(SessionState::Updating));
     h.send("alexa-callupdateresponse-basic").await.unwrap();
     assert_eq!(h.state(S_OUT).await, Some(SessionState::Accepted));
+    assert!(matches!(
+        h.provider(MessageKind::CallUpdateAck, S_OUT, "backend:5")
+            .await,
+        Recorded::Applied { .. }
+    ));
     h.send("alexa-callended-basic").await.unwrap();
     assert_eq!(
         h.webhook.message_names(),
@@ -425,7 +464,6 @@ async fn alexa_to_staff_acks_and_update_response_are_forwarded() {
             "CallRingingAck",
             "CallInProgressAck",
             "CallAcceptedAck",
-            "CallUpdateAck",
             "CallUpdateResponse",
             "CallEnded"
         ]
@@ -450,27 +488,80 @@ async fn impossible_transition_is_answered_logged_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn malformed_request_gets_a_clear_error_and_no_state() {
+async fn malformed_offer_is_answered_and_the_call_ended_not_a_lambda_error() {
     let h = harness().await;
-    let err = h
+    h.seed_tokens().await;
+    let (_guard, logs) = capture_logs("info");
+    let answer = h
         .send("alexa-initiateoutboundcall-missing-sdp")
         .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("InitiateOutboundCall") && text.contains("OFFER"),
-        "{text}"
+        .unwrap();
+    assert_eq!(answer, deferred());
+    // Alexa: the call is ended with a result that says it failed.
+    let sent = h.alexa.accepted();
+    assert_eq!(h.alexa.accepted_names(), ["CallEnded"]);
+    const S_BAD: &str = "fixture-session-malformed-0001";
+    assert_eq!(sent[0]["sessionId"], S_BAD);
+    assert_eq!(sent[0]["callResult"]["code"], "INTERNAL_ERROR");
+    // The session is recorded as ended, so a re-delivery changes nothing.
+    let s = h.deps.sessions.raw(S_BAD).unwrap();
+    assert_eq!(s.state, SessionState::Ended);
+    assert_eq!(s.end_code.as_deref(), Some("INTERNAL_ERROR"));
+    // The backend: the same CallEnded, with what was refused and why.
+    let envs = h.webhook.envelopes();
+    assert_eq!(envs.len(), 1);
+    assert_eq!(
+        envs[0]["message"]["type"],
+        "Alexa.Comms.CallSignaling.CallEnded"
     );
-    assert!(h.deps.sessions.is_empty());
-    assert_eq!(h.webhook.server.request_count(), 0);
+    assert_eq!(
+        envs[0]["refused"]["type"],
+        "Alexa.Comms.CallSignaling.InitiateOutboundCall"
+    );
+    let reason = envs[0]["refused"]["reason"].as_str().unwrap();
+    assert!(reason.contains("OFFER"), "{reason}");
+    // The logs say why.
+    let text = logs.text();
+    assert!(text.contains("refusing a CallSignaling request"), "{text}");
+    assert!(text.contains("OFFER"), "{text}");
+    // Alexa re-delivers the same request: answered, nothing sent again.
+    assert_eq!(
+        h.send("alexa-initiateoutboundcall-missing-sdp")
+            .await
+            .unwrap(),
+        deferred()
+    );
+    assert_eq!(h.alexa.accepted().len(), 1);
+    assert_eq!(h.webhook.envelopes().len(), 1);
+}
 
+#[tokio::test]
+async fn oversized_offer_is_refused_by_the_documented_limit() {
+    let h = harness().await;
+    h.seed_tokens().await;
+    let mut event = h.event("alexa-initiateoutboundcall-basic");
+    let sdp = format!(
+        "v=0\r\n{}",
+        "a".repeat(takeback_alexa::limits::MAX_SDP_BYTES)
+    );
+    event["request"]["sdpDetails"]["value"] = json!(sdp);
+    assert_eq!(call(&h.deps, event).await.unwrap(), deferred());
+    let sent = h.alexa.accepted();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["callResult"]["code"], "INTERNAL_ERROR");
+    let envs = h.webhook.envelopes();
+    assert_eq!(envs.len(), 1);
+    let reason = envs[0]["refused"]["reason"].as_str().unwrap();
+    assert!(reason.contains("larger than 65536 bytes"), "{reason}");
+    assert_eq!(h.state(S_OUT).await, Some(SessionState::Ended));
+}
+
+#[tokio::test]
+async fn events_that_are_no_alexa_request_are_errors_and_unreadable_signals_are_answered() {
+    let h = harness().await;
     for bad in [
         json!("not an object"),
         json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}}}),
-        json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}},
-               "request": {"type": "Alexa.Comms.CallSignaling.CallRinging", "requestId": "r"}}),
-        json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}},
-               "request": {"type": "Alexa.Comms.CallSignaling.CallRinging", "sessionId": 42}}),
     ] {
         let r = call(&h.deps, bad.clone()).await;
         assert!(
@@ -478,7 +569,25 @@ async fn malformed_request_gets_a_clear_error_and_no_state() {
             "{bad}: {r:?}"
         );
     }
+    // CallSignaling requests whose fields cannot be read: answered, nothing recorded (no
+    // usable session id, and not an offer or answer).
+    for bad in [
+        json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}},
+               "request": {"type": "Alexa.Comms.CallSignaling.CallRinging", "requestId": "r"}}),
+        json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}},
+               "request": {"type": "Alexa.Comms.CallSignaling.CallRinging", "sessionId": 42}}),
+        json!({"version": "1.0", "context": {"System": {"application": {"applicationId": SKILL_ID}}},
+               "request": {"type": "Alexa.Comms.CallSignaling.CallAccepted", "requestId": "r2",
+                           "sdpDetails": "not an object"}}),
+    ] {
+        assert_eq!(
+            call(&h.deps, bad.clone()).await.unwrap(),
+            deferred(),
+            "{bad}"
+        );
+    }
     assert!(h.deps.sessions.is_empty());
+    assert_eq!(h.webhook.server.request_count(), 0);
 }
 
 #[tokio::test]
@@ -578,20 +687,93 @@ async fn invalid_code_answers_accept_grant_failed_and_stores_nothing() {
             .contains("invalid_grant")
     );
     assert!(h.token_store.get("alexa-calling").await.unwrap().is_none());
-    // the code is single-use: a second exchange of a used code fails too
+}
+
+#[tokio::test]
+async fn a_redelivered_grant_that_succeeded_answers_success() {
+    let h = harness().await;
     h.lwa.fake.add_code("fixture-authorization-code-1");
-    h.send("alexa-authorizationgrant-basic").await.unwrap();
+    let first = h.send("alexa-authorizationgrant-basic").await.unwrap();
+    assert_eq!(
+        first["response"]["event"]["header"]["name"],
+        "AcceptGrant.Response"
+    );
+    let stored = h.token_store.get("alexa-calling").await.unwrap().unwrap();
+    // Alexa re-delivers the grant (the code is single-use at LWA): still a success, and the
+    // tokens are not touched.
     let again = h.send("alexa-authorizationgrant-basic").await.unwrap();
     assert_eq!(
-        again["response"]["event"]["payload"]["type"],
-        "ACCEPT_GRANT_FAILED"
+        again["response"]["event"]["header"]["name"],
+        "AcceptGrant.Response"
     );
+    assert_eq!(h.lwa.grant_requests("authorization_code"), 1);
+    assert_eq!(
+        h.token_store.get("alexa-calling").await.unwrap().unwrap(),
+        stored
+    );
+    // The smart-home form of the same kind of re-delivery.
+    h.lwa.fake.add_code("fixture-authorization-code-2");
+    h.send("alexa-acceptgrant-directive").await.unwrap();
+    let again = h.send("alexa-acceptgrant-directive").await.unwrap();
+    assert_eq!(again["event"]["header"]["name"], "AcceptGrant.Response");
+    assert_eq!(h.lwa.grant_requests("authorization_code"), 2);
+}
+
+#[tokio::test]
+async fn a_hanging_backend_does_not_keep_alexa_waiting_past_the_deadline() {
+    let mut h = harness().await;
+    h.webhook.receiver.delay_all(Duration::from_secs(60));
+    // Webhook limits far beyond the deadline: only the deadline can stop it.
+    h.deps.webhook = WebhookClient::new(
+        HttpClient::new().unwrap(),
+        h.webhook.url(),
+        Secret::new(WEBHOOK_SECRET),
+        RetryPolicy {
+            max_attempts: 10,
+            attempt_timeout: Duration::from_secs(60),
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(10),
+        },
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let event: AlexaRequestEnvelope =
+        serde_json::from_value(h.event("alexa-initiateoutboundcall-basic")).unwrap();
+    let deadline = Deadline::after(Duration::from_millis(500));
+    // The guard is 60 times the deadline: it only catches a handler that ignores it.
+    let answer = tokio::time::timeout(Duration::from_secs(30), handle_by(&h.deps, event, deadline))
+        .await
+        .expect("the skill answered by its deadline")
+        .unwrap();
+    assert_eq!(serde_json::to_value(answer).unwrap(), deferred());
+}
+
+#[tokio::test]
+async fn every_log_line_has_at_most_one_message_field() {
+    let (_guard, logs) = capture_logs("trace");
+    let h = harness_with_webhook_url(Some(closed_port_url().await)).await;
+    h.seed_tokens().await;
+    // An offer the backend cannot take (webhook + CallEnded through the signaling client), a
+    // refused offer, a grant.
+    h.send("alexa-initiateoutboundcall-basic").await.unwrap();
+    h.send_for("alexa-initiateoutboundcall-missing-sdp", "another-session")
+        .await
+        .unwrap();
+    h.lwa.fake.add_code("fixture-authorization-code-1");
+    h.send("alexa-authorizationgrant-basic").await.unwrap();
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 5, "{text}");
+    for line in lines {
+        let fields = line.matches("\"message\":").count();
+        assert!(fields <= 1, "{fields} message fields: {line}");
+        serde_json::from_str::<Value>(line).expect("each line is one JSON object");
+    }
 }
 
 #[tokio::test]
 async fn secrets_and_tokens_never_reach_the_logs() {
-    let (_guard, capture) =
-        takeback_common::telemetry::capture::capture_logs(tracing::Level::TRACE);
+    let (_guard, capture) = capture_logs("trace");
 
     let h = harness_with_webhook_url(Some(closed_port_url().await)).await;
     h.lwa.fake.add_code("fixture-authorization-code-1");

@@ -14,13 +14,19 @@
 //! ```json
 //! {"type": "CallAccepted",                       // or "Alexa.Comms.CallSignaling.CallAccepted"
 //!  "sessionId": "…",                             // omitted for InitiateInboundCall (generated here)
-//!  "messageId": "backend-unique-id",             // optional; a retry with the same id is not sent twice
+//!  "messageId": "backend-unique-id",             // optional idempotency key: a retry with the same id is not sent twice
 //!  "participants": [{"id": {"type": "RAW_ADDRESS", "value": "…"}, "isOriginator": true}],
 //!  "sdpDetails": {"type": "ANSWER", "value": "v=0…"},
 //!  "renegotiationType": "CALL_HOLD",
 //!  "callResult": {"code": "SUCCESS", "message": "…"},
 //!  "apiEndpoint": "https://api.eu.amazonalexa.com"}  // InitiateInboundCall only; official endpoints only
 //! ```
+//!
+//! Idempotency: a `messageId` is remembered in the session. For `InitiateInboundCall` it also
+//! fixes the session id (`takeback_alexa::session::inbound_session_id`), so a retry after a
+//! timeout (same `messageId`) answers with the session the first attempt created instead of
+//! starting a second call; if the first attempt never reached Alexa, the retry sends it.
+//! Without a `messageId` every request is new.
 //!
 //! Accepted types: `InitiateInboundCall` (needs participants and an OFFER), `CallRinging`,
 //! `CallInProgress`, `CallAccepted` (ANSWER), `CallUpdate` (OFFER), `CallUpdateResponse`
@@ -37,13 +43,16 @@
 //! |---|---|---|
 //! | 200 | `{"outcome":"sent","sessionId","state","alexaStatus","attempts"}` | Alexa accepted it |
 //! | 200 | `{"outcome":"duplicate"\|"ignored","sessionId","state","reason"?}` | same `messageId` again / a repeat or out-of-date message (not sent) |
-//! | 400 | `{"error":"invalid_request","message"}` | malformed body, missing SDP, unknown type |
+//! | 400 | `{"error":"invalid_request","message"}` | malformed body, missing SDP, unknown type, over the size limits (`takeback_alexa::limits`) |
 //! | 404 | `{"error":"unknown_session"}` | no live session with that id |
 //! | 405 | `{"error":"method_not_allowed"}` | not a POST |
 //! | 409 | `{"error":"invalid_state","message","state"}` | the message is impossible in the session's state |
 //! | 502 | `{"error":"alexa_rejected"\|"alexa_unavailable","alexaStatus","message"}` | Alexa refused it / kept failing (429, 5xx) |
 //! | 503 | `{"error":"account_not_linked","message"}` | no usable LWA token (link the account) |
 //! | 500 | `{"error":"store_unavailable"}` | DynamoDB failed |
+//! | 504 | `{"error":"timeout","message"}` | the deadline (10 s) came first; the message may or may not have reached Alexa: retry with the same `messageId` |
+//!
+//! Every refusal (4xx/5xx) is logged with its reason.
 //!
 //! # Environment
 //!
@@ -62,10 +71,12 @@
 //! | `SIGNALING_TIMEOUT_MS` | no | `2000` |
 //! | `RETRY_BASE_DELAY_MS` / `RETRY_MAX_DELAY_MS` | no | `100` / `2000` |
 //! | `SESSION_TTL_SECONDS` / `ENDED_SESSION_TTL_SECONDS` | no | `86400` / `3600` |
-//! | `RUST_LOG` | no | `info` |
+//! | `RUST_LOG` | no | `info` (the runtime's, the SDK's and the HTTP stack's own output is capped at INFO) |
 //!
-//! Worst case with the defaults: a token refresh (≤ 3 s, one retry) plus three attempts of 2 s
-//! with backoff: give the function a timeout of at least 15 s.
+//! Time: the backend is asked to wait 12 s; the handler answers by its 10 s deadline
+//! (`takeback_alexa::budget::SIGNALING_API_DEADLINE`), token refresh, waiting for another
+//! environment's refresh and Alexa retries included; the function's timeout is 12 s
+//! (`template.yaml`, checked by `functions/call-signaling/tests/template_budget.rs`).
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
@@ -74,20 +85,24 @@ use base64::Engine;
 use http::HeaderValue;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use takeback_alexa::budget::{self, Deadline};
 use takeback_alexa::config::{ConfigError, Env, LwaSettings, SessionTtl, SignalingSettings};
 use takeback_alexa::model::{
     BackendMessage, BackendRequest, CallResult, CallResultCode, MessageKind, SignalingMessage,
 };
 use takeback_alexa::now_epoch_seconds;
-use takeback_alexa::session::{CallSession, IgnoreReason, Incoming, Rejection, SessionState, Side};
+use takeback_alexa::session::{
+    CallSession, IgnoreReason, Incoming, Rejection, SessionState, Side, inbound_session_id,
+};
 use takeback_alexa::store::TokenStore;
 use takeback_alexa::store::{self, Recorded, SessionStore};
 use takeback_http::lwa::TokenError;
 use takeback_http::signaling::{SignalingClient, SignalingError};
 use tracing::{Instrument, error, info, info_span, warn};
 
-/// Bodies above this are refused (a message holds one SDP of a few KB).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Bodies above this are refused: [`takeback_alexa::limits::MAX_BACKEND_BODY_BYTES`], derived
+/// from the message limits the skill applies too.
+pub const MAX_BODY_BYTES: usize = takeback_alexa::limits::MAX_BACKEND_BODY_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct SignalingApiConfig {
@@ -222,6 +237,39 @@ pub enum ApiFailure {
     StoreUnavailable { message: String },
     /// 500.
     Internal { message: String },
+    /// 504: the deadline came first.
+    Timeout { message: String },
+}
+
+impl ApiFailure {
+    /// The `error` code and message, for the log line that says why a request was refused.
+    fn describe(&self) -> (&'static str, String) {
+        match self {
+            ApiFailure::InvalidRequest { message } => ("invalid_request", message.clone()),
+            ApiFailure::UnknownSession { message } => ("unknown_session", message.clone()),
+            ApiFailure::MethodNotAllowed { message } => ("method_not_allowed", message.clone()),
+            ApiFailure::InvalidState { message, .. } => ("invalid_state", message.clone()),
+            ApiFailure::AlexaRejected {
+                alexa_status,
+                message,
+            } => (
+                "alexa_rejected",
+                format!(
+                    "HTTP {alexa_status}{}",
+                    message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            ApiFailure::AlexaUnavailable { message, .. } => ("alexa_unavailable", message.clone()),
+            ApiFailure::AccountNotLinked { message } => ("account_not_linked", message.clone()),
+            ApiFailure::TokenUnavailable { message } => ("token_unavailable", message.clone()),
+            ApiFailure::StoreUnavailable { message } => ("store_unavailable", message.clone()),
+            ApiFailure::Internal { message } => ("internal", message.clone()),
+            ApiFailure::Timeout { message } => ("timeout", message.clone()),
+        }
+    }
 }
 
 impl From<ApiOutcome> for ApiResponse {
@@ -255,6 +303,7 @@ impl ApiResponse {
                 ApiFailure::AlexaRejected { .. } | ApiFailure::AlexaUnavailable { .. } => 502,
                 ApiFailure::AccountNotLinked { .. } | ApiFailure::TokenUnavailable { .. } => 503,
                 ApiFailure::StoreUnavailable { .. } | ApiFailure::Internal { .. } => 500,
+                ApiFailure::Timeout { .. } => 504,
             },
         }
     }
@@ -272,10 +321,20 @@ impl ApiResponse {
     }
 }
 
-/// The Lambda handler: a function URL event in, a function URL response out.
+/// The Lambda handler: a function URL event in, a function URL response out, by
+/// [`budget::SIGNALING_API_DEADLINE`] from now.
 pub async fn handle<S: SessionStore, T: TokenStore>(
     deps: &SignalingApiDeps<S, T>,
     event: FunctionUrlEvent,
+) -> Result<LambdaFunctionUrlResponse, SignalingApiError> {
+    handle_by(deps, event, Deadline::after(budget::SIGNALING_API_DEADLINE)).await
+}
+
+/// [`handle`] with the invocation's deadline.
+pub async fn handle_by<S: SessionStore, T: TokenStore>(
+    deps: &SignalingApiDeps<S, T>,
+    event: FunctionUrlEvent,
+    deadline: Deadline,
 ) -> Result<LambdaFunctionUrlResponse, SignalingApiError> {
     let request = match event {
         FunctionUrlEvent::Request(request) => *request,
@@ -302,49 +361,80 @@ pub async fn handle<S: SessionStore, T: TokenStore>(
         caller = %caller,
     );
     async move {
-        if !method.eq_ignore_ascii_case("POST") {
-            return Ok(ApiResponse::from(ApiFailure::MethodNotAllowed {
-                message: "use POST".into(),
+        let answer = if !method.eq_ignore_ascii_case("POST") {
+            ApiResponse::from(ApiFailure::MethodNotAllowed {
+                message: format!("use POST, not {method}"),
             })
-            .into_function_url_response());
-        }
-        let body = match (request.body, request.is_base64_encoded) {
-            (None, _) => Vec::new(),
-            (Some(b), false) => b.into_bytes(),
-            (Some(b), true) => match base64::engine::general_purpose::STANDARD.decode(b.as_bytes())
-            {
-                Ok(bytes) => bytes,
-                Err(_) => {
-                    return Ok(ApiResponse::invalid("the body is not valid base64")
-                        .into_function_url_response());
+        } else {
+            match (request.body, request.is_base64_encoded) {
+                (None, _) => process(deps, &[], deadline).await,
+                (Some(b), false) => process(deps, b.as_bytes(), deadline).await,
+                (Some(b), true) => {
+                    match base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
+                        Ok(bytes) => process(deps, &bytes, deadline).await,
+                        Err(_) => ApiResponse::invalid("the body is not valid base64"),
+                    }
                 }
-            },
+            }
         };
-        Ok(process(deps, &body).await.into_function_url_response())
+        if let ApiResponse::Failed(failure) = &answer {
+            let (error, reason) = failure.describe();
+            warn!(status = answer.status(), error, reason = %reason, "request refused");
+        }
+        Ok(answer.into_function_url_response())
     }
     .instrument(span)
     .await
 }
 
-/// Validates, records and sends one backend message.
+/// Validates, records and sends one backend message by `deadline` (504 if it comes first).
 pub async fn process<S: SessionStore, T: TokenStore>(
     deps: &SignalingApiDeps<S, T>,
     body: &[u8],
+    deadline: Deadline,
+) -> ApiResponse {
+    let work = process_by(deps, body, deadline);
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline.instant()), work).await {
+        Ok(answer) => answer,
+        Err(_) => ApiFailure::Timeout {
+            message: "the request did not finish in time; retry with the same messageId".into(),
+        }
+        .into(),
+    }
+}
+
+async fn process_by<S: SessionStore, T: TokenStore>(
+    deps: &SignalingApiDeps<S, T>,
+    body: &[u8],
+    deadline: Deadline,
 ) -> ApiResponse {
     if body.is_empty() {
         return ApiResponse::invalid("the body is empty");
     }
     if body.len() > MAX_BODY_BYTES {
-        return ApiResponse::invalid("the body is too large");
+        return ApiResponse::invalid(format!(
+            "the body is larger than {MAX_BODY_BYTES} bytes ({} bytes)",
+            body.len()
+        ));
     }
     let request = match BackendRequest::from_slice(body) {
         Ok(r) => r,
         Err(e) => return ApiResponse::invalid(e.to_string()),
     };
     let kind = request.message.kind();
+    let client_key = request
+        .message_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
     let (signal, api_endpoint) = match request.message {
         BackendMessage::InitiateInboundCall(mut signal) => {
-            signal.session_id = Some(uuid::Uuid::new_v4().to_string());
+            // Same idempotency key, same session: a retry finds the first attempt's call.
+            signal.session_id = Some(match client_key.as_deref() {
+                Some(key) => inbound_session_id(key),
+                None => uuid::Uuid::new_v4().to_string(),
+            });
             let api_endpoint = match request.api_endpoint.as_deref() {
                 Some(e) if !deps.settings.is_allowed_endpoint(e) => {
                     return ApiResponse::invalid("apiEndpoint is not an Alexa API endpoint");
@@ -366,16 +456,21 @@ pub async fn process<S: SessionStore, T: TokenStore>(
             message: None,
         });
     }
-    let message_id = request
-        .message_id
-        .filter(|m| !m.trim().is_empty())
-        .map(|m| format!("backend:{m}"))
-        .unwrap_or_else(|| format!("backend:{}", uuid::Uuid::new_v4()));
+    let message_id = match client_key {
+        Some(m) => format!("backend:{m}"),
+        None => format!("backend:{}", uuid::Uuid::new_v4()),
+    };
 
     let span = info_span!("message", kind = kind.name(), session_id = %message.session_id);
-    send_recorded(deps, message, &message_id, api_endpoint.as_deref())
-        .instrument(span)
-        .await
+    send_recorded(
+        deps,
+        message,
+        &message_id,
+        api_endpoint.as_deref(),
+        deadline,
+    )
+    .instrument(span)
+    .await
 }
 
 async fn send_recorded<S: SessionStore, T: TokenStore>(
@@ -383,6 +478,7 @@ async fn send_recorded<S: SessionStore, T: TokenStore>(
     message: SignalingMessage,
     message_id: &str,
     api_endpoint: Option<&str>,
+    deadline: Deadline,
 ) -> ApiResponse {
     info!(
         participants = ?message.participants.iter().map(|p| p.log_label()).collect::<Vec<_>>(),
@@ -459,7 +555,7 @@ async fn send_recorded<S: SessionStore, T: TokenStore>(
                 .into();
             }
             info!("duplicate messageId never delivered: sending again");
-            deliver(deps, &message, &session, None, message_id, false).await
+            deliver(deps, &message, &session, None, message_id, false, deadline).await
         }
         Recorded::Applied { previous, session } => {
             deliver(
@@ -469,6 +565,7 @@ async fn send_recorded<S: SessionStore, T: TokenStore>(
                 previous.as_ref(),
                 message_id,
                 true,
+                deadline,
             )
             .await
         }
@@ -482,9 +579,10 @@ async fn deliver<S: SessionStore, T: TokenStore>(
     previous: Option<&CallSession>,
     message_id: &str,
     roll_back_on_failure: bool,
+    deadline: Deadline,
 ) -> ApiResponse {
     let endpoint = deps.settings.endpoint_for(session.api_endpoint.as_deref());
-    match deps.signaling.send(endpoint, message).await {
+    match deps.signaling.send(endpoint, message, deadline).await {
         Ok(d) => {
             if let Err(e) = store::mark_delivered(
                 &deps.sessions,
@@ -513,7 +611,6 @@ async fn deliver<S: SessionStore, T: TokenStore>(
                     previous,
                     message_id,
                     now_epoch_seconds(),
-                    deps.ttl.ended.as_secs() as i64,
                 )
                 .await
                 {
@@ -535,7 +632,9 @@ fn failure_response(e: &SignalingError) -> ApiFailure {
                 TokenError::NotLinked(_) | TokenError::Revoked(_) | TokenError::NoRefreshToken => {
                     ApiFailure::AccountNotLinked { message }
                 }
-                TokenError::Lwa(_) => ApiFailure::TokenUnavailable { message },
+                TokenError::Lwa(_) | TokenError::RefreshInProgress => {
+                    ApiFailure::TokenUnavailable { message }
+                }
                 TokenError::Store(_) => ApiFailure::StoreUnavailable { message },
             }
         }

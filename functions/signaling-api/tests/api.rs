@@ -16,7 +16,7 @@ use takeback_alexa::store::{MemoryTokenStore, StoredTokens, TokenStore};
 use takeback_http::client::HttpClient;
 use takeback_http::lwa::{AccessTokenProvider, LwaClient};
 use takeback_http::signaling::SignalingClient;
-use takeback_http::testing::{FakeLwa, FakeSignaling, RunningLwa, RunningSignaling};
+use takeback_http::testing::{FakeLwa, FakeSignaling, RunningLwa, RunningSignaling, capture_logs};
 
 const CLIENT_ID: &str = "amzn1.application-oa2-client.fixture";
 const CLIENT_SECRET: &str = "lwa-client-secret-value-0123456789";
@@ -92,6 +92,8 @@ impl Harness {
                     expires_at: now_epoch_seconds() + expires_in,
                     version: 1,
                     updated_at: now_epoch_seconds(),
+                    grant_digest: None,
+                    lease: None,
                 },
                 None,
             )
@@ -337,7 +339,10 @@ async fn alexa_401_refreshes_the_token_once_and_retries() {
         stored.refresh_token.unwrap().expose(),
         "Atzr|linked-refresh"
     );
-    assert_eq!(stored.version, 2);
+    assert_eq!(
+        stored.version, 3,
+        "the refresh lease, then the refreshed tokens"
+    );
     h.alexa_says(MessageKind::CallRingingAck, S_OUT, "alexa:rack")
         .await;
     let (status, _) = h.invoke(fixture("backend-callaccepted-basic")).await;
@@ -510,4 +515,171 @@ async fn futures_join(h: &Harness, sessions: &[String]) -> Vec<i64> {
         .into_iter()
         .map(|(status, _)| status)
         .collect()
+}
+
+#[tokio::test]
+async fn initiate_inbound_call_retried_with_the_same_message_id_returns_the_same_session() {
+    let h = harness().await;
+    let (status, first) = h.invoke(fixture("backend-initiateinboundcall-basic")).await;
+    assert_eq!(
+        (status, first["outcome"].as_str()),
+        (200, Some("sent")),
+        "{first}"
+    );
+    // The backend timed out waiting and retries with the same messageId.
+    let (status, retry) = h.invoke(fixture("backend-initiateinboundcall-basic")).await;
+    assert_eq!(status, 200, "{retry}");
+    assert_eq!(retry["outcome"], "duplicate");
+    assert_eq!(retry["sessionId"], first["sessionId"], "the same session");
+    assert_eq!(
+        h.alexa.accepted_names(),
+        ["InitiateInboundCall"],
+        "one call"
+    );
+    assert_eq!(h.deps.sessions.len(), 1);
+}
+
+#[tokio::test]
+async fn initiate_inbound_call_that_never_reached_alexa_is_sent_by_the_retry() {
+    let h = harness().await;
+    h.alexa.fake.fail_next(503, 3, None);
+    let (status, first) = h.invoke(fixture("backend-initiateinboundcall-basic")).await;
+    assert_eq!(status, 502, "{first}");
+    let (status, retry) = h.invoke(fixture("backend-initiateinboundcall-basic")).await;
+    assert_eq!(
+        (status, retry["outcome"].as_str()),
+        (200, Some("sent")),
+        "{retry}"
+    );
+    let ids: Vec<Value> = h
+        .alexa
+        .server
+        .requests()
+        .iter()
+        .map(|r| r.json()["sessionId"].clone())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    assert!(ids.iter().all(|id| *id == retry["sessionId"]), "{ids:?}");
+    assert_eq!(h.deps.sessions.len(), 1);
+    assert_eq!(
+        h.state(retry["sessionId"].as_str().unwrap()).await,
+        Some(SessionState::Offered)
+    );
+}
+
+#[tokio::test]
+async fn hold_and_resume_re_offers_complete_with_the_updaters_ack() {
+    let h = harness().await;
+    h.alexa_offer(S_OUT).await;
+    assert_eq!(h.invoke(fixture("backend-callaccepted-basic")).await.0, 200);
+    h.alexa_says(MessageKind::CallAcceptedAck, S_OUT, "alexa:aack")
+        .await;
+    // The property holds: it re-offers, Alexa answers, the property acknowledges.
+    let (status, body) = h.invoke(fixture("backend-callupdate-hold")).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("UPDATING")),
+        "{body}"
+    );
+    // no ack before the answer
+    let (status, body) = h.invoke(fixture("backend-callupdateack-basic")).await;
+    assert_eq!(status, 409, "{body}");
+    h.alexa_says(MessageKind::CallUpdateResponse, S_OUT, "alexa:uresp")
+        .await;
+    let (status, body) = h.invoke(fixture("backend-callupdateack-basic")).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("sent")),
+        "{body}"
+    );
+    assert_eq!(body["state"], "ACCEPTED");
+    // Alexa resumes: the property answers, and may not acknowledge Alexa's re-offer.
+    h.alexa_says(MessageKind::CallUpdate, S_OUT, "alexa:resume")
+        .await;
+    let (status, _) = h
+        .post(
+            json!({"type": "CallUpdateResponse", "sessionId": S_OUT, "messageId": "resp-2",
+                     "renegotiationType": "CALL_RESUME",
+                     "sdpDetails": {"type": "ANSWER", "value": "v=0\r\n"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = h
+        .post(json!({"type": "CallUpdateAck", "sessionId": S_OUT, "messageId": "ack-2"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("ALEXA"),
+        "{body}"
+    );
+    assert_eq!(
+        h.alexa.accepted_names(),
+        [
+            "CallAccepted",
+            "CallUpdate",
+            "CallUpdateAck",
+            "CallUpdateResponse"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn refused_requests_are_logged_with_their_reason() {
+    let h = harness().await;
+    let (_guard, logs) = capture_logs("info");
+    let (status, _) = h
+        .post(json!({"type": "CallTeleport", "sessionId": S_OUT}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(h.invoke(fixture("backend-method-get")).await.0, 405);
+    let (status, _) = h.invoke(fixture("backend-callringing-basic")).await;
+    assert_eq!(status, 404);
+    let text = logs.text();
+    for needle in [
+        "request refused",
+        "unknown message type",
+        "use POST, not GET",
+        "no live session",
+    ] {
+        assert!(text.contains(needle), "{needle} not logged: {text}");
+    }
+}
+
+#[tokio::test]
+async fn size_limits_are_the_ones_the_skill_applies() {
+    use takeback_alexa::limits::{MAX_PARTICIPANT_ID_LEN, MAX_PARTICIPANTS, MAX_SDP_BYTES};
+    let h = harness().await;
+    // The largest message the limits allow, with every character escaped in JSON, fits in the
+    // body limit and is taken.
+    let sdp = format!("v=0\r\n{}", "\"".repeat(MAX_SDP_BYTES - 5));
+    assert_eq!(sdp.len(), MAX_SDP_BYTES);
+    let participants: Vec<Value> = (0..MAX_PARTICIPANTS)
+        .map(|i| {
+            json!({"id": {"type": "RAW_ADDRESS",
+                          "value": format!("{i:02}{}", "\\".repeat(MAX_PARTICIPANT_ID_LEN - 2))},
+                   "isOriginator": i == 0})
+        })
+        .collect();
+    let largest = json!({"type": "InitiateInboundCall", "messageId": "largest",
+                         "participants": participants,
+                         "sdpDetails": {"type": "OFFER", "value": sdp}});
+    assert!(largest.to_string().len() <= signaling_api::MAX_BODY_BYTES);
+    let (status, body) = h.post(largest).await;
+    assert_eq!(status, 200, "{body}");
+    // One byte more SDP is refused with the limit named.
+    let (status, body) = h
+        .post(
+            json!({"type": "InitiateInboundCall", "messageId": "too-large",
+                     "participants": [{"id": {"type": "RAW_ADDRESS", "value": "a"}}],
+                     "sdpDetails": {"type": "OFFER", "value": format!("{sdp}x")}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 65536 bytes"),
+        "{body}"
+    );
 }

@@ -31,7 +31,7 @@ use takeback_http::webhook::WebhookClient;
 const SKILL_ID: &str = "amzn1.ask.skill.00000000-0000-4000-8000-000000000001";
 const CLIENT_ID: &str = "amzn1.application-oa2-client.fixture";
 const CLIENT_SECRET: &str = "lwa-client-secret-value-0123456789";
-const WEBHOOK_SECRET: &str = "webhook-hmac-secret-value-abcdef";
+const WEBHOOK_SECRET: &str = "webhook-hmac-secret-value-abcdef-0123";
 
 struct Stack {
     lwa: RunningLwa,
@@ -83,7 +83,8 @@ async fn stack(test: &str) -> Option<Stack> {
                 Secret::new(WEBHOOK_SECRET),
                 RetryPolicy::fast(3),
                 Duration::from_secs(5),
-            ),
+            )
+            .expect("test set-up"),
             ttl: SessionTtl::default(),
         }
     };
@@ -158,6 +159,14 @@ impl Stack {
         assert_eq!(answer, json!({"version": "1.0", "response": {}}), "{name}");
     }
 
+    /// [`Self::alexa`] with another `requestId` (a second message of the same kind).
+    async fn alexa_again(&self, name: &str, session_id: &str, request_id: &str) {
+        let mut event = self.alexa_event(name, Some(session_id));
+        event["request"]["requestId"] = json!(request_id);
+        let answer = self.skill_answer(event).await;
+        assert_eq!(answer, json!({"version": "1.0", "response": {}}), "{name}");
+    }
+
     /// The property backend calls the API.
     async fn backend(&self, body: Value) -> Value {
         let mut event = fixture("backend-callringing-basic");
@@ -227,15 +236,29 @@ async fn alexa_device_calls_a_staff_device() {
     assert_eq!(r["state"], "ACCEPTED");
     s.alexa("alexa-callacceptedack-basic", &session_id).await;
 
-    // The resident puts the call on hold: Alexa re-offers, the backend acks and answers.
+    // The resident puts the call on hold: Alexa re-offers, the backend answers, Alexa (which
+    // re-offered) acknowledges the answer; then the same for the resume.
     s.alexa("alexa-callupdate-hold", &session_id).await;
     assert_eq!(s.state(&session_id).await, SessionState::Updating);
-    s.backend(json!({"type": "CallUpdateAck", "sessionId": session_id, "messageId": "b-3"}))
-        .await;
     s.backend(
         json!({"type": "CallUpdateResponse", "sessionId": session_id, "messageId": "b-4",
                      "renegotiationType": "CALL_HOLD",
                      "sdpDetails": {"type": "ANSWER", "value": "v=0\r\n"}}),
+    )
+    .await;
+    s.alexa("alexa-callupdateack-basic", &session_id).await;
+    assert_eq!(s.state(&session_id).await, SessionState::Accepted);
+    s.alexa("alexa-callupdate-resume", &session_id).await;
+    s.backend(
+        json!({"type": "CallUpdateResponse", "sessionId": session_id, "messageId": "b-4r",
+                     "renegotiationType": "CALL_RESUME",
+                     "sdpDetails": {"type": "ANSWER", "value": "v=0\r\n"}}),
+    )
+    .await;
+    s.alexa_again(
+        "alexa-callupdateack-basic",
+        &session_id,
+        "fixture-uack-resume",
     )
     .await;
     assert_eq!(s.state(&session_id).await, SessionState::Accepted);
@@ -254,7 +277,10 @@ async fn alexa_device_calls_a_staff_device() {
             "InitiateOutboundCall",
             "CallRingingAck",
             "CallAcceptedAck",
-            "CallUpdate"
+            "CallUpdate",
+            "CallUpdateAck",
+            "CallUpdate",
+            "CallUpdateAck"
         ]
     );
     assert_eq!(s.webhook.bad_signatures(), 0);
@@ -263,7 +289,7 @@ async fn alexa_device_calls_a_staff_device() {
         [
             "CallRinging",
             "CallAccepted",
-            "CallUpdateAck",
+            "CallUpdateResponse",
             "CallUpdateResponse",
             "CallEnded"
         ]
@@ -335,6 +361,19 @@ async fn staff_device_calls_a_room() {
     // Alexa re-delivers the CallAccepted (same requestId): answered, not forwarded again.
     s.alexa("alexa-callaccepted-basic", &session_id).await;
 
+    // The staff device puts the room on hold: the backend re-offers, Alexa answers through the
+    // skill, and the backend, which re-offered, acknowledges.
+    s.backend(
+        json!({"type": "CallUpdate", "sessionId": session_id, "messageId": "b-hold",
+                     "renegotiationType": "CALL_HOLD",
+                     "sdpDetails": {"type": "OFFER", "value": "v=0\r\na=sendonly\r\n"}}),
+    )
+    .await;
+    s.alexa("alexa-callupdateresponse-basic", &session_id).await;
+    s.backend(json!({"type": "CallUpdateAck", "sessionId": session_id, "messageId": "b-hold-ack"}))
+        .await;
+    assert_eq!(s.state(&session_id).await, SessionState::Accepted);
+
     // The resident hangs up.
     s.alexa("alexa-callended-basic", &session_id).await;
     assert_eq!(s.state(&session_id).await, SessionState::Ended);
@@ -346,12 +385,23 @@ async fn staff_device_calls_a_room() {
 
     assert_eq!(
         s.webhook.message_names(),
-        ["CallRinging", "CallAccepted", "CallEnded"]
+        [
+            "CallRinging",
+            "CallAccepted",
+            "CallUpdateResponse",
+            "CallEnded"
+        ]
     );
     assert_eq!(s.webhook.bad_signatures(), 0);
     assert_eq!(
         s.alexa.accepted_names(),
-        ["InitiateInboundCall", "CallRingingAck", "CallAcceptedAck"]
+        [
+            "InitiateInboundCall",
+            "CallRingingAck",
+            "CallAcceptedAck",
+            "CallUpdate",
+            "CallUpdateAck"
+        ]
     );
     let session = s
         .sessions

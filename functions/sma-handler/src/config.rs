@@ -10,14 +10,17 @@
 //! | `TRANSFER_CALL_TIMEOUT_SECONDS` | no (30) | ring time toward the SIP target, 1–120 |
 //! | `DEFAULT_TRANSFER_TARGET` / `DEFAULT_TRANSFER_TARGET_ARN` | no (both or neither) | target when an update names none |
 //! | `ALLOWED_VOICE_CONNECTOR_ARNS` | no | comma-separated ARNs a transfer may use (the default's is always allowed) |
+//! | `TRANSFER_TARGET_PATTERN` | no (`[0-9]{1,6}`) | what a per-call target must match; the same policy as `connect-transfer` ([`policy_from_env`]) |
+//! | `TRANSFER_UPDATE_GRACE_MS` | no (3000) | when Connect hangs up and no transfer intent is recorded, how long the caller waits for a late `CALL_UPDATE_REQUESTED` (0–10000) |
 //! | `FALLBACK_TARGET` / `FALLBACK_TARGET_ARN` | no (both or neither) | where callers go when no pair is free or Connect/the target fails |
-//! | `VOICE_ID`, `LANGUAGE_CODE`, `SPEECH_ENGINE` | no (Joanna, en-US, neural) | voice of announcements |
-//! | `MESSAGE_BUSY`, `MESSAGE_UNAVAILABLE`, `MESSAGE_CONNECT_FAILED`, `MESSAGE_TRANSFER_HOLD`, `MESSAGE_TRANSFER_FAILED` | no | announcement texts (≤ 1,000 chars) |
+//! | `VOICE_ID`, `LANGUAGE_CODE`, `SPEECH_ENGINE` | no (Joanna, en-US, neural) | voice of announcements (no control characters) |
+//! | `MESSAGE_BUSY`, `MESSAGE_UNAVAILABLE`, `MESSAGE_CONNECT_FAILED`, `MESSAGE_TRANSFER_HOLD`, `MESSAGE_TRANSFER_FAILED` | no | announcement texts (≤ 1,000 chars, no CR, LF or other control characters) |
 
 use takeback_common::config::{ConfigError, Env};
 use takeback_sma::action::SpeechEngine;
-use takeback_sma::call_machine::{CallMachineConfig, Messages};
-use takeback_sma::target::{TransferPolicy, TransferTarget};
+use takeback_sma::action::has_control;
+use takeback_sma::call_machine::{CallMachineConfig, Messages, UpdateGrace};
+use takeback_sma::target::{DefaultTarget, TransferTarget, policy_from_env};
 use takeback_sma::{AwsEndpointUri, CallTimeout, SpeakText, Voice, VoiceConnectorArn};
 
 #[derive(Debug, Clone)]
@@ -79,21 +82,21 @@ impl SmaHandlerConfig {
                 invalid("LEASE_SECONDS", "must be a whole number of seconds >= 60")
             })?,
         };
-        let default_target = target(
-            env,
-            "DEFAULT_TRANSFER_TARGET",
-            "DEFAULT_TRANSFER_TARGET_ARN",
-        )?;
-        // No per-call pattern on this side (yet): the update already passed
-        // `connect-transfer`'s pattern; here the Uri rule and the allowed ARNs apply.
-        let targets = TransferPolicy::with_rules(
-            default_target,
-            env.optional("ALLOWED_VOICE_CONNECTOR_ARNS")
-                .unwrap_or_default()
-                .split(','),
-            None,
-        )
-        .map_err(|e| invalid("ALLOWED_VOICE_CONNECTOR_ARNS", e))?;
+        // The one reader `connect-transfer` uses too: same default, allowed ARNs and pattern.
+        let targets = policy_from_env(env, DefaultTarget::Optional)?;
+        let update_grace = match env.optional("TRANSFER_UPDATE_GRACE_MS") {
+            None => UpdateGrace::default(),
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .and_then(UpdateGrace::millis)
+                .ok_or_else(|| {
+                    invalid(
+                        "TRANSFER_UPDATE_GRACE_MS",
+                        format!("must be whole milliseconds 0-{}", UpdateGrace::MAX_MS),
+                    )
+                })?,
+        };
         let defaults = Messages::default();
         let engine = match env.optional("SPEECH_ENGINE").as_deref() {
             None | Some("neural") => SpeechEngine::Neural,
@@ -106,6 +109,11 @@ impl SmaHandlerConfig {
             }
         };
         let voice_defaults = Voice::default();
+        let voice_setting = |name: &'static str, default: String| match env.optional(name) {
+            None => Ok(default),
+            Some(v) if has_control(&v) => Err(invalid(name, "holds a control character")),
+            Some(v) => Ok(v),
+        };
         Ok(Self {
             pairs_table: env.required("PAIRS_TABLE")?,
             calls_table: env.required("CALLS_TABLE")?,
@@ -115,10 +123,8 @@ impl SmaHandlerConfig {
                 transfer_timeout: seconds(env, "TRANSFER_CALL_TIMEOUT_SECONDS", 30)?,
                 voice: Voice {
                     engine,
-                    language_code: env
-                        .optional("LANGUAGE_CODE")
-                        .unwrap_or(voice_defaults.language_code),
-                    voice_id: env.optional("VOICE_ID").unwrap_or(voice_defaults.voice_id),
+                    language_code: voice_setting("LANGUAGE_CODE", voice_defaults.language_code)?,
+                    voice_id: voice_setting("VOICE_ID", voice_defaults.voice_id)?,
                 },
                 messages: Messages {
                     busy: message(env, "MESSAGE_BUSY", defaults.busy)?,
@@ -137,6 +143,7 @@ impl SmaHandlerConfig {
                 },
                 targets,
                 fallback: target(env, "FALLBACK_TARGET", "FALLBACK_TARGET_ARN")?,
+                update_grace,
             },
         })
     }
@@ -200,6 +207,52 @@ mod tests {
             err.to_string().contains("ALLOWED_VOICE_CONNECTOR_ARNS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_sma_handler_applies_the_transfer_pattern_of_connect_transfer() {
+        let c = SmaHandlerConfig::from_env(&env(&[
+            ("PAIRS_TABLE", "p"),
+            ("CALLS_TABLE", "c"),
+            ("DEFAULT_TRANSFER_TARGET", "2000"),
+            ("DEFAULT_TRANSFER_TARGET_ARN", VC),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.call_machine.targets.pattern(),
+            Some(takeback_sma::target::DEFAULT_TARGET_PATTERN)
+        );
+        assert!(
+            c.call_machine
+                .targets
+                .resolve(Some("+18005551234"), None)
+                .is_err()
+        );
+        let c = SmaHandlerConfig::from_env(&env(&[
+            ("PAIRS_TABLE", "p"),
+            ("CALLS_TABLE", "c"),
+            ("TRANSFER_TARGET_PATTERN", "[0-9]{4}"),
+        ]))
+        .unwrap();
+        assert_eq!(c.call_machine.targets.pattern(), Some("[0-9]{4}"));
+    }
+
+    #[test]
+    fn grace_and_control_characters_are_checked_by_name() {
+        let base = [("PAIRS_TABLE", "p"), ("CALLS_TABLE", "c")];
+        let c = SmaHandlerConfig::from_env(&env(&base)).unwrap();
+        assert_eq!(c.call_machine.update_grace, UpdateGrace::default());
+        for (name, value) in [
+            ("TRANSFER_UPDATE_GRACE_MS", "60000"),
+            ("TRANSFER_UPDATE_GRACE_MS", "soon"),
+            ("MESSAGE_BUSY", "Busy.\r\nGoodbye."),
+            ("VOICE_ID", "Jo\nanna"),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push((name, value));
+            let err = SmaHandlerConfig::from_env(&env(&vars)).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
     }
 
     #[test]

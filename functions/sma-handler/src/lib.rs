@@ -5,6 +5,7 @@ pub mod config;
 
 use std::time::Duration;
 
+use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use takeback_common::error::chain;
 use takeback_common::mask::mask_number;
@@ -32,6 +33,26 @@ pub enum SmaHandlerError {
     /// that names what is missing.
     #[error(transparent)]
     NotAnSmaEvent(#[from] NotAnSmaEvent),
+}
+
+impl SmaHandlerError {
+    /// The invocation error's `errorType`: a stable name an alarm can match, never a Rust type
+    /// path.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::NotAnSmaEvent(_) => "NotAnSmaEvent",
+        }
+    }
+}
+
+/// What the Lambda runtime reports for a failed invocation (`errorType`, `errorMessage`).
+impl From<SmaHandlerError> for Diagnostic {
+    fn from(error: SmaHandlerError) -> Self {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
 }
 
 /// Handles one SMA invocation. Any recognisable event gets a valid response, never an error.
@@ -66,7 +87,7 @@ async fn decide_and_answer<S: PairStore + CallStore>(
             "SMA reported a failure"
         );
     }
-    let work = call_machine::store_work(event, &attrs);
+    let work = call_machine::store_work(event, &attrs, &deps.call_machine);
     let results = run_store_work(&deps.store, work).await;
     let decision = call_machine::decide(event, &attrs, &deps.call_machine, &results);
     info!(
@@ -80,81 +101,74 @@ async fn decide_and_answer<S: PairStore + CallStore>(
     into_response(event, decision)
 }
 
-/// Performs the store operations, bounded by [`STORE_BUDGET`]; failures are logged with their
-/// cause chain and reported to the state machine as [`StoreFailed`].
+/// Performs the store operations. Each operation has its own [`STORE_BUDGET`], and independent
+/// operations run side by side, so one slow operation never costs another's result (a slow
+/// release never cancels a transfer the intent already decided). Failures and timeouts are
+/// logged — with the cause chain, without phone numbers — and reported to the state machine as
+/// [`StoreFailed`]; an unknown outcome leaves nothing the next event cannot release, because
+/// every ending event releases whatever this transaction may own.
 pub async fn run_store_work<S: PairStore + CallStore>(store: &S, work: StoreWork) -> StoreResults {
-    match tokio::time::timeout(STORE_BUDGET, run_store_work_unbounded(store, &work)).await {
-        Ok(results) => results,
-        Err(_) => {
-            // The work carries phone numbers: log only which operation it was.
-            error!(
-                work = work.kind(),
-                budget_ms = STORE_BUDGET.as_millis() as u64,
-                "store work timed out"
+    match &work {
+        StoreWork::Nothing => StoreResults::default(),
+        StoreWork::Claim(request) => StoreResults {
+            claim: Some(bounded("claim", store.claim(request)).await),
+            ..StoreResults::default()
+        },
+        StoreWork::ReleaseOwned {
+            transaction_id,
+            known,
+        } => StoreResults {
+            release: Some(
+                bounded(
+                    "release_owned",
+                    store.release_owned(transaction_id, known.as_ref()),
+                )
+                .await,
+            ),
+            ..StoreResults::default()
+        },
+        StoreWork::ConnectLegEnded {
+            known,
+            transaction_id,
+        } => {
+            // The intent decides where the caller goes; the release only frees capacity (and
+            // is repeated by the caller's hangup if it fails here). Neither waits for the other.
+            let (transfer_intent, release) = tokio::join!(
+                bounded("transfer_intent", store.transfer_intent(transaction_id)),
+                bounded(
+                    "release_owned",
+                    store.release_owned(transaction_id, known.as_ref())
+                ),
             );
-            match work {
-                StoreWork::Nothing => StoreResults::default(),
-                StoreWork::Claim(_) => StoreResults {
-                    claim: Some(Err(StoreFailed)),
-                    ..StoreResults::default()
-                },
-                StoreWork::Release { .. } => StoreResults {
-                    release: Some(Err(StoreFailed)),
-                    ..StoreResults::default()
-                },
-                StoreWork::ConnectLegEnded { pair, .. } => StoreResults {
-                    transfer_intent: Some(Err(StoreFailed)),
-                    release: pair.map(|_| Err(StoreFailed)),
-                    ..StoreResults::default()
-                },
+            StoreResults {
+                claim: None,
+                release: Some(release),
+                transfer_intent: Some(transfer_intent),
             }
         }
     }
 }
 
-fn logged<T>(operation: &'static str, result: Result<T, StoreError>) -> Result<T, StoreFailed> {
-    result.map_err(|e| {
-        error!(operation, error = %chain(&e), "store operation failed");
-        StoreFailed
-    })
-}
-
-async fn run_store_work_unbounded<S: PairStore + CallStore>(
-    store: &S,
-    work: &StoreWork,
-) -> StoreResults {
-    match work {
-        StoreWork::Nothing => StoreResults::default(),
-        StoreWork::Claim(request) => StoreResults {
-            claim: Some(logged("claim", store.claim(request).await)),
-            ..StoreResults::default()
-        },
-        StoreWork::Release {
-            pair,
-            transaction_id,
-        } => StoreResults {
-            release: Some(logged("release", store.release(pair, transaction_id).await)),
-            ..StoreResults::default()
-        },
-        StoreWork::ConnectLegEnded {
-            pair,
-            transaction_id,
-        } => {
-            // Read the intent first: it decides where the caller goes; the release only frees
-            // capacity and is retried by the caller's hangup if it fails here.
-            let transfer_intent = Some(logged(
-                "transfer_intent",
-                store.transfer_intent(transaction_id).await,
-            ));
-            let release = match pair {
-                Some(pair) => Some(logged("release", store.release(pair, transaction_id).await)),
-                None => None,
-            };
-            StoreResults {
-                claim: None,
-                release,
-                transfer_intent,
-            }
+/// One store operation within its own [`STORE_BUDGET`].
+async fn bounded<T>(
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreFailed> {
+    match tokio::time::timeout(STORE_BUDGET, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            error!(operation, error = %chain(&e), "store operation failed");
+            Err(StoreFailed)
+        }
+        Err(_) => {
+            // The operation's outcome is unknown (it may still land): the next ending event
+            // releases whatever this transaction may own.
+            error!(
+                operation,
+                budget_ms = STORE_BUDGET.as_millis() as u64,
+                "store operation timed out"
+            );
+            Err(StoreFailed)
         }
     }
 }

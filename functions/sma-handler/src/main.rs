@@ -1,7 +1,7 @@
 // The DynamoDB store's nested async state machines exceed the default layout depth.
 #![recursion_limit = "256"]
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sma_handler::config::SmaHandlerConfig;
 use sma_handler::{SmaDeps, handle};
@@ -31,7 +31,8 @@ async fn main() -> Result<(), Error> {
         call_machine: config.call_machine,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
-        handle(&deps, event.payload).await.map_err(Error::from)
+        // A stable errorType ("NotAnSmaEvent") for alarms, not a Rust type path.
+        handle(&deps, event.payload).await.map_err(Diagnostic::from)
     }))
     .await
 }

@@ -64,10 +64,11 @@ const EXPECTED: &[(&str, &[&str], Option<&str>, bool)] = &[
     ),
     ("sma-action-interrupted-basic", &[], None, true),
     ("sma-hangup-leg-a-caller", &["Hangup"], Some("ended"), false),
+    // No intent recorded: the caller waits (Pause) for a late CALL_UPDATE_REQUESTED.
     (
         "sma-hangup-leg-b-connect-before-update",
-        &["Hangup"],
-        Some("ending"),
+        &["Pause"],
+        Some("awaiting_update"),
         false,
     ),
     (
@@ -94,6 +95,18 @@ const EXPECTED: &[(&str, &[&str], Option<&str>, bool)] = &[
         &["Hangup", "Hangup"],
         Some("ending"),
         false,
+    ),
+    (
+        "sma-invalid-lambda-response-no-attributes",
+        &["Hangup"],
+        Some("ending"),
+        false,
+    ),
+    (
+        "sma-new-inbound-call-odd-types",
+        &["CallAndBridge"],
+        Some("connecting"),
+        true,
     ),
     ("sma-digits-received-basic", &[], None, true),
     ("sma-unknown-event-type", &[], None, true),
@@ -165,6 +178,43 @@ async fn every_sma_fixture_gets_the_expected_answer() {
         let held = !deps.store.held_pairs().is_empty();
         assert_eq!(held, *still_held, "{name}: pair held afterwards");
     }
+}
+
+#[tokio::test]
+async fn a_claim_the_attributes_never_learned_of_is_released_by_invalid_lambda_response() {
+    // The claim landed, the SMA rejected the response that would have recorded it: the
+    // INVALID_LAMBDA_RESPONSE carries no attributes. (Memory store: the same test against
+    // DynamoDB Local is in dynamodb.rs.)
+    let deps = SmaDeps {
+        store: store(),
+        call_machine: call_machine_config(),
+    };
+    handle(&deps, fixture("sma-new-inbound-call-basic"))
+        .await
+        .unwrap();
+    assert_eq!(deps.store.held_pairs(), vec![(pair(), TXN.to_owned())]);
+    handle(&deps, fixture("sma-invalid-lambda-response-no-attributes"))
+        .await
+        .unwrap();
+    assert!(deps.store.held_pairs().is_empty(), "the pair is still held");
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_an_sma_event_has_a_stable_error_type() {
+    let deps = SmaDeps {
+        store: store(),
+        call_machine: call_machine_config(),
+    };
+    let err = handle(&deps, fixture("sma-malformed-not-an-sma-event"))
+        .await
+        .unwrap_err();
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "NotAnSmaEvent");
+    assert!(
+        diagnostic.error_message.contains("InvocationEventType"),
+        "{}",
+        diagnostic.error_message
+    );
 }
 
 #[tokio::test]

@@ -298,7 +298,10 @@ fn round2(x: f64) -> f64 {
 }
 
 async fn run(args: Args) -> Result<serde_json::Value, String> {
-    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
+    if takeback_common::config::process_env()
+        .optional("AWS_ENDPOINT_URL_DYNAMODB")
+        .is_none()
+    {
         eprintln!(
             "claim-bench: AWS_ENDPOINT_URL_DYNAMODB is not set; this talks to whatever DynamoDB \
              the SDK finds"

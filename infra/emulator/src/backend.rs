@@ -93,6 +93,15 @@ impl PairStore for AnyStore {
             Self::Dynamo(d) => d.lookup(pair, contact_id, mode).await,
         }
     }
+
+    // Without this the trait's default (no claim records) would hide the stores' records, and
+    // `release_owned` could not free a claim whose outcome the handler never learned.
+    async fn claimed_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
+        match self {
+            Self::Memory(m) => m.claimed_pair(transaction_id).await,
+            Self::Dynamo(d) => d.claimed_pair(transaction_id).await,
+        }
+    }
 }
 
 impl CallStore for AnyStore {

@@ -5,9 +5,10 @@
 //! Answers like the real API (restJson1: the error type in `x-amzn-ErrorType` and the body):
 //! `202 {"SipMediaApplicationCall":{"TransactionId":"…"}}`; `404 NotFoundException` for an unknown
 //! SIP media application or a call that has ended; `400 BadRequestException` for a malformed
-//! body; scripted faults (`ThrottledClientException`, ...) when the scenario asks for them. An
-//! accepted update raises `CALL_UPDATE_REQUESTED` on the SMA side after the scenario's delay,
-//! asynchronously, as the real service does.
+//! body; scripted faults (`ThrottledClientException`, ...) when the scenario asks for them, and
+//! random ones (429, 5xx, answers later than the client waits) when a soak installed
+//! [`crate::chaos::ChimeChaos`] on the run. An accepted update raises `CALL_UPDATE_REQUESTED` on
+//! the SMA side after the scenario's delay, asynchronously, as the real service does.
 //!
 //! The transfer function's real `aws-sdk-chimesdkvoice` client reaches this server through
 //! `AWS_ENDPOINT_URL_CHIME_SDK_VOICE` (see `main.rs`).
@@ -25,6 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::chaos::{CHIME_TIMEOUT_DELAY, ChimeChaos, ChimeFault};
 use crate::model::{Actor, CallEvent, Stamp, UpdateRecord, lock};
 use crate::run::Run;
 
@@ -76,7 +78,7 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>>
         .unwrap_or_default()
 }
 
-fn fault(kind: &str) -> Response<Full<Bytes>> {
+fn fault_response(kind: &str) -> Response<Full<Bytes>> {
     let status = match kind {
         "ThrottledClientException" => StatusCode::TOO_MANY_REQUESTS,
         "ServiceUnavailableException" => StatusCode::SERVICE_UNAVAILABLE,
@@ -189,8 +191,31 @@ async fn handle(req: Request<Incoming>, api: &ChimeApi) -> Response<Full<Bytes>>
             e.problem = true;
             world.log(e);
         }
-        return fault(&kind);
+        return fault_response(&kind);
     }
+    let chaos = lock(&world.chime_chaos)
+        .as_mut()
+        .and_then(ChimeChaos::next_fault);
+    if let Some(fault) = chaos {
+        if let Some(call) = call_for_log {
+            let mut e = stamp(call).entry(
+                Actor::ChimeApi,
+                format!(
+                    "UpdateSipMediaApplicationCall → {} (random fault)",
+                    fault.label()
+                ),
+            );
+            e.problem = true;
+            world.log(e);
+        }
+        if let Some(kind) = fault.error_kind() {
+            if fault == ChimeFault::TimeoutBeforeApply {
+                tokio::time::sleep(CHIME_TIMEOUT_DELAY).await;
+            }
+            return fault_response(kind);
+        }
+    }
+    let late_answer = chaos == Some(ChimeFault::TimeoutAfterApply);
     if sma_id != world.sma_id {
         if let Some(call) = call_for_log {
             let mut e = stamp(call).entry(Actor::ChimeApi, format!("UpdateSipMediaApplicationCall for unknown SIP media application {sma_id:?} → 404"));
@@ -261,6 +286,10 @@ async fn handle(req: Request<Incoming>, api: &ChimeApi) -> Response<Full<Bytes>>
         live.call,
         CallEvent::UpdateRequested { arguments },
     );
+    if late_answer {
+        // Applied; the client has given up by the time the answer comes.
+        tokio::time::sleep(CHIME_TIMEOUT_DELAY).await;
+    }
     let body = json!({"SipMediaApplicationCall": {"TransactionId": txn}}).to_string();
     Response::builder()
         .status(StatusCode::ACCEPTED)

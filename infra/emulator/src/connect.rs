@@ -35,6 +35,20 @@ pub struct ContactRecord {
     pub transfers: Vec<String>,
     pub blocks_run: u32,
     pub ended_by: String,
+    /// Every lookup / transfer answer, in order.
+    #[serde(skip)]
+    pub answers: Vec<ContactAnswer>,
+}
+
+/// One answer of the lookup or transfer function to this contact's flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactAnswer {
+    pub function: Function,
+    /// `result` (`error` for a failed invocation).
+    pub result: String,
+    pub reason: Option<String>,
+    /// The transaction the answer names.
+    pub transaction_id: Option<String>,
 }
 
 enum Pending {
@@ -345,6 +359,29 @@ impl ConnectContact {
                             .to_owned(),
                         FlowInvokeResult::Failed(_) => "error".to_owned(),
                     };
+                    let answered = |key: &str| match &result {
+                        FlowInvokeResult::Answered(v) => {
+                            v.get(key).and_then(Value::as_str).map(str::to_owned)
+                        }
+                        FlowInvokeResult::Failed(_) => None,
+                    };
+                    if let Some(f) = function {
+                        // A lookup may release the pair (release-on-lookup mode), also when
+                        // its answer is an error (the write landed, the answer was lost): from
+                        // then on another call may hold the pair. Only a `found` that says the
+                        // pair is still held keeps the call's hold open.
+                        let kept = result_field == "found"
+                            && answered("pair_released").as_deref() != Some("true");
+                        if f == Function::Lookup && !kept {
+                            run.world.hold_close(self.call, stamp.at);
+                        }
+                        self.record.answers.push(ContactAnswer {
+                            function: f,
+                            result: result_field.clone(),
+                            reason: answered("reason"),
+                            transaction_id: answered("transaction_id"),
+                        });
+                    }
                     match function {
                         Some(Function::Lookup) => self.record.lookups.push(result_field),
                         Some(Function::Transfer) => self.record.transfers.push(result_field),

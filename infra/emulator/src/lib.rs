@@ -101,14 +101,15 @@
 //! The modules form no cycle (`tests/module_graph.rs` checks it), bottom up:
 //!
 //! - [`model`] (the shared vocabulary: constants, ids, timeline lines, the events the SMA and
-//!   Connect sides schedule), [`rules`], [`scenario`] — they import nothing or only each other
-//!   downwards;
+//!   Connect sides schedule), [`chaos`] (seeded randomness, random Chime API faults), [`rules`],
+//!   [`scenario`] — they import nothing or only each other downwards;
 //! - [`world`] (queue, index, timeline), [`invoke`], [`contact_flow_interpreter`], [`backend`];
 //! - [`run`] (what one run runs against), then [`sma`], [`connect`], [`chime_api`] (which each
 //!   see the run, never each other);
 //! - [`simulate`] (the event loop over SMA calls and contacts), then [`report`].
 
 pub mod backend;
+pub mod chaos;
 pub mod chime_api;
 pub mod connect;
 pub mod contact_flow_interpreter;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use takeback_common::config::process_env;
 
 use emulator::backend::{self, Options, StoreKind};
 use emulator::chime_api::{self, ChimeApi};
@@ -197,11 +198,8 @@ fn scenario_files(paths: &[String]) -> Result<Vec<PathBuf>, String> {
 /// a region and credentials. Without unsafe code a process cannot set its own environment, so
 /// when something is missing the emulator runs itself again with it set.
 fn reexec_if_needed(preset_endpoint: Option<&str>) -> Option<ExitCode> {
-    let unset = |k: &str| {
-        std::env::var(k)
-            .map(|v| v.trim().is_empty())
-            .unwrap_or(true)
-    };
+    let env = process_env();
+    let unset = |k: &'static str| env.optional(k).is_none();
     let need_endpoint = unset("AWS_ENDPOINT_URL_CHIME_SDK_VOICE");
     let need_region = unset("AWS_REGION") && unset("AWS_DEFAULT_REGION");
     let need_creds = unset("AWS_ACCESS_KEY_ID") && unset("AWS_PROFILE");
@@ -307,8 +305,9 @@ struct Shared {
 }
 
 async fn start_chime_api() -> Result<Arc<ChimeApi>, String> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_CHIME_SDK_VOICE")
-        .map_err(|_| "AWS_ENDPOINT_URL_CHIME_SDK_VOICE is not set")?;
+    let endpoint = process_env()
+        .required("AWS_ENDPOINT_URL_CHIME_SDK_VOICE")
+        .map_err(|e| e.to_string())?;
     let addr = endpoint
         .strip_prefix("http://")
         .map(|a| a.trim_end_matches('/'))
@@ -342,14 +341,12 @@ fn load_env_file(cli: &Cli) -> Result<BTreeMap<String, String>, String> {
 async fn real_main(cli: Cli, env_file: BTreeMap<String, String>) -> Result<bool, String> {
     let api = start_chime_api().await?;
     let sdk = takeback_sdk::load().await;
-    let store = cli
-        .store
-        .unwrap_or(if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some() {
-            StoreKind::Dynamo
-        } else {
-            StoreKind::Memory
-        });
-    if store == StoreKind::Dynamo && std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
+    let store = cli.store.unwrap_or(if dynamodb_local_endpoint_set() {
+        StoreKind::Dynamo
+    } else {
+        StoreKind::Memory
+    });
+    if store == StoreKind::Dynamo && !dynamodb_local_endpoint_set() {
         eprintln!(
             "emulator: --store dynamodb without AWS_ENDPOINT_URL_DYNAMODB talks to real AWS DynamoDB; refusing"
         );
@@ -489,7 +486,7 @@ fn options(cli: &Cli, shared: &Shared) -> Options {
         lookup_mode: cli.lookup_mode.clone(),
         sma_id: cli.sma_id.clone(),
         env_file: shared.env_file.clone(),
-        dynamodb_local: std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+        dynamodb_local: dynamodb_local_endpoint_set(),
         sdk: Some(shared.sdk.clone()),
     }
 }
@@ -604,4 +601,11 @@ async fn load_mode(cli: &Cli, shared: &Shared, file: &Path, n: usize) -> Result<
         );
     }
     Ok(ok)
+}
+
+/// Whether the SDK will talk to a local DynamoDB (never real AWS from here by accident).
+fn dynamodb_local_endpoint_set() -> bool {
+    process_env()
+        .optional("AWS_ENDPOINT_URL_DYNAMODB")
+        .is_some()
 }

@@ -147,6 +147,20 @@ pub struct UpdateRecord {
     pub arguments: serde_json::Map<String, Value>,
 }
 
+/// A pair a call must hold: from its bridge to a Connect number (caller id = the SMA number)
+/// until the first event that may release it (`CALL_UPDATE_REQUESTED`, `HANGUP`, `ACTION_FAILED`,
+/// `INVALID_LAMBDA_RESPONSE`, a lookup that did or may have released it, the end of the call).
+/// Two calls whose intervals overlap on one pair held it at the same time: a double claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PairHold {
+    pub call: usize,
+    pub sma_number: String,
+    pub connect_number: String,
+    pub from_ms: Ms,
+    /// `None` while still open.
+    pub until_ms: Option<Ms>,
+}
+
 /// Builds timeline lines for one event being handled: same call, instant and event order.
 #[derive(Debug, Clone, Copy)]
 pub struct Stamp {

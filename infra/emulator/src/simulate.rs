@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::backend::{HeldPair, PairProbe};
 use crate::connect::{ConnectContact, ContactRecord};
-use crate::model::{CallEvent, Entry, Finding, Function, Ms, Stamp, UpdateRecord, lock};
+use crate::model::{CallEvent, Entry, Finding, Function, Ms, PairHold, Stamp, UpdateRecord, lock};
 use crate::run::Run;
 use crate::sma::{CallRecord, SmaCall};
 use crate::world::{Entity, SimEvent};
@@ -47,6 +47,9 @@ pub struct RunResult {
     pub held_at_end: Option<Vec<HeldPair>>,
     pub pair_check_note: Option<String>,
     pub peak_pairs_held: Option<usize>,
+    /// Pairs the calls had to hold, and when (the double-claim check).
+    #[serde(skip)]
+    pub holds: Vec<PairHold>,
 }
 
 enum Slot {
@@ -185,5 +188,6 @@ pub async fn simulate(run: &Arc<Run>, probe: &PairProbe) -> RunResult {
         held_at_end,
         pair_check_note,
         peak_pairs_held: peak,
+        holds: world.holds(),
     }
 }

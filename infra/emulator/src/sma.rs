@@ -110,6 +110,9 @@ pub struct CallRecord {
     pub target: Option<String>,
     /// Bridges to SIP targets that were started (`CallAndBridge` with an `AWS` endpoint).
     pub target_bridges: u32,
+    /// Uri of each of those bridges, in order.
+    #[serde(skip)]
+    pub target_uris: Vec<String>,
     pub heard: Vec<String>,
     /// SIP code of the system's hangup of the caller.
     pub hangup_code: Option<u16>,
@@ -378,6 +381,13 @@ impl SmaCall {
             );
             self.end_without_invocation(run, stamp, "the service ends the call: invocation limit");
             return;
+        }
+        if matches!(
+            d.event_type,
+            "CALL_UPDATE_REQUESTED" | "HANGUP" | "ACTION_FAILED" | "INVALID_LAMBDA_RESPONSE"
+        ) {
+            // The handler may release the call's pair while handling this event.
+            run.world.hold_close(self.idx, stamp.at);
         }
         let payload = self.payload(run, &d);
         let retry = !d.last
@@ -919,6 +929,7 @@ impl SmaCall {
                     .cloned()
                     .unwrap_or_else(|| self.plan.target.clone());
                 self.record.target_bridges += 1;
+                self.record.target_uris.push(uri.clone());
                 let headers = p
                     .get("SipHeaders")
                     .and_then(Value::as_object)
@@ -951,6 +962,9 @@ impl SmaCall {
                 format!("PSTN {uri} (not a Connect number here: an ordinary phone that answers)"),
             ),
         };
+        if matches!(peer, Peer::Connect { .. }) {
+            run.world.hold_open(self.idx, &caller_id, &uri, stamp.at);
+        }
         let leg = Leg {
             call_id: uuid::Uuid::new_v4().to_string(),
             tag: "LEG-B",
@@ -1086,6 +1100,7 @@ impl SmaCall {
 
     fn set_ended(&mut self, run: &Run) {
         self.ended = true;
+        run.world.hold_close(self.idx, run.world.now());
         if let Some(live) = lock(&run.world.live).get_mut(&self.txn) {
             live.ended = true;
         }
@@ -1173,6 +1188,7 @@ impl SmaCall {
 
     /// Where the caller ended up; called once nothing more will happen.
     pub fn finish(&mut self, run: &Run) -> CallRecord {
+        run.world.hold_close(self.idx, run.world.now());
         let fallback_uri = run.fallback.as_ref().map(|f| f.0.as_str());
         self.record.still_connected = self.leg_a.up();
         if self.leg_b_up() && !self.leg_a.up() {

@@ -13,8 +13,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::chaos::ChimeChaos;
 use crate::model::{
-    CallEvent, ContactEvent, ContactRef, Entry, Finding, Function, LiveCall, Ms, UpdateRecord, lock,
+    CallEvent, ContactEvent, ContactRef, Entry, Finding, Function, LiveCall, Ms, PairHold,
+    UpdateRecord, lock,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,6 +73,10 @@ pub struct World {
     event_latencies: Mutex<HashMap<String, Vec<Duration>>>,
     pub updates: Mutex<Vec<UpdateRecord>>,
     pub chime_faults: Mutex<VecDeque<String>>,
+    /// Random Chime API faults (installed by `soak`; `None`: only the scripted ones).
+    pub chime_chaos: Mutex<Option<ChimeChaos>>,
+    /// Pairs calls must hold, for the double-claim check (see [`PairHold`]).
+    holds: Mutex<Vec<PairHold>>,
     pub sma_id: String,
     /// Keep timeline lines (off in load mode: only findings and counters matter there).
     pub keep_timeline: bool,
@@ -92,6 +98,8 @@ impl World {
             event_latencies: Mutex::default(),
             updates: Mutex::default(),
             chime_faults: Mutex::new(chime_faults.into()),
+            chime_chaos: Mutex::new(None),
+            holds: Mutex::default(),
             sma_id,
             keep_timeline,
         }
@@ -182,6 +190,38 @@ impl World {
 
     pub fn findings(&self) -> Vec<Finding> {
         lock(&self.findings).clone()
+    }
+
+    /// `call` bridged to a Connect number with caller id `sma_number`: it holds that pair now.
+    pub fn hold_open(&self, call: usize, sma_number: &str, connect_number: &str, at: Ms) {
+        let mut holds = lock(&self.holds);
+        for h in holds
+            .iter_mut()
+            .filter(|h| h.call == call && h.until_ms.is_none())
+        {
+            h.until_ms = Some(at);
+        }
+        holds.push(PairHold {
+            call,
+            sma_number: sma_number.to_owned(),
+            connect_number: connect_number.to_owned(),
+            from_ms: at,
+            until_ms: None,
+        });
+    }
+
+    /// From `at` on, `call` may have released its pair.
+    pub fn hold_close(&self, call: usize, at: Ms) {
+        for h in lock(&self.holds)
+            .iter_mut()
+            .filter(|h| h.call == call && h.until_ms.is_none())
+        {
+            h.until_ms = Some(at);
+        }
+    }
+
+    pub fn holds(&self) -> Vec<PairHold> {
+        lock(&self.holds).clone()
     }
 
     pub fn latencies(&self) -> HashMap<Function, Vec<Duration>> {

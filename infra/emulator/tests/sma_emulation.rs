@@ -347,3 +347,29 @@ async fn a_call_not_answered_fails_after_call_timeout_seconds_without_leg_b() {
     assert_eq!(at, 7000, "CallTimeoutSeconds on the virtual clock");
     assert!(result.wall.as_secs() < 5, "virtual time costs no wall time");
 }
+
+#[tokio::test]
+async fn the_pair_a_call_holds_runs_from_the_bridge_to_the_first_event_that_may_release_it() {
+    // HANGUP (LEG-B) is the first such event...
+    let (_, first) = play(
+        &scenario(json!({"hangup_events": "hangup"})),
+        take_back_script(),
+    )
+    .await;
+    assert_eq!(first.holds.len(), 1, "{:?}", first.holds);
+    let h = &first.holds[0];
+    assert_eq!(
+        (h.call, h.sma_number.as_str(), h.connect_number.as_str()),
+        (0, SMA, CONNECT)
+    );
+    let until_hangup = h.until_ms.expect("closed");
+    assert!(until_hangup > h.from_ms, "{h:?}");
+    // ...without it, the caller's HANGUP (after the pause) is.
+    let (_, later) = play(
+        &scenario(json!({"hangup_events": "success"})),
+        take_back_script(),
+    )
+    .await;
+    let until_caller = later.holds[0].until_ms.expect("closed");
+    assert!(until_caller > until_hangup, "{:?}", later.holds);
+}

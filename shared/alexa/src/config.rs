@@ -24,6 +24,27 @@ pub const OFFICIAL_ALEXA_API_ENDPOINTS: &[&str] = &[
 
 pub use takeback_common::config::{ConfigError, Env};
 
+/// Shortest accepted `WEBHOOK_SECRET`, in bytes: an HMAC-SHA256 key should be at least as long
+/// as the hash (RFC 2104 §3: keys shorter than the output length are "strongly discouraged").
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
+
+/// A required secret of at least `min_bytes` bytes, wrapped in [`Secret`]. The error names the
+/// variable and the length rule, never the value.
+pub fn required_secret_min_len<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    min_bytes: usize,
+) -> Result<Secret, ConfigError> {
+    let secret = required_secret(env, name)?;
+    if secret.expose().len() < min_bytes {
+        return Err(ConfigError::invalid(
+            name,
+            format!("must be at least {min_bytes} bytes long"),
+        ));
+    }
+    Ok(secret)
+}
+
 /// A required secret: wrapped in [`Secret`] as soon as it is read.
 pub fn required_secret<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
@@ -34,7 +55,9 @@ pub fn required_secret<F: Fn(&str) -> Option<String>>(
     env.required(name).map(Secret::new)
 }
 
-/// An `http://` or `https://` URL without a trailing slash.
+/// An `https://` URL (or `http://` to a loopback host, for local tests) without a trailing
+/// slash. Every URL the functions read carries a secret or a token (the LWA client secret, the
+/// bearer token, the webhook's signed messages), so plain HTTP leaves the machine never.
 pub fn url<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     name: &'static str,
@@ -49,14 +72,20 @@ pub fn url<F: Fn(&str) -> Option<String>>(
     Ok(value.trim_end_matches('/').to_owned())
 }
 
-fn check_url(value: &str) -> Result<(), String> {
+/// The rule of [`url`] for a value in hand: `Err` says what is wrong with it.
+pub fn check_url(value: &str) -> Result<(), String> {
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("not a URL (it contains white space or control characters)".into());
     }
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or("the scheme must be https (or http for local tests)")?;
+    let (rest, plain) = match value.strip_prefix("https://") {
+        Some(rest) => (rest, false),
+        None => (
+            value
+                .strip_prefix("http://")
+                .ok_or("the scheme must be https (or http to a loopback host for local tests)")?,
+            true,
+        ),
+    };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host_and_port = authority.rsplit('@').next().unwrap_or_default();
     let host = if host_and_port.starts_with('[') {
@@ -64,10 +93,22 @@ fn check_url(value: &str) -> Result<(), String> {
     } else {
         host_and_port.split(':').next().unwrap_or_default()
     };
-    if host.trim_start_matches('[').is_empty() {
+    let host = host.trim_start_matches('[');
+    if host.is_empty() {
         return Err("the URL has no host".into());
     }
+    if plain && !is_loopback_host(host) {
+        return Err("plain http is only allowed to a loopback host; use https".into());
+    }
     Ok(())
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Login with Amazon settings (both functions: either may refresh the shared token).
@@ -83,7 +124,8 @@ pub struct LwaSettings {
     pub token_id: String,
     /// `TOKEN_REFRESH_MARGIN_SECONDS`, default 300: refresh this long before expiry.
     pub refresh_margin: Duration,
-    /// `LWA_TIMEOUT_MS`, default 3000: per-request timeout toward LWA.
+    /// `LWA_TIMEOUT_MS`, default 3000 ([`crate::budget::DEFAULT_LWA_TIMEOUT`]): per-request
+    /// timeout toward LWA (cut to the invocation's deadline).
     pub timeout: Duration,
 }
 
@@ -99,7 +141,10 @@ impl LwaSettings {
             refresh_margin: Duration::from_secs(
                 env.number_or("TOKEN_REFRESH_MARGIN_SECONDS", 300)?,
             ),
-            timeout: Duration::from_millis(env.number_or("LWA_TIMEOUT_MS", 3000)?),
+            timeout: Duration::from_millis(env.number_or(
+                "LWA_TIMEOUT_MS",
+                crate::budget::DEFAULT_LWA_TIMEOUT.as_millis() as u64,
+            )?),
         })
     }
 }
@@ -124,7 +169,7 @@ impl SignalingSettings {
                 "SIGNALING_MAX_ATTEMPTS",
                 "SIGNALING_TIMEOUT_MS",
                 3,
-                2000,
+                crate::budget::DEFAULT_API_SIGNALING_ATTEMPT.as_millis() as u64,
             )?,
         })
     }
@@ -257,6 +302,34 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_and_short_secrets_refused() {
+        for (value, ok) in [
+            ("https://backend.example.com/alexa", true),
+            ("http://127.0.0.1:8080/hook", true),
+            ("http://localhost:8080", true),
+            ("http://[::1]:8080/x", true),
+            ("http://backend.example.com/alexa", false),
+            ("http://10.0.0.1/alexa", false),
+            ("http://127.0.0.1.evil.example/x", false),
+        ] {
+            assert_eq!(check_url(value).is_ok(), ok, "{value}");
+        }
+        let e = env(&[("WEBHOOK_SECRET", "short-secret")]);
+        let err =
+            required_secret_min_len(&e, "WEBHOOK_SECRET", MIN_WEBHOOK_SECRET_BYTES).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "WEBHOOK_SECRET",
+                ..
+            }
+        ));
+        assert!(!err.to_string().contains("short-secret"));
+        let e = env(&[("WEBHOOK_SECRET", "0123456789abcdef0123456789abcdef")]);
+        assert!(required_secret_min_len(&e, "WEBHOOK_SECRET", MIN_WEBHOOK_SECRET_BYTES).is_ok());
     }
 
     #[test]

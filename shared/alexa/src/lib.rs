@@ -27,16 +27,22 @@
 //!   again only when its first delivery was never confirmed and nothing newer happened since.
 //!   Delivery is therefore at-least-once: receivers deduplicate on `X-Message-Id`.
 //! - Timing: Lambda freezes after it answers, so the skill forwards *before* returning the
-//!   deferred response, bounded by `WEBHOOK_BUDGET_MS` (Alexa allows a custom skill 8 s).
+//!   deferred response, bounded by `WEBHOOK_BUDGET_MS` and by one overall deadline per
+//!   invocation ([`budget`]: Alexa waits 8 s for a skill).
 //! - The bearer token only goes to an official Alexa endpoint or the configured
 //!   `ALEXA_API_ENDPOINT`, whatever a request's `apiEndpoint` says.
 //! - One LWA token pair (delegated account linking) under `LWA_TOKEN_ID`, shared by both
-//!   functions through the tokens table; each instance caches it and refreshes it once for all
-//!   concurrent callers; a 401 from Alexa forces one refresh.
+//!   functions through the tokens table; each instance caches it. A refresh is coalesced across
+//!   execution environments by a lease in the token record ([`store::token`]): one environment
+//!   refreshes, the others keep using the current token while it is valid or wait briefly for
+//!   the new one; a 401 from Alexa forces one refresh.
+//! - Size limits: [`limits`], shared by the skill and the signaling API.
 //!
 //! The webhook's signature recipe is documented in `takeback-http` (`webhook`).
 
+pub mod budget;
 pub mod config;
+pub mod limits;
 pub mod model;
 pub mod retry;
 pub mod secret;

@@ -5,16 +5,31 @@
 //!  (none) ─────────────► OFFERED ───────────► RINGING ───────────► IN_PROGRESS ─────────► ACCEPTED
 //!                           │ └──────────────────┴──── CallAccepted ──────────────────────▲  │ ▲
 //!                           │                                                 CallUpdate │  │ │ CallUpdateResponse
-//!                           │                                                            ▼  │ │
-//!                           │                                                         UPDATING
+//!                           │                                                            ▼  │ │ (then CallUpdateAck
+//!                           │                                                         UPDATING  by the updater)
 //!  any state ── CallEnded ──► ENDED
 //! ```
 //!
 //! Who may send what (the *caller* is Alexa for `InitiateOutboundCall`, the property for
 //! `InitiateInboundCall`; the *callee* is the other side):
-//! - `CallRinging`, `CallInProgress`, `CallAccepted`: the callee. Their acks: the caller.
-//! - `CallUpdate`: either side once accepted; `CallUpdateResponse` and `CallUpdateAck`: the
-//!   other side.
+//! - `CallRinging`, `CallInProgress`, `CallAccepted`: the callee. Their acks: the caller, once
+//!   the acknowledged step happened. Sources: the Alexa docs' workflows, where the side that
+//!   receives `CallRinging`/`CallInProgress`/`CallAccepted` answers with the matching ack
+//!   (<https://developer.amazon.com/docs/alexa/alexa-smart-properties/alexa-callsignaling-spi-for-asp.html>
+//!   steps 3–11 for an Alexa caller,
+//!   <https://developer.amazon.com/en-US/docs/alexa/alexa-smart-properties/alexa-callsignaling-requests-for-asp.html>
+//!   steps 2–10 for a property caller), and Amazon's sample
+//!   (`alexa-smart-properties/skill-sample-for-webrtc-asp`, `server/src/routes.js`: `/ring` sends
+//!   `CallRingingAck` or `CallInProgressAck`, `/answer` sends `CallAcceptedAck`).
+//! - `CallUpdate` (re-offer: hold, resume, update): either side once accepted;
+//!   `CallUpdateResponse` (the answer): the other side; `CallUpdateAck`: the side that sent the
+//!   `CallUpdate`, after it got the `CallUpdateResponse`, as `CallAcceptedAck` follows
+//!   `CallAccepted`. Source: the same sample, `server/src/routes.js` `/reanswer`: when Alexa's
+//!   `CallUpdateResponse` answers the property's re-offer, the property sends `CallUpdateAck`;
+//!   `skill/lambda/index.js` `callUpdateAckInboundHandler`: Alexa sends the skill
+//!   `CallUpdateAck` for its own re-offers, while `/reoffer` (Alexa's `CallUpdate`) is answered
+//!   with `CallUpdateResponse` only (`server/src/webapp.js` `handleRemoteReanswer`). No source
+//!   shows an ack before the answer or from the answering side, so both are rejected.
 //! - `CallEnded`: either side, in any state.
 //!
 //! Outcomes ([`SessionDecision`]): a valid message is applied (new state, version + 1, message id
@@ -411,15 +426,58 @@ pub fn decide(current: Option<&CallSession>, incoming: &Incoming<'_>) -> Session
             (SessionState::Accepted, Some(_)) => ignore(IgnoreReason::Repeat),
             _ => invalid,
         },
+        // The updater acknowledges the answer to its re-offer (see the module docs).
         MessageKind::CallUpdateAck => match (state, session.last_update_by) {
-            (SessionState::Updating | SessionState::Accepted, Some(by)) if by != from => {
-                apply(state)
+            (SessionState::Accepted, Some(by)) if by == from => apply(state),
+            (SessionState::Accepted | SessionState::Updating, Some(by)) if by != from => {
+                wrong_side(by)
             }
-            (SessionState::Updating | SessionState::Accepted, Some(by)) => wrong_side(by.other()),
+            // The updater acknowledging an answer that has not come yet.
             _ => invalid,
         },
         MessageKind::CallEnded => apply(SessionState::Ended),
     }
+}
+
+/// The skill refuses a message Alexa sent (an offer or answer it cannot take: malformed,
+/// oversized) and ends the call with `incoming.message`, a `CallEnded` sent for the provider's
+/// side. With no live session (a refused `InitiateOutboundCall`), the session is created already
+/// ended, so that Alexa's re-delivery of the same request finds it and nothing is sent twice;
+/// otherwise this is [`decide`] for the `CallEnded`.
+pub fn decide_refusal(current: Option<&CallSession>, incoming: &Incoming<'_>) -> SessionDecision {
+    match current {
+        Some(_) => decide(current, incoming),
+        None => {
+            let mut ended = new_session(incoming, CallDirection::AlexaToProvider);
+            ended.state = SessionState::Ended;
+            ended.ended_by = Some(incoming.from);
+            ended.end_code = incoming
+                .message
+                .call_result
+                .as_ref()
+                .map(|r| r.code.as_str().to_owned());
+            ended.expires_at = expiry(incoming, SessionState::Ended);
+            SessionDecision::Apply(ended)
+        }
+    }
+}
+
+/// The session id of an `InitiateInboundCall` the property backend sends with idempotency key
+/// `message_id` (its `messageId`): the same key gives the same id, so a retry after a timeout
+/// finds the session the first attempt created instead of starting a second call. A UUID (the
+/// form Alexa's own session ids and the sample's take), version 8, from the first 16 bytes of
+/// SHA-256 over a fixed prefix and the key.
+pub fn inbound_session_id(message_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"takeback:InitiateInboundCall:")
+        .chain_update(message_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 fn same_direction(kind: MessageKind, direction: CallDirection) -> bool {
@@ -627,11 +685,11 @@ mod tests {
         assert!(applied(&r.send(CallAccepted, Provider)));
         assert!(applied(&r.send(CallAcceptedAck, Alexa)));
         assert_eq!(r.state(), SessionState::Accepted);
-        // hold from Alexa, answered by the provider
+        // hold from Alexa, answered by the provider, acknowledged by Alexa
         assert!(applied(&r.send(CallUpdate, Alexa)));
         assert_eq!(r.state(), SessionState::Updating);
-        assert!(applied(&r.send(CallUpdateAck, Provider)));
         assert!(applied(&r.send(CallUpdateResponse, Provider)));
+        assert!(applied(&r.send(CallUpdateAck, Alexa)));
         assert_eq!(r.state(), SessionState::Accepted);
         assert!(applied(&r.send(CallEnded, Provider)));
         let s = r.session.clone().unwrap();
@@ -774,6 +832,78 @@ mod tests {
             SessionDecision::Reject(Rejection::CallEnded { kind: CallAccepted })
         );
         assert_eq!(r.state(), SessionState::Ended);
+    }
+
+    /// Hold and resume re-offers from either side complete, each acknowledged by the side that
+    /// re-offered once it has the answer (Amazon's sample, `server/src/routes.js` `/reanswer`).
+    #[test]
+    fn hold_and_resume_from_either_side_complete_with_the_updaters_ack() {
+        for direction in [InitiateOutboundCall, InitiateInboundCall] {
+            let mut r = Run::new();
+            let caller = if direction == InitiateOutboundCall {
+                Alexa
+            } else {
+                Provider
+            };
+            assert!(applied(&r.send(direction, caller)));
+            assert!(applied(&r.send(CallAccepted, caller.other())));
+            assert!(applied(&r.send(CallAcceptedAck, caller)));
+            for updater in [Alexa, Provider] {
+                for _hold_then_resume in 0..2 {
+                    assert!(applied(&r.send(CallUpdate, updater)));
+                    assert_eq!(r.state(), SessionState::Updating);
+                    // No ack before the answer, and never from the answering side.
+                    assert!(matches!(
+                        r.send(CallUpdateAck, updater),
+                        SessionDecision::Reject(Rejection::InvalidTransition { .. })
+                    ));
+                    assert!(applied(&r.send(CallUpdateResponse, updater.other())));
+                    assert_eq!(r.state(), SessionState::Accepted);
+                    assert!(matches!(
+                        r.send(CallUpdateAck, updater.other()),
+                        SessionDecision::Reject(Rejection::WrongSide { expected, .. }) if expected == updater
+                    ));
+                    assert!(applied(&r.send(CallUpdateAck, updater)), "{updater:?}");
+                    assert_eq!(r.state(), SessionState::Accepted);
+                }
+            }
+            assert!(applied(&r.send(CallEnded, Alexa)));
+        }
+    }
+
+    #[test]
+    fn a_refused_offer_creates_an_ended_session_once() {
+        let m = SignalingMessage::call_ended(
+            "sess-1",
+            CallResult::new(CallResultCode::InternalError, "refused"),
+        );
+        let inc = Incoming {
+            message: &m,
+            from: Provider,
+            message_id: "req-1#refused",
+            api_endpoint: None,
+            now: 1_000,
+            ttl: SessionTtl::default(),
+        };
+        let SessionDecision::Apply(s) = decide_refusal(None, &inc) else {
+            panic!("a new session")
+        };
+        assert_eq!(s.state, SessionState::Ended);
+        assert_eq!(s.end_code.as_deref(), Some("INTERNAL_ERROR"));
+        assert_eq!(s.expires_at, 1_000 + 3_600);
+        assert!(matches!(
+            decide_refusal(Some(&s), &inc),
+            SessionDecision::Duplicate { .. }
+        ));
+    }
+
+    #[test]
+    fn inbound_session_ids_follow_the_idempotency_key() {
+        let a = inbound_session_id("backend-key-1");
+        assert_eq!(a, inbound_session_id("backend-key-1"));
+        assert_ne!(a, inbound_session_id("backend-key-2"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 8);
     }
 
     #[test]

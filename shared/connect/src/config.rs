@@ -3,7 +3,7 @@
 //! variable is reported by name.
 
 use takeback_pairs::LookupMode;
-use takeback_sma::target::{PolicyError, TransferPolicy};
+use takeback_sma::target::{DefaultTarget, TransferPolicy, policy_from_env};
 
 /// Environment variable names (the SAM template sets exactly these).
 pub mod var {
@@ -11,10 +11,10 @@ pub mod var {
     pub const CALLS_TABLE: &str = "CALLS_TABLE";
     pub const LOOKUP_MODE: &str = "LOOKUP_MODE";
     pub const SIP_MEDIA_APPLICATION_ID: &str = "SIP_MEDIA_APPLICATION_ID";
-    pub const DEFAULT_TRANSFER_TARGET: &str = "DEFAULT_TRANSFER_TARGET";
-    pub const DEFAULT_TRANSFER_TARGET_ARN: &str = "DEFAULT_TRANSFER_TARGET_ARN";
-    pub const ALLOWED_VOICE_CONNECTOR_ARNS: &str = "ALLOWED_VOICE_CONNECTOR_ARNS";
-    pub const TRANSFER_TARGET_PATTERN: &str = "TRANSFER_TARGET_PATTERN";
+    pub use takeback_sma::target::var::{
+        ALLOWED_VOICE_CONNECTOR_ARNS, DEFAULT_TRANSFER_TARGET, DEFAULT_TRANSFER_TARGET_ARN,
+        TRANSFER_TARGET_PATTERN,
+    };
 }
 
 pub use takeback_common::config::{ConfigError, Env};
@@ -69,31 +69,8 @@ impl TransferConfig {
         let pairs_table = env.required(var::PAIRS_TABLE)?;
         let calls_table = env.required(var::CALLS_TABLE)?;
         let sip_media_application_id = env.required(var::SIP_MEDIA_APPLICATION_ID)?;
-        let default_uri = env.required(var::DEFAULT_TRANSFER_TARGET)?;
-        let default_arn = env.required(var::DEFAULT_TRANSFER_TARGET_ARN)?;
-        let allowed = env
-            .optional(var::ALLOWED_VOICE_CONNECTOR_ARNS)
-            .unwrap_or_default();
-        let pattern = env.optional(var::TRANSFER_TARGET_PATTERN);
-        let policy = TransferPolicy::new(
-            &default_uri,
-            &default_arn,
-            allowed.split(','),
-            pattern.as_deref(),
-        )
-        .map_err(|e| {
-            let name = match e {
-                PolicyError::DefaultUri(_) => var::DEFAULT_TRANSFER_TARGET,
-                PolicyError::DefaultArn(_) => var::DEFAULT_TRANSFER_TARGET_ARN,
-                PolicyError::AllowedArn(_) => var::ALLOWED_VOICE_CONNECTOR_ARNS,
-                PolicyError::Pattern(_) => var::TRANSFER_TARGET_PATTERN,
-            };
-            ConfigError::Invalid {
-                name,
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            }
-        })?;
+        // The same reader as the SMA handler's, so both sides refuse the same targets.
+        let policy = policy_from_env(env, DefaultTarget::Required)?;
         Ok(Self {
             pairs_table,
             calls_table,

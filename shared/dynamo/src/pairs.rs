@@ -10,7 +10,12 @@
 //!   `call_timestamp` (N, epoch ms), `lease_expires_at` (N, epoch s), `contact_id` once Connect
 //!   looked it up;
 //! - `released_contact_id`: the contact whose lookup freed the pair in release-on-lookup mode
-//!   (see [`PairStore::lookup`] below for why it outlives the claim).
+//!   (see [`PairStore::lookup`] below for why it outlives the claim);
+//! - `released_at`, `released_by`: the last release by the SMA handler. The release keeps
+//!   `contact_id`, so a free pair without one was released before any lookup bound its claim:
+//!   another transaction claims it only after [`ClaimRules::reuse_quiet_seconds`], so that a
+//!   late first lookup of that claim's dying contact finds nothing rather than the next
+//!   caller's claim.
 //!
 //! CALLS item (key `transaction_id`, TTL `expires_at`): `sma_number` + `connect_number` of the pair
 //! this transaction claimed, written in the *same* `TransactWriteItems` as the pair update, plus
@@ -65,6 +70,10 @@ pub mod attr {
     pub const LEASE_EXPIRES_AT: &str = "lease_expires_at";
     pub const CONTACT_ID: &str = "contact_id";
     pub const RELEASED_CONTACT_ID: &str = "released_contact_id";
+    /// When (N, epoch s) and by which transaction the last claim was released; with no
+    /// `contact_id` left on the item, no lookup had bound that claim.
+    pub const RELEASED_AT: &str = "released_at";
+    pub const RELEASED_BY: &str = "released_by";
     // CALLS only
     pub const CLAIMED_AT: &str = "claimed_at";
     pub const EXPIRES_AT: &str = "expires_at";
@@ -402,10 +411,20 @@ impl ClaimPrimitives for DynamoStore {
             // `released_contact_id` (see `lookup`).
             .update_expression(
                 "SET #u = :t, #tx = :tx, #from = :from, #to = :to, #ts = :ts, #l = :lease \
-                 REMOVE #cid",
+                 REMOVE #cid, #rat, #rby",
             )
+            // Free and not resting after an unbound release (see `ClaimRules::
+            // reuse_quiet_seconds`), or held by a claim that is no longer live.
             .condition_expression(
-                "attribute_exists(#s) AND (#u = :f OR attribute_not_exists(#l) OR #l <= :now)",
+                "attribute_exists(#s) AND ((#u = :f AND (attribute_exists(#cid) \
+                 OR attribute_not_exists(#rat) OR #rat <= :edge OR #rby = :tx)) \
+                 OR (#u = :t AND (attribute_not_exists(#l) OR #l <= :now)))",
+            )
+            .expression_attribute_names("#rat", attr::RELEASED_AT)
+            .expression_attribute_names("#rby", attr::RELEASED_BY)
+            .expression_attribute_values(
+                ":edge",
+                n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
             )
             .expression_attribute_names("#s", attr::SMA_NUMBER)
             .expression_attribute_names("#u", attr::IN_USE)
@@ -539,12 +558,17 @@ impl PairStore for DynamoStore {
             .update_item()
             .table_name(&self.pairs_table)
             .set_key(Some(pair_key_item(pair)))
-            .update_expression("SET #u = :f REMOVE #tx, #l, #cid, #from, #to, #ts")
+            // `contact_id` stays: it tells the next claim whether a lookup bound this claim.
+            .update_expression(
+                "SET #u = :f, #rat = :now, #rby = :tx REMOVE #tx, #l, #from, #to, #ts",
+            )
             .condition_expression("#u = :t AND #tx = :tx")
             .expression_attribute_names("#u", attr::IN_USE)
             .expression_attribute_names("#tx", attr::TRANSACTION_ID)
             .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
-            .expression_attribute_names("#cid", attr::CONTACT_ID)
+            .expression_attribute_names("#rat", attr::RELEASED_AT)
+            .expression_attribute_names("#rby", attr::RELEASED_BY)
+            .expression_attribute_values(":now", n(self.now_ms().div_euclid(1000)))
             .expression_attribute_names("#from", attr::ORIGINAL_CALLING_NUMBER)
             .expression_attribute_names("#to", attr::ORIGINAL_CALLED_NUMBER)
             .expression_attribute_names("#ts", attr::CALL_TIMESTAMP)
@@ -571,6 +595,12 @@ impl PairStore for DynamoStore {
             }
             Err(err) => Err(map_sdk_error(err)),
         }
+    }
+
+    /// The CALLS record's pair, read strongly consistently: the claim's `TransactWriteItems`
+    /// writes it with the pair, so a claim that landed while its caller timed out names it.
+    async fn claimed_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
+        ClaimPrimitives::recorded_pair(self, transaction_id).await
     }
 
     /// One conditional `UpdateItem` (strongly consistent by nature) both checks that the claim is

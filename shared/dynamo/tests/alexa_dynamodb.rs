@@ -225,7 +225,7 @@ async fn delivery_marks_and_rollbacks() {
         panic!()
     };
     assert!(
-        store::roll_back(&store, &session, previous.as_ref(), "ring", now, 3600)
+        store::roll_back(&store, &session, previous.as_ref(), "ring", now)
             .await
             .unwrap()
     );
@@ -234,7 +234,7 @@ async fn delivery_marks_and_rollbacks() {
     assert!(!s.has_applied("ring"));
     // a rollback of a version that is no longer current does nothing
     assert!(
-        !store::roll_back(&store, &session, previous.as_ref(), "ring", now, 3600)
+        !store::roll_back(&store, &session, previous.as_ref(), "ring", now)
             .await
             .unwrap()
     );
@@ -252,6 +252,8 @@ async fn token_store_round_trip_and_conditional_refresh_write() {
         expires_at: 123,
         version: 1,
         updated_at: 100,
+        grant_digest: Some("ab12".into()),
+        lease: None,
     };
     assert_eq!(
         store.put("alexa-calling", &t, None).await.unwrap(),
@@ -290,6 +292,8 @@ async fn two_instances_refreshing_at_once_end_with_one_stored_token() {
                 expires_at: now_epoch_seconds() - 1,
                 version: 1,
                 updated_at: 0,
+                grant_digest: None,
+                lease: None,
             },
             None,
         )
@@ -313,9 +317,80 @@ async fn two_instances_refreshing_at_once_end_with_one_stored_token() {
     let (ta, tb) = tokio::join!(a.access_token(), b.access_token());
     let (ta, tb) = (ta.unwrap(), tb.unwrap());
     let stored = store.get("alexa-calling").await.unwrap().unwrap();
-    assert_eq!(stored.version, 2, "exactly one refresh was stored");
-    assert!(ta == stored.access_token || tb == stored.access_token);
+    // The conditional lease on the record let one environment refresh; the other waited for
+    // its token (the old one had expired).
+    assert_eq!(
+        lwa.grant_requests("refresh_token"),
+        1,
+        "one refresh for both environments"
+    );
+    assert_eq!(stored.version, 3, "the lease, then the refreshed tokens");
+    assert_eq!(
+        stored.lease, None,
+        "the lease is cleared with the new tokens"
+    );
+    assert_eq!(ta, stored.access_token);
+    assert_eq!(tb, stored.access_token);
     assert!(lwa.fake.is_valid_access_token(ta.expose()));
-    assert!(lwa.fake.is_valid_access_token(tb.expose()));
     assert_eq!(stored.refresh_token.unwrap().expose(), "Atzr|linked");
+}
+
+#[tokio::test]
+async fn token_lease_and_grant_digest_round_trip_and_only_one_lease_wins() {
+    let Some(store) = tokens("lease").await else {
+        return;
+    };
+    let t = StoredTokens {
+        access_token: Secret::new("Atza|a"),
+        refresh_token: Some(Secret::new("Atzr|r")),
+        expires_at: 1_000,
+        version: 1,
+        updated_at: 100,
+        grant_digest: Some("00ff".into()),
+        lease: None,
+    };
+    store.put("alexa-calling", &t, None).await.unwrap();
+    let mine = t.leased("env-a", 2_000);
+    let theirs = t.leased("env-b", 2_000);
+    assert_eq!(
+        store.put("alexa-calling", &mine, Some(1)).await.unwrap(),
+        PutOutcome::Written
+    );
+    assert_eq!(
+        store.put("alexa-calling", &theirs, Some(1)).await.unwrap(),
+        PutOutcome::Conflict,
+        "a second environment cannot take the lease on the same version"
+    );
+    assert_eq!(store.get("alexa-calling").await.unwrap(), Some(mine));
+}
+
+#[tokio::test]
+async fn an_undone_creation_can_be_recreated_under_the_same_session_id() {
+    let Some((_, store)) = sessions("recreate").await else {
+        return;
+    };
+    let now = now_epoch_seconds();
+    let mut offer = message(MessageKind::InitiateInboundCall, "s-iic");
+    offer.participants = Vec::new();
+    let Recorded::Applied { previous, session } =
+        store::record(&store, &incoming(&offer, Side::Provider, "backend:k", now))
+            .await
+            .unwrap()
+    else {
+        panic!("created")
+    };
+    assert!(
+        store::roll_back(&store, &session, previous.as_ref(), "backend:k", now)
+            .await
+            .unwrap()
+    );
+    // Undone: readers see no session, and the backend's retry (same key, same session id)
+    // creates it again.
+    assert!(store.get("s-iic", now).await.unwrap().is_none());
+    assert!(matches!(
+        store::record(&store, &incoming(&offer, Side::Provider, "backend:k", now))
+            .await
+            .unwrap(),
+        Recorded::Applied { previous: None, .. }
+    ));
 }

@@ -450,6 +450,68 @@ async fn release_on_lookup_frees_the_pair_at_once() {
 }
 
 #[tokio::test]
+async fn a_late_first_lookup_of_a_dying_contact_never_gets_the_next_callers_claim() {
+    for mode in [LookupMode::KeepClaim, LookupMode::ReleaseOnLookup] {
+        let all = pairs(1, 1);
+        let Some(f) = fixture("dying-contact", &all, ClaimConfig::default()).await else {
+            return;
+        };
+        let quiet_ms = ClaimRules::default().reuse_quiet_seconds * 1000;
+        assert!(
+            quiet_ms > 1000,
+            "a released, never looked-up pair rests by default"
+        );
+        // Caller 1 is bridged, then hangs up before its contact's lookup has run.
+        let a = claimed(f.store.claim(&request("tx-1")).await.unwrap());
+        assert_eq!(
+            f.store.release(&a.pair, "tx-1").await.unwrap(),
+            ReleaseOutcome::Released
+        );
+        // Caller 2 comes at once: the pair rests, caller 2 is busy rather than exposed.
+        f.clock.fetch_add(quiet_ms - 1000, Ordering::SeqCst);
+        assert_eq!(
+            f.store.claim(&request("tx-2")).await.unwrap(),
+            ClaimOutcome::Busy,
+            "{mode:?}"
+        );
+        // The dying contact's late first lookup finds nothing and frees nothing.
+        assert_eq!(
+            f.store.lookup(&a.pair, "contact-1", mode).await.unwrap(),
+            None,
+            "{mode:?}"
+        );
+        // After the rest, no lookup of that contact can still be on its way.
+        f.clock.fetch_add(1000, Ordering::SeqCst);
+        let b = claimed(f.store.claim(&request("tx-2")).await.unwrap());
+        assert_eq!(b.pair, a.pair);
+        let found = f
+            .store
+            .lookup(&b.pair, "contact-2", mode)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.transaction_id, "tx-2");
+    }
+}
+
+#[tokio::test]
+async fn a_pair_whose_claim_was_looked_up_is_reused_at_once() {
+    let all = pairs(1, 1);
+    let Some(f) = fixture("looked-up-reuse", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let a = claimed(f.store.claim(&request("tx-1")).await.unwrap());
+    f.store
+        .lookup(&a.pair, "contact-1", LookupMode::KeepClaim)
+        .await
+        .unwrap()
+        .unwrap();
+    f.store.release(&a.pair, "tx-1").await.unwrap();
+    let b = claimed(f.store.claim(&request("tx-2")).await.unwrap());
+    assert_eq!(b.pair, a.pair);
+}
+
+#[tokio::test]
 async fn claims_and_releases_keep_the_transfer_intent() {
     let all = pairs(1, 1);
     let Some(f) = fixture("intent", &all, ClaimConfig::default()).await else {
@@ -474,11 +536,16 @@ async fn claims_and_releases_keep_the_transfer_intent() {
         f.store.transfer_intent("tx-i").await.unwrap(),
         Some(intent.clone())
     );
-    // A claim for a transaction whose intent came first keeps it too.
+    // A claim for a transaction whose intent came first keeps it too. (tx-i's claim was
+    // never looked up: its pair rests before another transaction may claim it.)
     f.store
         .record_transfer_intent("tx-j", &intent)
         .await
         .unwrap();
+    f.clock.fetch_add(
+        ClaimRules::default().reuse_quiet_seconds * 1000,
+        Ordering::SeqCst,
+    );
     claimed(f.store.claim(&request("tx-j")).await.unwrap());
     assert_eq!(f.store.transfer_intent("tx-j").await.unwrap(), Some(intent));
 }

@@ -15,12 +15,17 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use takeback_alexa::Secret;
+use takeback_alexa::budget::{Deadline, TOKEN_LEASE_WAIT, TOKEN_POLL_INTERVAL};
 use takeback_alexa::config::LwaSettings;
 use takeback_alexa::now_epoch_seconds;
 use takeback_alexa::store::PutOutcome;
+use takeback_alexa::store::token::{TokenPlan, plan};
 use takeback_alexa::store::{StoredTokens, TokenStore};
 use takeback_common::StoreError;
 use tracing::{debug, info, warn};
+
+/// Pause before the one retry of a refresh.
+const REFRESH_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Used when LWA omits `expires_in` (its documented lifetime is one hour).
 pub const DEFAULT_EXPIRES_IN_SECS: i64 = 3600;
@@ -97,38 +102,57 @@ impl LwaClient {
     }
 
     /// Exchanges an account-linking authorization code (single use: not retried).
-    pub async fn exchange_code(&self, code: &Secret) -> Result<TokenGrant, LwaError> {
-        self.token_request(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.expose()),
-        ])
+    pub async fn exchange_code(
+        &self,
+        code: &Secret,
+        deadline: Deadline,
+    ) -> Result<TokenGrant, LwaError> {
+        self.token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code.expose()),
+            ],
+            deadline,
+        )
         .await
     }
 
-    /// Gets a new access token; retried once on a transport error or 5xx.
-    pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenGrant, LwaError> {
+    /// Gets a new access token; retried once on a transport error or 5xx if the deadline
+    /// leaves time for it.
+    pub async fn refresh(
+        &self,
+        refresh_token: &Secret,
+        deadline: Deadline,
+    ) -> Result<TokenGrant, LwaError> {
         let pairs = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose()),
         ];
-        match self.token_request(&pairs).await {
-            Err(e) if e.is_transient() => {
+        match self.token_request(&pairs, deadline).await {
+            Err(e) if e.is_transient() && deadline.allows(REFRESH_RETRY_PAUSE) => {
                 warn!(error = %e, "LWA refresh failed, retrying once");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.token_request(&pairs).await
+                tokio::time::sleep(REFRESH_RETRY_PAUSE).await;
+                self.token_request(&pairs, deadline).await
             }
             other => other,
         }
     }
 
-    async fn token_request(&self, pairs: &[(&str, &str)]) -> Result<TokenGrant, LwaError> {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs {
-            form.append_pair(k, v);
-        }
-        form.append_pair("client_id", &self.settings.client_id);
-        form.append_pair("client_secret", self.settings.client_secret.expose());
-        let body = Bytes::from(form.finish());
+    async fn token_request(
+        &self,
+        pairs: &[(&str, &str)],
+        deadline: Deadline,
+    ) -> Result<TokenGrant, LwaError> {
+        // In its own block: the serializer is not `Send` and must not live across an await.
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in pairs {
+                form.append_pair(k, v);
+            }
+            form.append_pair("client_id", &self.settings.client_id);
+            form.append_pair("client_secret", self.settings.client_secret.expose());
+            Bytes::from(form.finish())
+        };
         let headers: [(HeaderName, HeaderValue); 2] = [
             (
                 CONTENT_TYPE,
@@ -142,7 +166,7 @@ impl LwaClient {
                 &self.settings.token_url,
                 &headers,
                 body,
-                self.settings.timeout,
+                deadline.cap(self.settings.timeout),
             )
             .await
             .map_err(LwaError::Http)?;
@@ -188,6 +212,10 @@ pub enum TokenError {
     NoRefreshToken,
     #[error("LWA refresh failed: {0}")]
     Lwa(#[source] LwaError),
+    #[error(
+        "another execution environment is refreshing the LWA token and the new one did not arrive in time"
+    )]
+    RefreshInProgress,
     #[error("token store failed")]
     Store(#[source] StoreError),
 }
@@ -217,12 +245,16 @@ struct Cache {
 }
 
 /// The access token for Alexa's APIs: cached in memory, read from the token store, refreshed
-/// `refresh_margin` before it expires. One refresh at a time per instance: concurrent callers
-/// wait on the same lock and then find the fresh token (refreshes are coalesced).
+/// `refresh_margin` before it expires. Inside one process concurrent callers wait on one lock;
+/// across execution environments the token record's lease decides who refreshes
+/// (`takeback_alexa::store::token`): the others use the current token while it is valid or wait
+/// briefly for the new one.
 pub struct AccessTokenProvider<T> {
     store: Arc<T>,
     lwa: LwaClient,
     cache: tokio::sync::Mutex<Cache>,
+    /// Names this environment in the leases it takes.
+    owner: String,
 }
 
 impl<T> std::fmt::Debug for AccessTokenProvider<T> {
@@ -233,12 +265,33 @@ impl<T> std::fmt::Debug for AccessTokenProvider<T> {
     }
 }
 
+/// A random id per provider (one per execution environment), without a random-number crate.
+fn environment_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("env-{:016x}", h.finish())
+}
+
+/// Hex SHA-256 of an authorization code: what the token record keeps to recognise a
+/// re-delivered grant (the code itself is never stored).
+pub fn grant_digest(code: &Secret) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(code.expose().as_bytes()))
+}
+
 impl<T: TokenStore> AccessTokenProvider<T> {
     pub fn new(store: Arc<T>, lwa: LwaClient) -> Self {
         Self {
             store,
             lwa,
             cache: tokio::sync::Mutex::new(Cache::default()),
+            owner: environment_id(),
         }
     }
 
@@ -254,62 +307,127 @@ impl<T: TokenStore> AccessTokenProvider<T> {
         &self.lwa.settings.token_id
     }
 
-    fn is_fresh(&self, expires_at: i64, now: i64) -> bool {
-        let margin = self.lwa.settings.refresh_margin.as_secs() as i64;
-        expires_at.saturating_sub(margin) > now
+    fn margin(&self) -> i64 {
+        self.lwa.settings.refresh_margin.as_secs() as i64
     }
 
-    /// A valid access token, refreshing it if it expires within the margin.
+    /// How long a lease lasts: a refresh with its one retry, plus a second.
+    fn lease_secs(&self) -> i64 {
+        let worst = self.lwa.settings.timeout * 2 + REFRESH_RETRY_PAUSE + Duration::from_secs(1);
+        worst.as_secs_f64().ceil() as i64
+    }
+
+    /// A valid access token, for callers without an invocation deadline: allows
+    /// [`TOKEN_LEASE_WAIT`] plus two LWA timeouts.
     pub async fn access_token(&self) -> Result<Secret, TokenError> {
+        self.access_token_by(Deadline::after(
+            TOKEN_LEASE_WAIT + self.lwa.settings.timeout * 2,
+        ))
+        .await
+    }
+
+    /// A valid access token by `deadline`, refreshing it if it expires within the margin (or
+    /// waiting for the environment that refreshes it).
+    pub async fn access_token_by(&self, deadline: Deadline) -> Result<Secret, TokenError> {
         let mut cache = self.cache.lock().await;
         let now = now_epoch_seconds();
         if let Some(c) = &cache.current
-            && self.is_fresh(c.expires_at, now)
+            && c.expires_at.saturating_sub(self.margin()) > now
             && cache.rejected.as_ref() != Some(&c.token)
         {
             return Ok(c.token.clone());
         }
-
-        let stored = self
-            .store
-            .get(self.token_id())
-            .await
-            .map_err(TokenError::Store)?
-            .ok_or_else(|| TokenError::NotLinked(self.token_id().to_owned()))?;
-        if self.is_fresh(stored.expires_at, now)
-            && cache.rejected.as_ref() != Some(&stored.access_token)
-        {
-            debug!("using the stored LWA access token");
-            cache.current = Some(CachedToken {
-                token: stored.access_token.clone(),
-                expires_at: stored.expires_at,
-            });
-            return Ok(stored.access_token);
-        }
-
-        let refresh_token = stored
-            .refresh_token
-            .clone()
-            .ok_or(TokenError::NoRefreshToken)?;
-        let grant = self.lwa.refresh(&refresh_token).await.map_err(|e| {
-            if e.is_invalid_grant() {
-                TokenError::Revoked(e)
-            } else {
-                TokenError::Lwa(e)
+        let wait_until = Deadline::at(
+            deadline
+                .instant()
+                .min(std::time::Instant::now() + TOKEN_LEASE_WAIT),
+        );
+        loop {
+            let now = now_epoch_seconds();
+            let stored = self
+                .store
+                .get(self.token_id())
+                .await
+                .map_err(TokenError::Store)?
+                .ok_or_else(|| TokenError::NotLinked(self.token_id().to_owned()))?;
+            match plan(&stored, now, self.margin(), cache.rejected.as_ref()) {
+                TokenPlan::Use => {
+                    debug!("using the stored LWA access token");
+                    return Ok(remember(&mut cache, &stored));
+                }
+                TokenPlan::UseWhileRefreshing => {
+                    info!(
+                        "another execution environment is refreshing the LWA token; using the current one meanwhile"
+                    );
+                    return Ok(stored.access_token);
+                }
+                TokenPlan::Wait => {
+                    if wait_until.is_past() {
+                        warn!("gave up waiting for another environment's LWA token refresh");
+                        return Err(TokenError::RefreshInProgress);
+                    }
+                    debug!("waiting for another environment's LWA token refresh");
+                    tokio::time::sleep(wait_until.cap(TOKEN_POLL_INTERVAL)).await;
+                }
+                TokenPlan::TakeLease => {
+                    let leased = stored.leased(self.owner.clone(), now + self.lease_secs());
+                    match self
+                        .store
+                        .put(self.token_id(), &leased, Some(stored.version))
+                        .await
+                        .map_err(TokenError::Store)?
+                    {
+                        PutOutcome::Written => {
+                            return self.refresh_holding(&mut cache, leased, deadline).await;
+                        }
+                        // Another environment wrote first (a lease, a refresh, a re-link): read
+                        // again and decide again.
+                        PutOutcome::Conflict => continue,
+                    }
+                }
             }
-        })?;
+        }
+    }
+
+    /// Refreshes while holding the lease written as `leased`.
+    async fn refresh_holding(
+        &self,
+        cache: &mut Cache,
+        leased: StoredTokens,
+        deadline: Deadline,
+    ) -> Result<Secret, TokenError> {
+        let refresh_token = match leased.refresh_token.clone() {
+            Some(r) => r,
+            None => {
+                self.release(&leased).await;
+                return Err(TokenError::NoRefreshToken);
+            }
+        };
+        let grant = match self.lwa.refresh(&refresh_token, deadline).await {
+            Ok(g) => g,
+            Err(e) => {
+                self.release(&leased).await;
+                return Err(if e.is_invalid_grant() {
+                    TokenError::Revoked(e)
+                } else {
+                    TokenError::Lwa(e)
+                });
+            }
+        };
         let now = now_epoch_seconds();
         let next = StoredTokens {
             access_token: grant.access_token,
             // LWA may omit the refresh token on refresh: keep the one we have.
             refresh_token: grant.refresh_token.or(Some(refresh_token)),
             expires_at: now.saturating_add(grant.expires_in),
-            version: stored.version + 1,
+            version: leased.version + 1,
             updated_at: now,
+            grant_digest: leased.grant_digest.clone(),
+            lease: None,
         };
         let chosen = match self
             .store
-            .put(self.token_id(), &next, Some(stored.version))
+            .put(self.token_id(), &next, Some(leased.version))
             .await
             .map_err(TokenError::Store)?
         {
@@ -321,16 +439,19 @@ impl<T: TokenStore> AccessTokenProvider<T> {
                 next
             }
             PutOutcome::Conflict => {
-                // Another instance refreshed (or the account was re-linked) meanwhile: adopt the
-                // stored tokens if usable, else keep the valid token in hand.
+                // The account was re-linked (or our lease expired and another environment
+                // refreshed) meanwhile: adopt the stored tokens if usable, else keep the valid
+                // token in hand.
                 match self
                     .store
                     .get(self.token_id())
                     .await
                     .map_err(TokenError::Store)?
                 {
-                    Some(t) if self.is_fresh(t.expires_at, now) => {
-                        info!("another instance refreshed the LWA token first; using its token");
+                    Some(t) if plan(&t, now, self.margin(), None) == TokenPlan::Use => {
+                        info!(
+                            "the LWA token record changed during the refresh; using the stored token"
+                        );
                         t
                     }
                     _ => next,
@@ -338,11 +459,24 @@ impl<T: TokenStore> AccessTokenProvider<T> {
             }
         };
         cache.rejected = None;
-        cache.current = Some(CachedToken {
-            token: chosen.access_token.clone(),
-            expires_at: chosen.expires_at,
-        });
-        Ok(chosen.access_token)
+        Ok(remember(cache, &chosen))
+    }
+
+    /// Gives the lease up after a failed refresh, so the next environment need not wait for it
+    /// to expire. Best effort.
+    async fn release(&self, leased: &StoredTokens) {
+        let released = StoredTokens {
+            version: leased.version + 1,
+            lease: None,
+            ..leased.clone()
+        };
+        if let Err(e) = self
+            .store
+            .put(self.token_id(), &released, Some(leased.version))
+            .await
+        {
+            warn!(error = %e, "could not release the token refresh lease; it expires on its own");
+        }
     }
 
     /// Alexa answered 401 to `token`: the next [`access_token`](Self::access_token) refreshes.
@@ -360,10 +494,16 @@ impl<T: TokenStore> AccessTokenProvider<T> {
     }
 
     /// Account linking: exchanges `code` and stores the tokens, replacing earlier ones.
+    ///
+    /// Idempotent per code: Alexa re-delivers a `Grant`/`AcceptGrant` it got no answer to, and
+    /// an authorization code is single-use (RFC 6749 §4.1.2: the client must not use it more
+    /// than once; LWA answers a second exchange with `invalid_grant`), so a grant whose code
+    /// already linked the stored tokens is answered as done without asking LWA again.
     pub async fn link(
         &self,
         grant_type: Option<&str>,
         code: Option<&Secret>,
+        deadline: Deadline,
     ) -> Result<(), LinkError> {
         if let Some(t) = grant_type
             && t != "OAuth2.AuthorizationCode"
@@ -373,14 +513,26 @@ impl<T: TokenStore> AccessTokenProvider<T> {
         let code = code
             .filter(|c| !c.is_empty())
             .ok_or(LinkError::MissingCode)?;
-        let grant = self.lwa.exchange_code(code).await.map_err(LinkError::Lwa)?;
-        let now = now_epoch_seconds();
-        let version = self
+        let digest = grant_digest(code);
+        let existing = self
             .store
             .get(self.token_id())
             .await
-            .map_err(LinkError::Store)?
-            .map_or(1, |t| t.version + 1);
+            .map_err(LinkError::Store)?;
+        if existing
+            .as_ref()
+            .is_some_and(|t| t.grant_digest.as_deref() == Some(digest.as_str()))
+        {
+            info!("re-delivered grant: this code already linked the account");
+            return Ok(());
+        }
+        let grant = self
+            .lwa
+            .exchange_code(code, deadline)
+            .await
+            .map_err(LinkError::Lwa)?;
+        let now = now_epoch_seconds();
+        let version = existing.map_or(1, |t| t.version + 1);
         if grant.refresh_token.is_none() {
             warn!("LWA answered the code exchange without a refresh token");
         }
@@ -390,6 +542,8 @@ impl<T: TokenStore> AccessTokenProvider<T> {
             expires_at: now.saturating_add(grant.expires_in),
             version,
             updated_at: now,
+            grant_digest: Some(digest),
+            lease: None,
         };
         self.store
             .put(self.token_id(), &tokens, None)
@@ -402,4 +556,12 @@ impl<T: TokenStore> AccessTokenProvider<T> {
         );
         Ok(())
     }
+}
+
+fn remember(cache: &mut Cache, tokens: &StoredTokens) -> Secret {
+    cache.current = Some(CachedToken {
+        token: tokens.access_token.clone(),
+        expires_at: tokens.expires_at,
+    });
+    tokens.access_token.clone()
 }

@@ -4,7 +4,8 @@
 //! 2xx is success. 401 invalidates the token and retries once with a refreshed one (that retry
 //! is not counted against the attempts). 429 and 5xx, and transport errors, are retried with
 //! exponential backoff (honouring `Retry-After`) up to `max_attempts`. Other 4xx are returned
-//! with Alexa's `{"message": ...}`.
+//! with Alexa's `{"message": ...}`. Everything stops at the caller's [`Deadline`]: each attempt's
+//! timeout is cut to the time left and no retry starts whose backoff would end past it.
 
 use crate::client::{HttpClient, HttpError};
 use crate::lwa::{AccessTokenProvider, TokenError};
@@ -13,6 +14,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::sync::Arc;
+use takeback_alexa::budget::Deadline;
 use takeback_alexa::model::SignalingMessage;
 use takeback_alexa::retry::{RetryPolicy, parse_retry_after};
 use takeback_alexa::store::TokenStore;
@@ -94,6 +96,7 @@ impl<T: TokenStore> SignalingClient<T> {
         &self,
         api_endpoint: &str,
         message: &SignalingMessage,
+        deadline: Deadline,
     ) -> Result<Delivered, SignalingError> {
         let url = format!("{}{SIGNALING_PATH}", api_endpoint.trim_end_matches('/'));
         // The strict flat body: known fields only (`SignalingMessage`'s `Serialize`).
@@ -104,7 +107,7 @@ impl<T: TokenStore> SignalingClient<T> {
             attempt += 1;
             let token = self
                 .tokens
-                .access_token()
+                .access_token_by(deadline)
                 .await
                 .map_err(SignalingError::Token)?;
             let mut auth = HeaderValue::try_from(format!("Bearer {}", token.expose()))
@@ -116,12 +119,17 @@ impl<T: TokenStore> SignalingClient<T> {
             ];
             let result = self
                 .http
-                .post(&url, &headers, body.clone(), self.retry.attempt_timeout)
+                .post(
+                    &url,
+                    &headers,
+                    body.clone(),
+                    deadline.cap(self.retry.attempt_timeout),
+                )
                 .await;
             let (status, retry_after, error) = match result {
                 Ok(r) if r.status.is_success() => {
                     info!(
-                        message = message.kind.name(),
+                        kind = message.kind.name(),
                         status = r.status.as_u16(),
                         attempt,
                         "Alexa accepted the signaling message"
@@ -133,7 +141,7 @@ impl<T: TokenStore> SignalingClient<T> {
                 }
                 Ok(r) if r.status.as_u16() == 401 && !refreshed_after_401 => {
                     warn!(
-                        message = message.kind.name(),
+                        kind = message.kind.name(),
                         "Alexa answered 401: refreshing the access token and retrying"
                     );
                     refreshed_after_401 = true;
@@ -161,16 +169,16 @@ impl<T: TokenStore> SignalingClient<T> {
                 }
                 Err(e) => (None, None, Some(e)),
             };
-            if attempt >= self.retry.max_attempts {
+            let delay = self.retry.delay_after(attempt, retry_after);
+            if attempt >= self.retry.max_attempts || !deadline.allows(delay) {
                 return Err(SignalingError::Exhausted {
                     attempts: attempt,
                     last_status: status,
                     last_error: error,
                 });
             }
-            let delay = self.retry.delay_after(attempt, retry_after);
             warn!(
-                message = message.kind.name(),
+                kind = message.kind.name(),
                 status = status.unwrap_or(0),
                 error = error.as_ref().map(|e| e.to_string()),
                 attempt,

@@ -2,7 +2,7 @@
 //! signaling endpoint and a property-backend webhook receiver that verifies signatures. Each
 //! binds `127.0.0.1:0`, records what it received, and can be scripted to fail.
 
-use crate::webhook::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::webhook::{self, MESSAGE_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use takeback_alexa::Secret;
@@ -43,12 +43,41 @@ impl RecordedRequest {
     }
 }
 
+/// Holds answers back until opened (to make environments overlap without timing).
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(tokio::sync::Notify, AtomicBool)>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.1.store(true, Ordering::SeqCst);
+        self.0.0.notify_waiters();
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.0.1.load(Ordering::SeqCst)
+    }
+
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0.0.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_open() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FakeResponse {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
     pub delay: Option<Duration>,
+    /// Answer only once this gate is open.
+    pub gate: Option<Gate>,
 }
 
 impl FakeResponse {
@@ -58,7 +87,13 @@ impl FakeResponse {
             headers: vec![("content-type", "application/json".into())],
             body: body.to_string(),
             delay: None,
+            gate: None,
         }
+    }
+
+    pub fn gated(mut self, gate: Option<Gate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -124,6 +159,9 @@ impl LoopbackServer {
                             if let Some(d) = answer.delay {
                                 tokio::time::sleep(d).await;
                             }
+                            if let Some(g) = &answer.gate {
+                                g.wait().await;
+                            }
                             let mut response = Response::builder().status(
                                 StatusCode::from_u16(answer.status)
                                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -162,6 +200,13 @@ impl LoopbackServer {
     pub fn request_count(&self) -> usize {
         lock(&self.requests).len()
     }
+
+    /// Returns once `n` requests have arrived (polls; no time limit of its own).
+    pub async fn wait_for_requests(&self, n: usize) {
+        while self.request_count() < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
 }
 
 /// A URL on which nothing listens (connection refused).
@@ -186,6 +231,7 @@ struct LwaState {
     rotate_refresh: bool,
     delay: Option<Duration>,
     failures: VecDeque<u16>,
+    refresh_gate: Option<Gate>,
 }
 
 /// The LWA token endpoint: single-use codes, refresh tokens, `invalid_grant`, `invalid_client`.
@@ -207,6 +253,13 @@ impl RunningLwa {
     /// The token URL (`LWA_TOKEN_URL`).
     pub fn token_url(&self) -> String {
         format!("{}/auth/o2/token", self.server.url())
+    }
+
+    /// Returns once `n` refresh requests have arrived.
+    pub async fn wait_for_refreshes(&self, n: usize) {
+        while self.grant_requests("refresh_token") < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// How many token requests with this `grant_type` arrived.
@@ -264,6 +317,13 @@ impl FakeLwa {
         lock(&self.state).delay = Some(delay);
     }
 
+    /// Refresh answers wait until the returned gate is opened.
+    pub fn hold_refreshes(&self) -> Gate {
+        let gate = Gate::default();
+        lock(&self.state).refresh_gate = Some(gate.clone());
+        gate
+    }
+
     /// The next answers are these HTTP errors (e.g. 500).
     pub fn fail_next(&self, status: u16, times: usize) {
         let mut s = lock(&self.state);
@@ -305,9 +365,14 @@ impl FakeLwa {
     fn answer(&self, req: &RecordedRequest) -> FakeResponse {
         let mut state = lock(&self.state);
         let delay = state.delay;
-        let respond = |r: FakeResponse| match delay {
-            Some(d) => r.delayed(d),
-            None => r,
+        let is_refresh = req.form().get("grant_type").map(String::as_str) == Some("refresh_token");
+        let gate = state.refresh_gate.clone().filter(|_| is_refresh);
+        let respond = |r: FakeResponse| {
+            let r = r.gated(gate.clone());
+            match delay {
+                Some(d) => r.delayed(d),
+                None => r,
+            }
         };
         if let Some(status) = state.failures.pop_front() {
             return respond(FakeResponse::json(status, json!({"error": "server_error"})));
@@ -467,6 +532,7 @@ struct WebhookState {
     failures: VecDeque<u16>,
     envelopes: Vec<Value>,
     bad_signatures: usize,
+    delay: Option<Duration>,
 }
 
 /// The property backend's webhook: verifies `X-Signature` with the shared secret (401 when it
@@ -529,14 +595,30 @@ impl WebhookReceiver {
         }
     }
 
+    /// Every answer from now on waits this long (a backend that hangs).
+    pub fn delay_all(&self, delay: Duration) {
+        lock(&self.state).delay = Some(delay);
+    }
+
     fn answer(&self, req: &RecordedRequest) -> FakeResponse {
+        let delay = lock(&self.state).delay;
+        let answer = self.verify_and_record(req);
+        match delay {
+            Some(d) => answer.delayed(d),
+            None => answer,
+        }
+    }
+
+    fn verify_and_record(&self, req: &RecordedRequest) -> FakeResponse {
         let mut state = lock(&self.state);
         let ts = req.header(TIMESTAMP_HEADER).unwrap_or_default();
+        let id = req.header(MESSAGE_ID_HEADER).unwrap_or_default();
         let sig = req.header(SIGNATURE_HEADER).unwrap_or_default();
         let now = takeback_alexa::now_epoch_seconds();
         if webhook::verify(
             &self.secret,
             &ts,
+            &id,
             &sig,
             &req.body,
             now,
@@ -553,6 +635,40 @@ impl WebhookReceiver {
         state.envelopes.push(req.json());
         FakeResponse::json(200, json!({"ok": true}))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+
+/// Everything logged through [`capture_logs`], as text.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.0)).into_owned()
+    }
+}
+
+/// Routes this thread's logs through the Alexa functions' own subscriber
+/// ([`crate::logging::subscriber`], `RUST_LOG` = `directives`) into the returned capture until
+/// the guard is dropped.
+pub fn capture_logs(directives: &str) -> (tracing::subscriber::DefaultGuard, CapturedLogs) {
+    let captured = CapturedLogs::default();
+    let writer = captured.clone();
+    let subscriber = crate::logging::subscriber(directives, move || writer.clone());
+    (tracing::subscriber::set_default(subscriber), captured)
 }
 
 /// A poisoned lock only means another test thread panicked; the fakes' state is still usable.

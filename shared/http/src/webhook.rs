@@ -1,14 +1,20 @@
 //! Forwarding Alexa's messages to the property backend, signed.
 //!
-//! Headers on every attempt (see the module docs of [`takeback_alexa`] for the recipe):
-//! `X-Signature-Timestamp: <unix seconds>`,
-//! `X-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`,
-//! `X-Message-Id: <id>`. [`verify`] accepts a comma-separated list of `v1=` values so that a
-//! sender can sign with an old and a new secret while a rotation is under way.
+//! Headers on every attempt (the recipe for receivers is in this crate's docs):
+//! `X-Signature-Timestamp: <unix seconds>`, `X-Message-Id: <id>`,
+//! `X-Signature: v2=<hex HMAC-SHA256(secret, "<timestamp>.<message id>.<body>")>`.
+//! The message id a receiver deduplicates on is covered by the signature (as the timestamp is),
+//! so a replayed body cannot be passed off under a new id, nor a new body under a seen one.
+//! [`verify`] accepts a comma-separated list of `v2=` values so that a sender can sign with an
+//! old and a new secret while a rotation is under way.
 //!
-//! Retries: transport errors, 429 and 5xx are retried with backoff until `max_attempts` or the
-//! overall `budget` runs out (the skill must answer Alexa within a few seconds); other 4xx are
-//! final.
+//! Retries: transport errors, 429 and 5xx are retried with backoff until `max_attempts`, the
+//! client's `budget` or the invocation's [`Deadline`] runs out (the skill must answer Alexa
+//! within a few seconds); other 4xx are final.
+//!
+//! The URL must be `https://` (plain `http://` only to a loopback host, for tests) and the secret
+//! at least `MIN_WEBHOOK_SECRET_BYTES` long: `takeback_alexa::config` refuses anything else at
+//! start-up, and [`WebhookClient::new`] checks again.
 
 use crate::client::{HttpClient, HttpError};
 use bytes::Bytes;
@@ -19,7 +25,9 @@ use serde::Serialize;
 use sha2::Sha256;
 use std::time::{Duration, Instant};
 use takeback_alexa::Secret;
-use takeback_alexa::model::{ForwardedMessage, SignalingMessage};
+use takeback_alexa::budget::Deadline;
+use takeback_alexa::config::MIN_WEBHOOK_SECRET_BYTES;
+use takeback_alexa::model::{ForwardedMessage, MessageKind, SignalingMessage};
 use takeback_alexa::retry::{RetryPolicy, parse_retry_after};
 use takeback_alexa::session::{CallDirection, CallSession, SessionState};
 use tracing::{info, warn};
@@ -27,19 +35,22 @@ use tracing::{info, warn};
 pub const SIGNATURE_HEADER: &str = "x-signature";
 pub const TIMESTAMP_HEADER: &str = "x-signature-timestamp";
 pub const MESSAGE_ID_HEADER: &str = "x-message-id";
-pub const SIGNATURE_SCHEME: &str = "v1";
+/// `v2`: the signed string is `"<timestamp>.<message id>.<body>"`.
+pub const SIGNATURE_SCHEME: &str = "v2";
 /// How far a receiver should let a timestamp drift from its clock.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac(secret: &Secret, timestamp: &str, body: &[u8]) -> HmacSha256 {
+fn mac(secret: &Secret, timestamp: &str, message_id: &str, body: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length; this cannot fail.
     let mut mac = match HmacSha256::new_from_slice(secret.expose().as_bytes()) {
         Ok(m) => m,
         Err(_) => unreachable_hmac(),
     };
     mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(message_id.as_bytes());
     mac.update(b".");
     mac.update(body);
     mac
@@ -51,9 +62,9 @@ fn unreachable_hmac() -> ! {
     panic!("HMAC-SHA256 rejected a key")
 }
 
-/// `v1=<hex>` for `timestamp` and `body`.
-pub fn sign(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
-    let tag = mac(secret, &timestamp.to_string(), body)
+/// `v2=<hex>` for `timestamp`, `message_id` and `body`.
+pub fn sign(secret: &Secret, timestamp: i64, message_id: &str, body: &[u8]) -> String {
+    let tag = mac(secret, &timestamp.to_string(), message_id, body)
         .finalize()
         .into_bytes();
     format!("{SIGNATURE_SCHEME}={}", hex::encode(tag))
@@ -65,16 +76,18 @@ pub enum VerifyError {
     BadTimestamp,
     #[error("the timestamp is outside the allowed window")]
     Stale,
-    #[error("no v1 signature in the signature header")]
+    #[error("no v2 signature in the signature header")]
     NoSignature,
     #[error("the signature does not match")]
     Mismatch,
 }
 
-/// Reference verification for receivers: constant-time comparison, timestamp window.
+/// Reference verification for receivers: constant-time comparison, timestamp window, the
+/// `X-Message-Id` header value as received.
 pub fn verify(
     secret: &Secret,
     timestamp_header: &str,
+    message_id_header: &str,
     signature_header: &str,
     body: &[u8],
     now: i64,
@@ -98,7 +111,10 @@ pub fn verify(
         let Ok(sig) = hex::decode(hex_sig.trim()) else {
             continue;
         };
-        if mac(secret, ts_text, body).verify_slice(&sig).is_ok() {
+        if mac(secret, ts_text, message_id_header, body)
+            .verify_slice(&sig)
+            .is_ok()
+        {
             return Ok(());
         }
     }
@@ -140,8 +156,30 @@ pub struct WebhookEnvelope<'a> {
     pub redelivery: bool,
     pub session: WebhookSession,
     /// The flat message as Alexa sent it, unknown fields included:
-    /// `{"type":"Alexa.Comms.CallSignaling.<Name>","sessionId",...}`.
+    /// `{"type":"Alexa.Comms.CallSignaling.<Name>","sessionId",...}`; for a message the skill
+    /// refused, the `CallEnded` the skill sent Alexa in its place.
     pub message: ForwardedMessage<'a>,
+    /// Present when the skill refused what Alexa sent (malformed or oversized offer or answer)
+    /// and ended the call itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refused>,
+}
+
+/// What the skill refused, and why: `{"type":"Alexa.Comms.CallSignaling.<Name>","reason":...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refused {
+    #[serde(rename = "type")]
+    pub message_type: String,
+    pub reason: String,
+}
+
+impl Refused {
+    pub fn new(kind: MessageKind, reason: impl Into<String>) -> Self {
+        Self {
+            message_type: kind.full_type(),
+            reason: reason.into(),
+        }
+    }
 }
 
 impl<'a> WebhookEnvelope<'a> {
@@ -158,8 +196,31 @@ impl<'a> WebhookEnvelope<'a> {
             redelivery,
             session: session.into(),
             message: message.forwarded(),
+            refused: None,
         }
     }
+
+    /// The envelope of a refusal: `ended` is the `CallEnded` the skill sent Alexa.
+    pub fn refusal(
+        message_id: impl Into<String>,
+        received_at: i64,
+        session: &CallSession,
+        ended: &'a SignalingMessage,
+        refused: Refused,
+    ) -> Self {
+        Self {
+            refused: Some(refused),
+            ..Self::new(message_id, received_at, false, session, ended)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookConfigError {
+    #[error("the webhook URL must be https (plain http only to a loopback host)")]
+    NotHttps,
+    #[error("the webhook secret must be at least {MIN_WEBHOOK_SECRET_BYTES} bytes long")]
+    ShortSecret,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,35 +263,48 @@ impl std::fmt::Debug for WebhookClient {
 }
 
 impl WebhookClient {
+    /// Refuses a URL that is not https (except to a loopback host) and a short secret.
     pub fn new(
         http: HttpClient,
         url: impl Into<String>,
         secret: Secret,
         retry: RetryPolicy,
         budget: Duration,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, WebhookConfigError> {
+        let url = url.into();
+        if takeback_alexa::config::check_url(&url).is_err() {
+            return Err(WebhookConfigError::NotHttps);
+        }
+        if secret.expose().len() < MIN_WEBHOOK_SECRET_BYTES {
+            return Err(WebhookConfigError::ShortSecret);
+        }
+        Ok(Self {
             http,
-            url: url.into(),
+            url,
             secret,
             retry,
             budget,
-        }
+        })
     }
 
+    /// Delivers `envelope`, stopping at the client's budget or `deadline`, whichever is first.
     pub async fn deliver(
         &self,
         envelope: &WebhookEnvelope<'_>,
+        deadline: Deadline,
     ) -> Result<WebhookDelivered, WebhookError> {
         let body = Bytes::from(serde_json::to_vec(envelope).unwrap_or_default());
-        let message_id = HeaderValue::try_from(envelope.message_id.as_str())
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-        let deadline = Instant::now() + self.budget;
+        // A header value the id cannot be is replaced, and the signature covers what is sent.
+        let (message_id, id_text) = match HeaderValue::try_from(envelope.message_id.as_str()) {
+            Ok(v) => (v, envelope.message_id.as_str()),
+            Err(_) => (HeaderValue::from_static("invalid"), "invalid"),
+        };
+        let deadline = Deadline::at((Instant::now() + self.budget).min(deadline.instant()));
         let mut attempt = 0;
         loop {
             attempt += 1;
             let ts = takeback_alexa::now_epoch_seconds();
-            let signature = sign(&self.secret, ts, &body);
+            let signature = sign(&self.secret, ts, id_text, &body);
             let headers: Vec<(HeaderName, HeaderValue)> = vec![
                 (CONTENT_TYPE, HeaderValue::from_static("application/json")),
                 (
@@ -247,8 +321,7 @@ impl WebhookClient {
                     message_id.clone(),
                 ),
             ];
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let timeout = self.retry.attempt_timeout.min(remaining);
+            let timeout = deadline.cap(self.retry.attempt_timeout);
             let (status, retry_after, error) = match self
                 .http
                 .post(&self.url, &headers, body.clone(), timeout)
@@ -280,7 +353,7 @@ impl WebhookClient {
                 Err(e) => (None, None, Some(e)),
             };
             let delay = self.retry.delay_after(attempt, retry_after);
-            let out_of_time = Instant::now() + delay >= deadline;
+            let out_of_time = !deadline.allows(delay);
             if attempt >= self.retry.max_attempts || out_of_time {
                 return Err(WebhookError::Unreachable {
                     attempts: attempt,
@@ -306,48 +379,110 @@ mod tests {
 
     #[test]
     fn known_vector() {
-        // HMAC-SHA256("key", "1700000000.{}"), computed independently with Python's hmac module.
-        let s = sign(&Secret::new("key"), 1_700_000_000, b"{}");
-        assert_eq!(s, format!("v1={}", expected_hex()));
+        // HMAC-SHA256("key", "1700000000.msg-1.{}"), computed independently with Python's hmac.
+        let s = sign(&Secret::new("key"), 1_700_000_000, "msg-1", b"{}");
+        assert_eq!(s, format!("v2={}", expected_hex()));
     }
 
     fn expected_hex() -> String {
-        // python3 -c 'import hmac,hashlib;print(hmac.new(b"key",b"1700000000.{}",hashlib.sha256).hexdigest())'
-        "9d713ed406bb7076d4123f0dc2c39d2df5c654ed4b0cd56b52c8b4c940bd63ae".to_owned()
+        // python3 -c 'import hmac,hashlib;print(hmac.new(b"key",b"1700000000.msg-1.{}",hashlib.sha256).hexdigest())'
+        "60aab2621fbd46edafebb89b3d475fcec4b60986ce975bb86838f390c85a3fba".to_owned()
     }
 
     #[test]
     fn verify_accepts_own_signature_and_rejects_tampering() {
         let secret = Secret::new("s3cr3t");
         let body = br#"{"a":1}"#;
-        let sig = sign(&secret, 1_000, body);
-        assert_eq!(verify(&secret, "1000", &sig, body, 1_010, 300), Ok(()));
+        let sig = sign(&secret, 1_000, "m-1", body);
         assert_eq!(
-            verify(&secret, "1000", &sig, br#"{"a":2}"#, 1_010, 300),
+            verify(&secret, "1000", "m-1", &sig, body, 1_010, 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&secret, "1000", "m-1", &sig, br#"{"a":2}"#, 1_010, 300),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify(&Secret::new("other"), "1000", &sig, body, 1_010, 300),
+            verify(&Secret::new("other"), "1000", "m-1", &sig, body, 1_010, 300),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify(&secret, "1001", &sig, body, 1_010, 300),
+            verify(&secret, "1001", "m-1", &sig, body, 1_010, 300),
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            verify(&secret, "1000", &sig, body, 2_000, 300),
+            verify(&secret, "1000", "m-1", &sig, body, 2_000, 300),
             Err(VerifyError::Stale)
         );
         assert_eq!(
-            verify(&secret, "x", &sig, body, 1_000, 300),
+            verify(&secret, "x", "m-1", &sig, body, 1_000, 300),
             Err(VerifyError::BadTimestamp)
         );
         assert_eq!(
-            verify(&secret, "1000", "sha=abc", body, 1_000, 300),
+            verify(&secret, "1000", "m-1", "sha=abc", body, 1_000, 300),
             Err(VerifyError::NoSignature)
         );
         // rotation: any listed signature may match
-        let both = format!("v1=00ff, {sig}");
-        assert_eq!(verify(&secret, "1000", &both, body, 1_000, 300), Ok(()));
+        let both = format!("v2=00ff, {sig}");
+        assert_eq!(
+            verify(&secret, "1000", "m-1", &both, body, 1_000, 300),
+            Ok(())
+        );
+    }
+
+    /// The message id receivers deduplicate on is signed: the same body and signature under
+    /// another `X-Message-Id` do not verify.
+    #[test]
+    fn the_message_id_is_covered_by_the_signature() {
+        let secret = Secret::new("0123456789abcdef0123456789abcdef");
+        let body = br#"{"messageId":"m-1"}"#;
+        let sig = sign(&secret, 1_000, "m-1", body);
+        assert_eq!(
+            verify(&secret, "1000", "m-1", &sig, body, 1_000, 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&secret, "1000", "m-2", &sig, body, 1_000, 300),
+            Err(VerifyError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn plain_http_and_short_secrets_are_refused() {
+        let http = HttpClient::new().expect("test set-up");
+        let long = Secret::new("0123456789abcdef0123456789abcdef");
+        let policy = RetryPolicy::fast(1);
+        let budget = Duration::from_secs(1);
+        assert!(matches!(
+            WebhookClient::new(
+                http.clone(),
+                "http://backend.example.com/x",
+                long.clone(),
+                policy,
+                budget
+            ),
+            Err(WebhookConfigError::NotHttps)
+        ));
+        assert!(matches!(
+            WebhookClient::new(
+                http.clone(),
+                "https://backend.example.com/x",
+                Secret::new("short"),
+                policy,
+                budget
+            ),
+            Err(WebhookConfigError::ShortSecret)
+        ));
+        assert!(
+            WebhookClient::new(
+                http.clone(),
+                "https://backend.example.com/x",
+                long.clone(),
+                policy,
+                budget
+            )
+            .is_ok()
+        );
+        assert!(WebhookClient::new(http, "http://127.0.0.1:9/x", long, policy, budget).is_ok());
     }
 }

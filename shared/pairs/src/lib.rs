@@ -103,6 +103,44 @@ pub trait PairStore: Send + Sync {
         contact_id: &str,
         mode: LookupMode,
     ) -> impl Future<Output = Result<Option<LiveClaim>, StoreError>> + Send;
+
+    /// The pair this transaction's claim record names (strongly consistent), whether or not
+    /// the claim is still live. A claim write whose outcome the caller never learned (a
+    /// timeout, a 5xx) names its pair here if it landed. Stores without claim records answer
+    /// `None`.
+    fn claimed_pair(
+        &self,
+        transaction_id: &str,
+    ) -> impl Future<Output = Result<Option<PairKey>, StoreError>> + Send {
+        let _ = transaction_id;
+        std::future::ready(Ok(None))
+    }
+
+    /// Frees whatever this transaction may own: `known` (the pair the call's state names, held
+    /// or not) and the pair its claim record names, each only if this transaction still owns
+    /// it ([`release`](Self::release)). `Released` when any pair was freed. Safe to repeat;
+    /// `known` is released first, so a failing record read still frees it.
+    fn release_owned(
+        &self,
+        transaction_id: &str,
+        known: Option<&PairKey>,
+    ) -> impl Future<Output = Result<ReleaseOutcome, StoreError>> + Send {
+        async move {
+            let mut outcome = ReleaseOutcome::NotHeld;
+            if let Some(pair) = known
+                && self.release(pair, transaction_id).await? == ReleaseOutcome::Released
+            {
+                outcome = ReleaseOutcome::Released;
+            }
+            if let Some(recorded) = self.claimed_pair(transaction_id).await?
+                && Some(&recorded) != known
+                && self.release(&recorded, transaction_id).await? == ReleaseOutcome::Released
+            {
+                outcome = ReleaseOutcome::Released;
+            }
+            Ok(outcome)
+        }
+    }
 }
 
 /// Per-transaction call records (transfer intents).
@@ -143,6 +181,21 @@ impl<S: PairStore + ?Sized> PairStore for Arc<S> {
         mode: LookupMode,
     ) -> impl Future<Output = Result<Option<LiveClaim>, StoreError>> + Send {
         (**self).lookup(pair, contact_id, mode)
+    }
+
+    fn claimed_pair(
+        &self,
+        transaction_id: &str,
+    ) -> impl Future<Output = Result<Option<PairKey>, StoreError>> + Send {
+        (**self).claimed_pair(transaction_id)
+    }
+
+    fn release_owned(
+        &self,
+        transaction_id: &str,
+        known: Option<&PairKey>,
+    ) -> impl Future<Output = Result<ReleaseOutcome, StoreError>> + Send {
+        (**self).release_owned(transaction_id, known)
     }
 }
 

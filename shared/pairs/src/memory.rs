@@ -52,6 +52,9 @@ pub struct MemoryStore {
     intents: Mutex<HashMap<String, TransferIntent>>,
     /// The pair each transaction claimed last (the CALLS record of the DynamoDB store).
     records: Mutex<HashMap<String, PairKey>>,
+    /// Pairs whose last claim was released before any lookup bound it: when, and by whom
+    /// (see [`ClaimRules::reuse_quiet_seconds`]).
+    released_unbound: Mutex<HashMap<PairKey, (i64, String)>>,
     /// Claim tickets dealt so far.
     tickets: AtomicU64,
     rules: ClaimRules,
@@ -202,6 +205,19 @@ impl ClaimPrimitives for MemoryStore {
         if !strategy::is_claimable(held.is_some(), held, now_s) {
             return Ok(ClaimAttempt::PairTaken);
         }
+        let mut unbound = lock(&self.released_unbound);
+        let resting = unbound.get(pair).map(|(at, by)| (*at, by.as_str()));
+        if held.is_none()
+            && !strategy::is_reusable(
+                resting,
+                &request.transaction_id,
+                now_s,
+                self.rules.reuse_quiet_seconds,
+            )
+        {
+            return Ok(ClaimAttempt::PairTaken);
+        }
+        unbound.remove(pair);
         *slot = Some(Holder {
             transaction_id: request.transaction_id.clone(),
             original_calling_number: request.original_calling_number.clone(),
@@ -264,11 +280,20 @@ impl PairStore for MemoryStore {
                     .as_ref()
                     .is_some_and(|h| h.transaction_id == transaction_id) =>
             {
+                if slot.as_ref().is_some_and(|h| h.contact_id.is_none()) {
+                    lock(&self.released_unbound)
+                        .insert(pair.clone(), (self.now(), transaction_id.to_owned()));
+                }
                 *slot = None;
                 Ok(ReleaseOutcome::Released)
             }
             _ => Ok(ReleaseOutcome::NotHeld),
         }
+    }
+
+    async fn claimed_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
+        self.enter()?;
+        Ok(lock(&self.records).get(transaction_id).cloned())
     }
 
     async fn lookup(
@@ -397,6 +422,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(next.map(|c| c.transaction_id), Some("t2".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_late_first_lookup_of_a_dying_contact_never_gets_the_next_callers_claim() {
+        for mode in [LookupMode::KeepClaim, LookupMode::ReleaseOnLookup] {
+            let store = MemoryStore::new([pair()], 600);
+            // Caller 1 is bridged but hangs up before its contact's lookup ran.
+            store.claim(&request("t1")).await.unwrap();
+            store.release(&pair(), "t1").await.unwrap();
+            // Caller 2 arrives at once: the pair is resting.
+            assert_eq!(
+                store.claim(&request("t2")).await.unwrap(),
+                ClaimOutcome::Busy,
+                "{mode:?}"
+            );
+            // The dying contact's lookup finds nothing (and frees nothing).
+            assert_eq!(
+                store.lookup(&pair(), "contact-1", mode).await.unwrap(),
+                None
+            );
+            // Once no lookup of that contact can still be on its way, the pair is reused.
+            store.advance_clock(15);
+            store.claim(&request("t2")).await.unwrap();
+            let found = store.lookup(&pair(), "contact-2", mode).await.unwrap();
+            assert_eq!(found.map(|c| c.transaction_id), Some("t2".to_owned()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pair_whose_claim_was_looked_up_is_reused_at_once() {
+        let store = MemoryStore::new([pair()], 600);
+        store.claim(&request("t1")).await.unwrap();
+        store
+            .lookup(&pair(), "contact-1", LookupMode::KeepClaim)
+            .await
+            .unwrap();
+        store.release(&pair(), "t1").await.unwrap();
+        assert!(matches!(
+            store.claim(&request("t2")).await.unwrap(),
+            ClaimOutcome::Claimed(_)
+        ));
     }
 
     #[tokio::test]

@@ -51,6 +51,13 @@ pub struct ClaimRules {
     /// transaction id alone (64 claimers on 64 pairs measured 1.55 writes per claim that way,
     /// 1.0 with tickets).
     pub use_ticket: bool,
+    /// After a claim that no Connect lookup bound is released, its pair is not claimed by
+    /// another transaction for this long. That claim's Connect contact may still be running
+    /// its lookup (a flow's Lambda block waits up to 8 s, and the caller's hangup takes a
+    /// moment to reach Connect): a late first lookup must find no live claim on the pair, never
+    /// the next caller's. A pair whose claim was looked up is reusable at once; 0 disables
+    /// the wait.
+    pub reuse_quiet_seconds: i64,
 }
 
 impl Default for ClaimRules {
@@ -60,6 +67,7 @@ impl Default for ClaimRules {
             max_write_attempts: 8,
             requery_after_conflicts: 1,
             use_ticket: true,
+            reuse_quiet_seconds: 15,
         }
     }
 }
@@ -78,6 +86,20 @@ pub fn is_live(lease_expires_at: Option<i64>, now_s: i64) -> bool {
 /// Whether a pair may be claimed at `now_s`: free, or held by a claim that is no longer live.
 pub fn is_claimable(held: bool, lease_expires_at: Option<i64>, now_s: i64) -> bool {
     !held || !is_live(lease_expires_at, now_s)
+}
+
+/// Whether a free pair may be claimed by `transaction_id` at `now_s`: no claim that a lookup
+/// never bound was released from it within the last `quiet_seconds` — unless by this very
+/// transaction, whose own contact it would be (see [`ClaimRules::reuse_quiet_seconds`]).
+pub fn is_reusable(
+    released_unbound: Option<(i64, &str)>,
+    transaction_id: &str,
+    now_s: i64,
+    quiet_seconds: i64,
+) -> bool {
+    released_unbound.is_none_or(|(released_at, by)| {
+        by == transaction_id || released_at.saturating_add(quiet_seconds) <= now_s
+    })
 }
 
 /// What the pool's counter said when a ticket was taken.
@@ -430,6 +452,18 @@ mod tests {
         let a: Vec<usize> = spread_order(mix(h, 0), 16).collect();
         let b: Vec<usize> = spread_order(mix(h, 1), 16).collect();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_pair_released_without_a_lookup_rests_before_another_transaction_claims_it() {
+        assert!(is_reusable(None, "t2", 100, 15), "never released unbound");
+        assert!(!is_reusable(Some((100, "t1")), "t2", 114, 15));
+        assert!(is_reusable(Some((100, "t1")), "t2", 115, 15));
+        assert!(
+            is_reusable(Some((100, "t1")), "t1", 101, 15),
+            "its own contact"
+        );
+        assert!(is_reusable(Some((100, "t1")), "t2", 100, 0), "disabled");
     }
 
     #[test]

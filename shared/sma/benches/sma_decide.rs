@@ -19,7 +19,7 @@ fn load(name: &str) -> String {
 fn parse_and_decide(raw: &str, config: &CallMachineConfig, store: &StoreResults) -> String {
     let event: SmaEvent = serde_json::from_str(raw).unwrap();
     let attrs = CallAttributes::from_map(&event.call_details.transaction_attributes);
-    let _work = call_machine::store_work(&event, &attrs);
+    let _work = call_machine::store_work(&event, &attrs, config);
     let decision = call_machine::decide(&event, &attrs, config, store);
     let attributes = decision
         .attributes

@@ -7,6 +7,12 @@ use serde::Serialize;
 
 use crate::ActionError;
 
+/// Whether `value` holds a control character (CR, LF, TAB, NUL, DEL, C1 …): never allowed in a
+/// SIP header or an announcement.
+pub fn has_control(value: &str) -> bool {
+    value.chars().any(char::is_control)
+}
+
 /// An E.164 number: `+` then 2–15 digits, the first not zero.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -120,11 +126,18 @@ impl SipHeaders {
         let lower = name.to_ascii_lowercase();
         let custom = lower.starts_with("x-") && name.len() > 2 && !lower.starts_with("x-amzn");
         let standard = lower == "user-to-user" || lower == "diversion";
-        if !(custom || standard) {
+        let token = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!%*+`'~".contains(&b));
+        if !(custom || standard) || !token {
             return Err(ActionError::SipHeaderNotAllowed(name.to_owned()));
         }
         if value.chars().count() > Self::MAX_VALUE_LEN {
             return Err(ActionError::SipHeaderTooLong(name.to_owned()));
+        }
+        // CR/LF would end the header and start another one of the caller's choosing.
+        if has_control(value) {
+            return Err(ActionError::ControlCharacter(name.to_owned()));
         }
         self.0.insert(name.to_owned(), value.to_owned());
         Ok(self)
@@ -265,6 +278,9 @@ impl SpeakText {
         let len = value.chars().count();
         if value.trim().is_empty() || len > Self::MAX_LEN {
             return Err(ActionError::SpeakTextLength(len));
+        }
+        if has_control(value) {
+            return Err(ActionError::ControlCharacter("Speak text".to_owned()));
         }
         Ok(Self(value.to_owned()))
     }

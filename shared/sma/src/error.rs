@@ -17,6 +17,8 @@ pub enum ActionError {
     SipHeaderNotAllowed(String),
     #[error("SIP header {0:?} value exceeds 2048 characters")]
     SipHeaderTooLong(String),
+    #[error("{0} holds a control character (CR, LF, TAB, ...)")]
+    ControlCharacter(String),
     #[error("Speak text must be 1-1000 characters, got {0}")]
     SpeakTextLength(usize),
     #[error("digits must be 1-50 of 0-9*#ABCD, : {0:?}")]

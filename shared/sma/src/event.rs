@@ -1,5 +1,10 @@
 //! What the SIP media application sends the Lambda. Tolerant by design: every field is optional
-//! or defaulted, enums have an `Unknown` fallback, and numbers may arrive as strings.
+//! or defaulted, enums have an `Unknown` fallback, and numbers may arrive as strings. Only two
+//! things can fail a parse: an `InvocationEventType` that is not a string, and a missing (or
+//! non-object) `CallDetails` — without them there is no call to answer. Every other field reads
+//! leniently: a number or boolean where a string is usual becomes its text, `null` or a value
+//! of the wrong shape (an object where a list is expected) is treated as absent, and one
+//! unreadable participant is skipped rather than failing the event.
 
 use std::collections::BTreeMap;
 
@@ -82,18 +87,18 @@ impl std::fmt::Display for InvocationEventType {
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct SmaEvent {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub schema_version: Option<String>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub sequence: Option<u64>,
     pub invocation_event_type: InvocationEventType,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_action_data")]
     pub action_data: Option<ActionData>,
     pub call_details: CallDetails,
     /// `INVALID_LAMBDA_RESPONSE` may carry the error at the top level.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub error_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub error_message: Option<String>,
 }
 
@@ -167,43 +172,49 @@ impl LegTag {
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct CallDetails {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub transaction_id: Option<String>,
-    /// `null` and absent both mean "no attributes yet".
-    #[serde(default, deserialize_with = "null_as_default")]
+    /// `null` and absent both mean "no attributes yet"; non-string values are read as text.
+    #[serde(default, deserialize_with = "lenient_string_map")]
     pub transaction_attributes: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub aws_account_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub aws_region: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub sip_rule_id: Option<String>,
     /// One documented example spells it `SipApplicationId`.
-    #[serde(default, alias = "SipApplicationId")]
+    #[serde(
+        default,
+        alias = "SipApplicationId",
+        deserialize_with = "lenient_string"
+    )]
     pub sip_media_application_id: Option<String>,
-    #[serde(default, deserialize_with = "null_as_default")]
+    /// Anything but a list (`null`, an object) means "no participants"; entries that are not
+    /// objects are skipped.
+    #[serde(default, deserialize_with = "lenient_participants")]
     pub participants: Vec<Participant>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct Participant {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub call_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub participant_tag: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub to: Option<String>,
     /// `"SMA"` on outbound legs, an E.164 number otherwise.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub from: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub direction: Option<String>,
     #[serde(default, deserialize_with = "lenient_u64")]
     pub start_time_in_milliseconds: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient_string_map")]
     pub sip_headers: BTreeMap<String, String>,
 }
 
@@ -278,15 +289,15 @@ impl serde::Serialize for ActionType {
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct ActionData {
-    #[serde(default, rename = "Type")]
+    #[serde(default, rename = "Type", deserialize_with = "lenient_action_type")]
     pub action_type: Option<ActionType>,
     #[serde(default)]
     pub parameters: Option<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub error_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub error_message: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub received_digits: Option<String>,
 }
 
@@ -295,6 +306,8 @@ impl ActionData {
         self.parameters.as_ref().and_then(|p| p.get(name))
     }
 
+    /// A string parameter; `null`, numbers and other shapes count as absent (a `CallId` or a
+    /// tag is never a number).
     pub fn parameter_str(&self, name: &str) -> Option<&str> {
         self.parameter(name).and_then(|v| v.as_str())
     }
@@ -308,25 +321,77 @@ impl ActionData {
         }
     }
 
-    /// String arguments of a `CallUpdateRequest`; non-string values are ignored.
+    /// Arguments of a `CallUpdateRequest` as strings (numbers and booleans as their text);
+    /// `null` and other shapes are ignored.
     pub fn update_arguments(&self) -> BTreeMap<String, String> {
         self.parameter("Arguments")
             .and_then(|a| a.as_object())
             .map(|args| {
                 args.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                    .filter_map(|(k, v)| scalar_text(v).map(|s| (k.clone(), s)))
                     .collect()
             })
             .unwrap_or_default()
     }
 }
 
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+/// Strings as they are; numbers and booleans as their text; `null` and other shapes are absent.
+fn scalar_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(scalar_text(&serde_json::Value::deserialize(deserializer)?))
+}
+
+/// An object read as a flat string map (entries that are not scalars are dropped); anything
+/// else is an empty map.
+fn lenient_string_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| scalar_text(v).map(|text| (k.clone(), text)))
+            .collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
+fn lenient_participants<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Participant>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter(serde_json::Value::is_object)
+            .filter_map(|item| serde_json::from_value(item).ok())
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+fn lenient_action_data<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ActionData>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        value @ serde_json::Value::Object(_) => serde_json::from_value(value).ok(),
+        _ => None,
+    })
+}
+
+fn lenient_action_type<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ActionType>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(s) => Some(ActionType::parse(&s)),
+        _ => None,
+    })
 }
 
 /// Numbers that may arrive as JSON numbers or numeric strings; anything else becomes `None`

@@ -20,6 +20,80 @@ use crate::{AwsEndpointUri, VoiceConnectorArn};
 /// keeps callers from dialling arbitrary numbers through the PBX; widen it deliberately.
 pub const DEFAULT_TARGET_PATTERN: &str = "[0-9]{1,6}";
 
+/// The environment variables of the policy; `connect-transfer` and the SMA handler read the
+/// same ones through [`policy_from_env`].
+pub mod var {
+    pub const DEFAULT_TRANSFER_TARGET: &str = "DEFAULT_TRANSFER_TARGET";
+    pub const DEFAULT_TRANSFER_TARGET_ARN: &str = "DEFAULT_TRANSFER_TARGET_ARN";
+    pub const ALLOWED_VOICE_CONNECTOR_ARNS: &str = "ALLOWED_VOICE_CONNECTOR_ARNS";
+    pub const TRANSFER_TARGET_PATTERN: &str = "TRANSFER_TARGET_PATTERN";
+}
+
+/// Whether a function must have a default target (`connect-transfer`: a flow may name none) or
+/// may run without one (the SMA handler: every update names its target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultTarget {
+    Required,
+    Optional,
+}
+
+/// The one reader of the transfer settings, so both sides refuse the same targets:
+/// `DEFAULT_TRANSFER_TARGET` + `DEFAULT_TRANSFER_TARGET_ARN` (both or neither, unless
+/// required), `ALLOWED_VOICE_CONNECTOR_ARNS` (comma-separated; the default's ARN is always
+/// allowed) and `TRANSFER_TARGET_PATTERN` (empty or absent: [`DEFAULT_TARGET_PATTERN`]). An
+/// invalid value is reported under its variable's name.
+pub fn policy_from_env<F: Fn(&str) -> Option<String>>(
+    env: &takeback_common::config::Env<F>,
+    default: DefaultTarget,
+) -> Result<TransferPolicy, takeback_common::config::ConfigError> {
+    use takeback_common::config::ConfigError;
+    let invalid = |name: &'static str, e: PolicyError| ConfigError::Invalid {
+        name,
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    };
+    let (uri, arn) = match default {
+        DefaultTarget::Required => (
+            Some(env.required(var::DEFAULT_TRANSFER_TARGET)?),
+            Some(env.required(var::DEFAULT_TRANSFER_TARGET_ARN)?),
+        ),
+        DefaultTarget::Optional => (
+            env.optional(var::DEFAULT_TRANSFER_TARGET),
+            env.optional(var::DEFAULT_TRANSFER_TARGET_ARN),
+        ),
+    };
+    let default_target = match (uri, arn) {
+        (None, None) => None,
+        (Some(uri), Some(arn)) => Some(TransferTarget {
+            uri: AwsEndpointUri::parse(uri.trim())
+                .map_err(|e| invalid(var::DEFAULT_TRANSFER_TARGET, PolicyError::DefaultUri(e)))?,
+            arn: VoiceConnectorArn::parse(arn.trim()).map_err(|e| {
+                invalid(var::DEFAULT_TRANSFER_TARGET_ARN, PolicyError::DefaultArn(e))
+            })?,
+        }),
+        (None, Some(_)) => return Err(ConfigError::Missing(var::DEFAULT_TRANSFER_TARGET)),
+        (Some(_), None) => return Err(ConfigError::Missing(var::DEFAULT_TRANSFER_TARGET_ARN)),
+    };
+    let allowed = env
+        .optional(var::ALLOWED_VOICE_CONNECTOR_ARNS)
+        .unwrap_or_default();
+    let pattern = env.optional(var::TRANSFER_TARGET_PATTERN);
+    let pattern = pattern
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(DEFAULT_TARGET_PATTERN);
+    TransferPolicy::with_rules(default_target, allowed.split(','), Some(pattern)).map_err(|e| {
+        let name = match e {
+            PolicyError::DefaultUri(_) => var::DEFAULT_TRANSFER_TARGET,
+            PolicyError::DefaultArn(_) => var::DEFAULT_TRANSFER_TARGET_ARN,
+            PolicyError::AllowedArn(_) => var::ALLOWED_VOICE_CONNECTOR_ARNS,
+            PolicyError::Pattern(_) => var::TRANSFER_TARGET_PATTERN,
+        };
+        invalid(name, e)
+    })
+}
+
 /// A SIP destination behind a Voice Connector: what the SMA bridges a caller to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferTarget {
@@ -98,7 +172,7 @@ pub enum PolicyError {
 pub struct TransferPolicy {
     default: Option<TransferTarget>,
     allowed_arns: BTreeSet<String>,
-    /// `None`: any Uri that passes the SMA's rule (the SMA handler's configuration today).
+    /// `None`: any Uri that passes the SMA's rule.
     pattern: Option<(regex_lite::Regex, String)>,
 }
 
@@ -210,7 +284,11 @@ impl TransferPolicy {
                 .clone(),
             Some(u) => {
                 let parsed = AwsEndpointUri::parse(u).map_err(|_| TargetRejection::UriInvalid)?;
+                // The configured default is trusted configuration, also when it is named
+                // explicitly (the SMA handler gets the Uri `connect-transfer` resolved).
+                let is_default = self.default.as_ref().is_some_and(|d| d.uri == parsed);
                 if let Some((pattern, _)) = &self.pattern
+                    && !is_default
                     && !pattern.is_match(u)
                 {
                     return Err(TargetRejection::PatternMismatch);
@@ -367,6 +445,58 @@ mod tests {
             TransferPolicy::new("100", VC, [VCG], Some("[0-9")),
             Err(PolicyError::Pattern(_))
         ));
+    }
+
+    fn env(
+        pairs: &[(&str, &str)],
+    ) -> takeback_common::config::Env<impl Fn(&str) -> Option<String>> {
+        takeback_common::config::map_env(pairs.iter().copied())
+    }
+
+    #[test]
+    fn both_sides_read_the_same_policy_with_the_default_pattern() {
+        let vars = [
+            (var::DEFAULT_TRANSFER_TARGET, "+18005550100"),
+            (var::DEFAULT_TRANSFER_TARGET_ARN, VC),
+            (var::ALLOWED_VOICE_CONNECTOR_ARNS, VCG),
+        ];
+        for side in [DefaultTarget::Required, DefaultTarget::Optional] {
+            let p = policy_from_env(&env(&vars), side).unwrap();
+            assert_eq!(p.pattern(), Some(DEFAULT_TARGET_PATTERN), "{side:?}");
+            assert_eq!(
+                p.resolve(Some("+18005551234"), None),
+                Err(TargetRejection::PatternMismatch),
+                "{side:?}"
+            );
+            assert!(p.resolve(Some("1234"), Some(VCG)).is_ok(), "{side:?}");
+        }
+        let err = policy_from_env(&env(&[]), DefaultTarget::Required).unwrap_err();
+        assert!(
+            err.to_string().contains(var::DEFAULT_TRANSFER_TARGET),
+            "{err}"
+        );
+        let none = policy_from_env(&env(&[]), DefaultTarget::Optional).unwrap();
+        assert!(none.default_target().is_none());
+        let err = policy_from_env(
+            &env(&[(var::TRANSFER_TARGET_PATTERN, "[0-9")]),
+            DefaultTarget::Optional,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(var::TRANSFER_TARGET_PATTERN),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_default_named_explicitly_is_still_the_trusted_default() {
+        // The SMA handler receives the Uri connect-transfer resolved, the default included.
+        let p = TransferPolicy::new("+18005550100", VC, [VCG], Some("[0-9]{3}")).unwrap();
+        assert!(p.resolve(Some("+18005550100"), Some(VC)).is_ok());
+        assert_eq!(
+            p.resolve(Some("+18005550101"), Some(VC)),
+            Err(TargetRejection::PatternMismatch)
+        );
     }
 
     #[test]

@@ -263,3 +263,126 @@ fn action_data_reads_sip_response_code_as_number_or_string_and_nested_errors() {
     .unwrap();
     assert_eq!(event.error_type(), Some("InvalidActionParameter"));
 }
+
+// --- tolerant parsing ------------------------------------------------------------------------
+
+#[test]
+fn fields_of_other_types_than_usual_never_fail_the_parse() {
+    let event = SmaEvent::from_value(json!({
+        "SchemaVersion": 1.0,
+        "Sequence": "3",
+        "InvocationEventType": "HANGUP",
+        "ActionData": {"Type": 7, "Parameters": null, "ErrorType": null, "ErrorMessage": 42,
+                       "ReceivedDigits": 12},
+        "ErrorType": {"unexpected": "object"},
+        "CallDetails": {
+            "TransactionId": "txn-1",
+            "TransactionAttributes": {"state": "in_connect", "pair_held": true, "count": 3,
+                                      "nested": {"a": 1}, "gone": null},
+            "AwsAccountId": 123456789012_u64,
+            "AwsRegion": null,
+            "SipRuleId": ["a"],
+            "SipMediaApplicationId": 5,
+            "Participants": [
+                {"CallId": "call-a", "ParticipantTag": "LEG-A", "From": 15550001111_u64,
+                 "To": "+18005550000", "Status": "Connected", "SipHeaders": null,
+                 "StartTimeInMilliseconds": "1641998241509", "Direction": 1},
+                "not an object",
+                {"CallId": "call-b", "ParticipantTag": "LEG-B", "SipHeaders": ["x"]}
+            ]
+        }
+    }))
+    .unwrap();
+    assert_eq!(event.schema_version.as_deref(), Some("1.0"));
+    assert_eq!(event.sequence, Some(3));
+    assert_eq!(
+        event.call_details.aws_account_id.as_deref(),
+        Some("123456789012")
+    );
+    assert_eq!(
+        event
+            .call_details
+            .transaction_attributes
+            .get("pair_held")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert!(
+        !event
+            .call_details
+            .transaction_attributes
+            .contains_key("nested")
+    );
+    assert_eq!(event.call_details.participants.len(), 2);
+    let leg_a = event.participant(LegTag::A).unwrap();
+    assert_eq!(leg_a.from.as_deref(), Some("15550001111"));
+    assert_eq!(leg_a.start_time_in_milliseconds, Some(1_641_998_241_509));
+    assert!(event.action_type().is_none());
+    assert_eq!(event.error_type(), None);
+}
+
+#[test]
+fn an_object_where_a_list_is_expected_and_null_objects_are_absent() {
+    let event = SmaEvent::from_value(json!({
+        "InvocationEventType": "RINGING",
+        "ActionData": "not an object",
+        "CallDetails": {"TransactionId": "t", "TransactionAttributes": "x",
+                        "Participants": {"CallId": "call-a", "ParticipantTag": "LEG-A"}}
+    }))
+    .unwrap();
+    assert!(event.call_details.participants.is_empty());
+    assert!(event.action_data.is_none());
+    assert!(event.call_details.transaction_attributes.is_empty());
+}
+
+#[test]
+fn update_arguments_accept_numbers_and_booleans_as_text() {
+    let data: ActionData = serde_json::from_value(json!({
+        "Type": "CallUpdateRequest",
+        "Parameters": {"Arguments": {"Transfer": true, "TransferTarget": 2001, "Note": null}}
+    }))
+    .unwrap();
+    let args = data.update_arguments();
+    assert_eq!(args.get("Transfer").map(String::as_str), Some("true"));
+    assert_eq!(args.get("TransferTarget").map(String::as_str), Some("2001"));
+    assert!(!args.contains_key("Note"));
+}
+
+#[test]
+fn an_event_with_no_call_is_not_an_sma_event() {
+    for bad in [
+        json!({"InvocationEventType": "HANGUP"}),
+        json!({"InvocationEventType": "HANGUP", "CallDetails": null}),
+        json!({"CallDetails": {}}),
+        json!("text"),
+    ] {
+        assert!(SmaEvent::from_value(bad.clone()).is_err(), "{bad}");
+    }
+}
+
+// --- no control characters in headers or announcements --------------------------------------
+
+#[test]
+fn sip_header_values_and_speak_text_refuse_control_characters() {
+    for bad in [
+        "+15550001111\r\nX-Evil: 1",
+        "a\nb",
+        "a\rb",
+        "tab\there",
+        "nul\u{0}",
+    ] {
+        assert!(
+            matches!(
+                SipHeaders::new().with("X-Original-Calling-Number", bad),
+                Err(ActionError::ControlCharacter(_))
+            ),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(SpeakText::parse(bad), Err(ActionError::ControlCharacter(_))),
+            "{bad:?}"
+        );
+    }
+    assert!(SipHeaders::new().with("X-Bad\r\nName", "1").is_err());
+    assert!(SpeakText::parse("Please hold, we connect you.").is_ok());
+}

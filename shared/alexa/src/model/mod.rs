@@ -48,10 +48,10 @@ pub use signal::{
 pub const SIGNALING_PREFIX: &str = "Alexa.Comms.CallSignaling.";
 pub const AUTHORIZATION_GRANT_REQUEST: &str = "Alexa.Authorization.Grant";
 pub const AUTHORIZATION_NAMESPACE: &str = "Alexa.Authorization";
-/// One complete SDP per message (ICE is not trickled); real ones are a few KB.
-pub const MAX_SDP_BYTES: usize = 64 * 1024;
-pub const MAX_SESSION_ID_LEN: usize = 256;
-pub const MAX_PARTICIPANTS: usize = 16;
+/// The size limits, documented in [`crate::limits`].
+pub use crate::limits::{
+    MAX_PARTICIPANT_ID_LEN, MAX_PARTICIPANTS, MAX_SDP_BYTES, MAX_SESSION_ID_LEN,
+};
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use super::parts::{
     CallParticipant, CallResult, CallResultCode, ParticipantId, ParticipantIdType,
     RenegotiationType, SdpDetails, SdpType,
 };
-use super::{MAX_PARTICIPANTS, MAX_SDP_BYTES, MAX_SESSION_ID_LEN};
+use super::{MAX_PARTICIPANT_ID_LEN, MAX_PARTICIPANTS, MAX_SDP_BYTES, MAX_SESSION_ID_LEN};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -92,8 +92,10 @@ pub enum InvalidMessage {
     },
     #[error("sdpDetails.type is missing")]
     MissingSdpType,
-    #[error("sdpDetails.value is larger than {MAX_SDP_BYTES} bytes")]
-    SdpTooLarge,
+    #[error("sdpDetails.value is larger than {MAX_SDP_BYTES} bytes ({size} bytes)")]
+    SdpTooLarge { size: usize },
+    #[error("sdpDetails.value holds control characters other than CR, LF and TAB")]
+    SdpNotText,
     #[error("{kind} needs at least one participant")]
     MissingParticipants { kind: MessageKind },
     #[error("more than {MAX_PARTICIPANTS} participants")]
@@ -134,7 +136,14 @@ impl InboundSignal {
                     }
                 } else {
                     if value.len() > MAX_SDP_BYTES {
-                        return Err(InvalidMessage::SdpTooLarge);
+                        return Err(InvalidMessage::SdpTooLarge { size: value.len() });
+                    }
+                    // RFC 4566 §5: SDP is text with CRLF line ends.
+                    if value
+                        .chars()
+                        .any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t'))
+                    {
+                        return Err(InvalidMessage::SdpNotText);
                     }
                     let sdp_type = match (required, raw.sdp_type) {
                         (Some(expected), None) => expected,
@@ -173,6 +182,18 @@ impl InboundSignal {
                     reason: "id.value is missing",
                 },
             )?;
+            if value.len() > MAX_PARTICIPANT_ID_LEN {
+                return Err(InvalidMessage::BadParticipant {
+                    index,
+                    reason: "id.value is too long",
+                });
+            }
+            if value.chars().any(char::is_control) {
+                return Err(InvalidMessage::BadParticipant {
+                    index,
+                    reason: "id.value contains control characters",
+                });
+            }
             participants.push(CallParticipant {
                 id: ParticipantId { id_type, value },
                 is_originator: p.is_originator,

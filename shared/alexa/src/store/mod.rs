@@ -6,6 +6,6 @@ pub mod token;
 
 pub use session::{
     MAX_WRITE_ATTEMPTS, MemorySessionStore, PutOutcome, Recorded, SessionStore, mark_delivered,
-    record, roll_back,
+    record, record_refusal, roll_back,
 };
-pub use token::{MemoryTokenStore, StoredTokens, TokenStore};
+pub use token::{MemoryTokenStore, RefreshLease, StoredTokens, TokenPlan, TokenStore};

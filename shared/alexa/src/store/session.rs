@@ -72,10 +72,27 @@ pub async fn record<S: SessionStore>(
     store: &S,
     incoming: &Incoming<'_>,
 ) -> Result<Recorded, StoreError> {
+    record_with(store, incoming, session::decide).await
+}
+
+/// Records the skill's refusal of a message Alexa sent: `incoming` is the `CallEnded` that ends
+/// the call (see [`session::decide_refusal`]).
+pub async fn record_refusal<S: SessionStore>(
+    store: &S,
+    incoming: &Incoming<'_>,
+) -> Result<Recorded, StoreError> {
+    record_with(store, incoming, session::decide_refusal).await
+}
+
+async fn record_with<S: SessionStore>(
+    store: &S,
+    incoming: &Incoming<'_>,
+    decide: fn(Option<&CallSession>, &Incoming<'_>) -> SessionDecision,
+) -> Result<Recorded, StoreError> {
     let session_id = &incoming.message.session_id;
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let current = store.get(session_id, incoming.now).await?;
-        match session::decide(current.as_ref(), incoming) {
+        match decide(current.as_ref(), incoming) {
             SessionDecision::Apply(next) => {
                 let expected = current.as_ref().map(|c| c.version);
                 match store.put(&next, expected, incoming.now).await? {
@@ -128,15 +145,16 @@ pub async fn mark_delivered<S: SessionStore>(
 }
 
 /// Undoes `applied` (written for `message_id`) after its delivery failed: restores `previous`,
-/// or ends a session that the message created. Conditional on nothing newer having been
-/// written; returns whether the undo was written.
+/// or, for a session that the message created, ends it and lets it expire at once, so that
+/// readers treat it as absent and a retry with the same idempotency key (the signaling API
+/// derives `InitiateInboundCall`'s session id from it) starts the call afresh. Conditional on
+/// nothing newer having been written; returns whether the undo was written.
 pub async fn roll_back<S: SessionStore>(
     store: &S,
     applied: &CallSession,
     previous: Option<&CallSession>,
     message_id: &str,
     now: i64,
-    ended_ttl_secs: i64,
 ) -> Result<bool, StoreError> {
     let next = match previous {
         Some(p) => applied.rolled_back_to(p, message_id, now),
@@ -147,7 +165,8 @@ pub async fn roll_back<S: SessionStore>(
             ended.end_code = Some("NOT_DELIVERED".into());
             ended.ended_by = Some(Side::Provider);
             ended.updated_at = now;
-            ended.expires_at = now.saturating_add(ended_ttl_secs);
+            ended.expires_at = now;
+            ended.applied.retain(|m| m != message_id);
             ended
         }
     };

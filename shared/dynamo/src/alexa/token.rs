@@ -3,7 +3,11 @@
 //! # DynamoDB item (table `TOKENS_TABLE`, key `token_id`)
 //!
 //! `token_id` S (default `alexa-calling`, see `LWA_TOKEN_ID`), `access_token` S,
-//! `refresh_token` S, `expires_at` N (epoch s of the access token), `version` N, `updated_at` N.
+//! `refresh_token` S, `expires_at` N (epoch s of the access token), `version` N, `updated_at` N,
+//! `grant_digest` S? (hex SHA-256 of the authorization code that linked the account, to answer a
+//! re-delivered grant), `lease_owner` S? and `lease_until` N? (an execution environment is
+//! refreshing; see `takeback_alexa::store::token`). Every write is a whole-item `PutItem`, a
+//! refresh and a lease conditional on `version`, so exactly one environment takes a lease.
 //! Tokens rest encrypted by DynamoDB's default encryption (use a customer-managed KMS key in the
 //! template for more control); they are never logged.
 
@@ -14,7 +18,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use takeback_alexa::Secret;
-use takeback_alexa::store::{PutOutcome, StoredTokens, TokenStore};
+use takeback_alexa::store::{PutOutcome, RefreshLease, StoredTokens, TokenStore};
 use takeback_common::StoreError;
 
 use crate::error::map_sdk_error;
@@ -26,6 +30,9 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expires_at";
     pub const VERSION: &str = "version";
     pub const UPDATED_AT: &str = "updated_at";
+    pub const GRANT_DIGEST: &str = "grant_digest";
+    pub const LEASE_OWNER: &str = "lease_owner";
+    pub const LEASE_UNTIL: &str = "lease_until";
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +91,17 @@ impl TokenStore for DynamoTokenStore {
             version: u64::try_from(num(item, attr::VERSION)?)
                 .map_err(|_| StoreError::Corrupt("token version is negative".into()))?,
             updated_at: num(item, attr::UPDATED_AT).unwrap_or(0),
+            grant_digest: string(item, attr::GRANT_DIGEST),
+            lease: match (
+                string(item, attr::LEASE_OWNER),
+                item.contains_key(attr::LEASE_UNTIL),
+            ) {
+                (Some(owner), true) => Some(RefreshLease {
+                    owner,
+                    until: num(item, attr::LEASE_UNTIL)?,
+                }),
+                _ => None,
+            },
         }))
     }
 
@@ -116,6 +134,14 @@ impl TokenStore for DynamoTokenStore {
                 attr::REFRESH_TOKEN,
                 AttributeValue::S(r.expose().to_owned()),
             );
+        }
+        if let Some(d) = &tokens.grant_digest {
+            req = req.item(attr::GRANT_DIGEST, AttributeValue::S(d.clone()));
+        }
+        if let Some(l) = &tokens.lease {
+            req = req
+                .item(attr::LEASE_OWNER, AttributeValue::S(l.owner.clone()))
+                .item(attr::LEASE_UNTIL, AttributeValue::N(l.until.to_string()));
         }
         if let Some(v) = expected_version {
             req = req

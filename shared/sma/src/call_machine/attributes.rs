@@ -17,6 +17,9 @@ pub enum CallState {
     InConnect,
     /// Transfer requested; the Connect leg is being hung up.
     TransferPending,
+    /// Connect's leg ended with no transfer intent recorded: the caller waits (a `Pause`) for
+    /// a late, asynchronous `CALL_UPDATE_REQUESTED` before the call ends.
+    AwaitingUpdate,
     /// `CallAndBridge` toward the SIP target (or fallback) is ringing.
     Transferring,
     /// Caller bridged to the SIP target.
@@ -34,6 +37,7 @@ impl CallState {
             Self::Connecting => "connecting",
             Self::InConnect => "in_connect",
             Self::TransferPending => "transfer_pending",
+            Self::AwaitingUpdate => "awaiting_update",
             Self::Transferring => "transferring",
             Self::Transferred => "transferred",
             Self::Ending => "ending",
@@ -49,6 +53,7 @@ impl CallState {
             "connecting" => Self::Connecting,
             "in_connect" => Self::InConnect,
             "transfer_pending" => Self::TransferPending,
+            "awaiting_update" => Self::AwaitingUpdate,
             "transferring" => Self::Transferring,
             "transferred" => Self::Transferred,
             "ended" => Self::Ended,
@@ -80,7 +85,9 @@ pub struct CallAttributes {
     pub connect_number: Option<String>,
     /// True while this transaction may still own the pair (release not yet confirmed).
     pub pair_held: bool,
-    /// `CallId` of the leg toward Connect, to tell its late events from the target leg's.
+    /// `CallId` of the leg toward Connect, to tell its late events from the target leg's;
+    /// remembered from the first event that names it (an update can overtake the bridge's
+    /// `ACTION_SUCCESSFUL`).
     pub connect_leg: Option<String>,
     pub target_uri: Option<String>,
     pub target_arn: Option<String>,

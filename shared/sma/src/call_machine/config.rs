@@ -48,4 +48,31 @@ pub struct CallMachineConfig {
     /// Where callers go when no pair is free, the store is down, or Connect cannot be reached,
     /// and once when a transfer target fails. `None`: they hear a message and are hung up.
     pub fallback: Option<TransferTarget>,
+    /// How long the caller waits when Connect's leg ends with no transfer intent recorded: the
+    /// update is asynchronous and may still arrive (the intent write failed, or another caller
+    /// of the API asked for the transfer).
+    pub update_grace: UpdateGrace,
+}
+
+/// A wait of 0–10,000 ms (a `Pause` on the caller's leg); 0 ends the call at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateGrace(u32);
+
+impl UpdateGrace {
+    pub const MAX_MS: u32 = 10_000;
+    pub const DEFAULT_MS: u32 = 3_000;
+
+    pub fn millis(ms: u32) -> Option<Self> {
+        (ms <= Self::MAX_MS).then_some(Self(ms))
+    }
+
+    pub fn as_millis(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for UpdateGrace {
+    fn default() -> Self {
+        Self(Self::DEFAULT_MS)
+    }
 }

@@ -11,6 +11,7 @@
 mod attributes;
 mod config;
 
+use crate::action::Pause;
 use crate::{
     Action, CallAndBridge, E164, HangupCode, InvocationEventType, LegRef, LegTag, SipHeaders,
     SmaEvent, Speak, SpeakText,
@@ -18,11 +19,12 @@ use crate::{
 use takeback_pairs::{ClaimOutcome, ClaimRequest, PairKey, ReleaseOutcome, TransferIntent};
 
 pub use attributes::{CallAttributes, CallState, keys};
-pub use config::{CallMachineConfig, Messages};
+pub use config::{CallMachineConfig, Messages, UpdateGrace};
 
 use crate::target::TransferTarget;
 
-/// SIP header that carries the caller's original number to the transfer target.
+/// SIP header that carries the caller's original number to the transfer target: an E.164
+/// number, or left out.
 pub const ORIGINAL_CALLING_NUMBER_HEADER: &str = "X-Original-Calling-Number";
 
 /// Store operations an event needs before the decision.
@@ -30,14 +32,20 @@ pub const ORIGINAL_CALLING_NUMBER_HEADER: &str = "X-Original-Calling-Number";
 pub enum StoreWork {
     Nothing,
     Claim(ClaimRequest),
-    Release {
-        pair: PairKey,
+    /// The call, or its hope of reaching Connect, ended (or the caller is being taken back):
+    /// free whatever this transaction may own — the pair its claim record names and `known`
+    /// (the pair the attributes name, even when they say it is not held) — each only if this
+    /// transaction still owns it. A claim whose outcome was unknown (a timeout, a 5xx, a
+    /// response the SMA rejected) may have landed without the attributes knowing.
+    ReleaseOwned {
         transaction_id: String,
+        known: Option<PairKey>,
     },
     /// Connect's leg ended before any update arrived: read the transfer intent the transfer
-    /// function may have recorded, and release the pair if still held.
+    /// function may have recorded, and release what this transaction may own. The two are
+    /// independent and each has its own budget: a slow release never costs the transfer.
     ConnectLegEnded {
-        pair: Option<PairKey>,
+        known: Option<PairKey>,
         transaction_id: String,
     },
 }
@@ -48,7 +56,7 @@ impl StoreWork {
         match self {
             Self::Nothing => "nothing",
             Self::Claim(_) => "claim",
-            Self::Release { .. } => "release",
+            Self::ReleaseOwned { .. } => "release_owned",
             Self::ConnectLegEnded { .. } => "connect_leg_ended",
         }
     }
@@ -122,17 +130,42 @@ fn is_connect_leg(attrs: &CallAttributes, call_id: Option<&str>) -> bool {
     }
 }
 
+/// The caller's leg is listed and gone: nothing this transaction holds is needed any more.
+/// (An event that does not list the caller at all says nothing about them.)
+fn caller_gone(event: &SmaEvent) -> bool {
+    event
+        .participant(LegTag::A)
+        .is_some_and(|p| p.status.as_deref() == Some("Disconnected"))
+}
+
+/// Whether the transfer policy accepts the target an update names.
+fn update_target(
+    event: &SmaEvent,
+    config: &CallMachineConfig,
+) -> Option<Result<TransferTarget, crate::target::TargetRejection>> {
+    let args = event.action_data.as_ref()?.update_arguments();
+    Some(
+        config.targets.resolve_target(
+            args.get(crate::update_args::names::TRANSFER_TARGET)
+                .map(String::as_str),
+            args.get(crate::update_args::names::TRANSFER_TARGET_ARN)
+                .map(String::as_str),
+        ),
+    )
+}
+
 /// Step 1: which store operations this event needs.
-pub fn store_work(event: &SmaEvent, attrs: &CallAttributes) -> StoreWork {
+pub fn store_work(
+    event: &SmaEvent,
+    attrs: &CallAttributes,
+    config: &CallMachineConfig,
+) -> StoreWork {
     let Some(transaction_id) = event.call_details.transaction_id.clone() else {
         return StoreWork::Nothing;
     };
-    let release = |attrs: &CallAttributes| match attrs.held_pair() {
-        Some(pair) => StoreWork::Release {
-            pair,
-            transaction_id: transaction_id.clone(),
-        },
-        None => StoreWork::Nothing,
+    let release_owned = || StoreWork::ReleaseOwned {
+        transaction_id: transaction_id.clone(),
+        known: attrs.pair(),
     };
     match &event.invocation_event_type {
         InvocationEventType::NewInboundCall if attrs.state == CallState::New => {
@@ -145,31 +178,43 @@ pub fn store_work(event: &SmaEvent, attrs: &CallAttributes) -> StoreWork {
                 _ => StoreWork::Nothing,
             }
         }
+        InvocationEventType::NewInboundCall => StoreWork::Nothing,
+        // The bridge toward Connect failed (also when the attributes never learned of the
+        // claim): the pair is not needed whatever happens next.
         InvocationEventType::ActionFailed
-            if attrs.state == CallState::Connecting
+            if matches!(attrs.state, CallState::New | CallState::Connecting)
                 && event.action_type() == Some(&crate::ActionType::CallAndBridge) =>
         {
-            release(attrs)
+            release_owned()
         }
+        InvocationEventType::CallUpdateRequested if attrs.state == CallState::AwaitingUpdate => {
+            release_owned()
+        }
+        // Only an update the policy accepts takes the caller out of Connect; a refused one
+        // leaves the caller there with the pair still held.
         InvocationEventType::CallUpdateRequested
-            if update_can_be_ours(event, attrs) && wants_transfer(event) =>
+            if update_can_be_ours(event, attrs)
+                && wants_transfer(event)
+                && matches!(update_target(event, config), Some(Ok(_))) =>
         {
-            release(attrs)
+            release_owned()
         }
         InvocationEventType::Hangup => match hangup_leg(event) {
-            Some((LegTag::A, _)) => release(attrs),
+            Some((LegTag::A, _)) => release_owned(),
             Some((LegTag::B, call_id))
                 if matches!(attrs.state, CallState::Connecting | CallState::InConnect)
                     && is_connect_leg(attrs, call_id.as_deref()) =>
             {
                 StoreWork::ConnectLegEnded {
-                    pair: attrs.held_pair(),
+                    known: attrs.pair(),
                     transaction_id,
                 }
             }
+            _ if caller_gone(event) => release_owned(),
             _ => StoreWork::Nothing,
         },
-        InvocationEventType::InvalidLambdaResponse => release(attrs),
+        InvocationEventType::InvalidLambdaResponse => release_owned(),
+        _ if caller_gone(event) => release_owned(),
         _ => StoreWork::Nothing,
     }
 }
@@ -180,6 +225,7 @@ pub fn store_work(event: &SmaEvent, attrs: &CallAttributes) -> StoreWork {
 /// matched a reused pair): following it would release the pair while the bridge still rings
 /// and hang up a LEG-B that does not exist.
 fn update_can_be_ours(event: &SmaEvent, attrs: &CallAttributes) -> bool {
+    // (`AwaitingUpdate` is handled on its own: Connect's leg is gone by then.)
     match attrs.state {
         CallState::InConnect => true,
         CallState::Connecting => event
@@ -213,6 +259,17 @@ pub fn decide(
     // Whatever the event, a confirmed release means the pair is no longer ours.
     if matches!(store.release, Some(Ok(_))) {
         attrs.pair_held = false;
+    }
+    // Remember Connect's leg from the first event that names it: an update can overtake the
+    // bridge's ACTION_SUCCESSFUL, and a late hangup of that leg must never be taken for the
+    // far end hanging up on a transferred caller.
+    if attrs.connect_leg.is_none()
+        && matches!(
+            attrs.state,
+            CallState::Connecting | CallState::InConnect | CallState::TransferPending
+        )
+    {
+        attrs.connect_leg = event.participant(LegTag::B).and_then(|p| p.call_id.clone());
     }
     match &event.invocation_event_type {
         InvocationEventType::NewInboundCall => flow.new_inbound_call(attrs, store),
@@ -308,6 +365,7 @@ impl Flow<'_> {
                 Decision::with(Vec::new(), attrs, "transferred")
             }
             (Some(ActionType::Hangup), CallState::TransferPending) => self.bridge_to_target(attrs),
+            (Some(ActionType::Pause), CallState::AwaitingUpdate) => self.grace_over(attrs),
             _ => Decision::unchanged("action_done"),
         }
     }
@@ -353,6 +411,7 @@ impl Flow<'_> {
             (Some(ActionType::Speak | ActionType::PlayAudio), CallState::Transferring) => {
                 self.bridge_to_target_silently(attrs)
             }
+            (Some(ActionType::Pause), CallState::AwaitingUpdate) => self.grace_over(attrs),
             _ => Decision::unchanged("action_failed_ignored"),
         }
     }
@@ -364,7 +423,7 @@ impl Flow<'_> {
         match leg {
             LegTag::A => {
                 if attrs.state == CallState::Ended {
-                    return if store.release.is_some() {
+                    return if matches!(store.release, Some(Ok(ReleaseOutcome::Released))) {
                         Decision::with(Vec::new(), attrs, "caller_gone")
                     } else {
                         Decision::unchanged("duplicate_hangup")
@@ -429,9 +488,18 @@ impl Flow<'_> {
                 }
             }
             Some(Ok(None)) => {
-                attrs.state = CallState::Ending;
-                let hangup = Action::hangup(self.leg_a(), HangupCode::Normal);
-                Decision::with(vec![hangup], attrs, "connect_ended_call")
+                let grace = self.config.update_grace.as_millis();
+                if grace == 0 {
+                    return self.grace_over(attrs);
+                }
+                // No intent recorded (its write may have failed, or the update comes from
+                // another caller of the API): the asynchronous update may still arrive.
+                attrs.state = CallState::AwaitingUpdate;
+                let pause = Action::Pause(Pause {
+                    leg: self.leg_a(),
+                    duration_in_milliseconds: grace,
+                });
+                Decision::with(vec![pause], attrs, "awaiting_update")
             }
             Some(Err(StoreFailed)) | None => self.end_call(
                 attrs,
@@ -442,7 +510,38 @@ impl Flow<'_> {
         }
     }
 
+    /// Connect ended the call and no update came within the grace: one proper hangup.
+    fn grace_over(&self, mut attrs: CallAttributes) -> Decision {
+        attrs.state = CallState::Ending;
+        let hangup = Action::hangup(self.leg_a(), HangupCode::Normal);
+        Decision::with(vec![hangup], attrs, "connect_ended_call")
+    }
+
+    /// A late update while the caller waits after Connect's leg ended: transfer, or end the
+    /// call if the policy refuses the target (the caller is no longer in Connect).
+    fn update_after_connect_ended(&self, mut attrs: CallAttributes) -> Decision {
+        if !wants_transfer(self.event) {
+            return Decision::unchanged("update_without_transfer");
+        }
+        match update_target(self.event, self.config) {
+            Some(Ok(target)) => {
+                attrs.target_uri = Some(target.uri.as_str().to_owned());
+                attrs.target_arn = Some(target.arn.as_str().to_owned());
+                self.bridge_to_target(attrs)
+            }
+            Some(Err(_)) | None => self.end_call(
+                attrs,
+                &self.config.messages.transfer_failed,
+                HangupCode::TemporarilyUnavailable,
+                "late_update_target_rejected",
+            ),
+        }
+    }
+
     fn update_requested(&self, mut attrs: CallAttributes) -> Decision {
+        if attrs.state == CallState::AwaitingUpdate {
+            return self.update_after_connect_ended(attrs);
+        }
         if !matches!(attrs.state, CallState::Connecting | CallState::InConnect) {
             // One-shot guard: a second update (or one after the caller left) changes nothing.
             return Decision::unchanged("update_ignored");
@@ -450,22 +549,16 @@ impl Flow<'_> {
         if !update_can_be_ours(self.event, &attrs) {
             return Decision::unchanged("update_before_connect_answered");
         }
-        let Some(data) = self.event.action_data.as_ref() else {
+        if self.event.action_data.is_none() {
             return Decision::unchanged("update_without_arguments");
-        };
-        let args = data.update_arguments();
+        }
         if !wants_transfer(self.event) {
             return Decision::unchanged("update_without_transfer");
         }
-        let target = self.config.targets.resolve_target(
-            args.get(crate::update_args::names::TRANSFER_TARGET)
-                .map(String::as_str),
-            args.get(crate::update_args::names::TRANSFER_TARGET_ARN)
-                .map(String::as_str),
-        );
-        let Ok(target) = target else {
-            // Leave the caller in Connect rather than send them somewhere unapproved; the pair
-            // release already happened (store_work) only if the state allowed it.
+        let Some(Ok(target)) = update_target(self.event, self.config) else {
+            // Leave the caller in Connect rather than send them somewhere unapproved, with the
+            // pair still held (store_work releases only for an accepted target), so the
+            // contact keeps its claim and a later transfer can still find the call.
             return Decision::with(Vec::new(), attrs, "update_target_rejected");
         };
         attrs.target_uri = Some(target.uri.as_str().to_owned());
@@ -474,11 +567,6 @@ impl Flow<'_> {
         let connect_leg = attrs
             .connect_leg
             .clone()
-            .or_else(|| {
-                self.event
-                    .participant(LegTag::B)
-                    .and_then(|p| p.call_id.clone())
-            })
             .map(LegRef::CallId)
             .unwrap_or(LegRef::Tag(LegTag::B.as_str()));
         Decision::with(
@@ -520,10 +608,12 @@ impl Flow<'_> {
     }
 
     fn bridge_to_stored_target(&self, mut attrs: CallAttributes, announce: bool) -> Decision {
-        let target = self
-            .config
-            .targets
-            .resolve_target(attrs.target_uri.as_deref(), attrs.target_arn.as_deref());
+        // The fallback is trusted configuration; anything else passes the policy again.
+        let stored = (attrs.target_uri.as_deref(), attrs.target_arn.as_deref());
+        let target = match &self.config.fallback {
+            Some(f) if stored == (Some(f.uri.as_str()), Some(f.arn.as_str())) => Ok(f.clone()),
+            _ => self.config.targets.resolve_target(stored.0, stored.1),
+        };
         let Ok(target) = target else {
             return self.end_call(
                 attrs,
@@ -560,12 +650,15 @@ impl Flow<'_> {
             .into_iter()
             .flatten()
             .find_map(|n| E164::parse(n).ok())?;
+        // Only an E.164 number goes into the header ("anonymous", a SIP URI or anything with
+        // CR/LF in it is left out): the value comes from the caller's side of the PSTN.
         let headers = attrs
             .caller
             .as_deref()
+            .and_then(|caller| E164::parse(caller).ok())
             .and_then(|caller| {
                 SipHeaders::new()
-                    .with(ORIGINAL_CALLING_NUMBER_HEADER, caller)
+                    .with(ORIGINAL_CALLING_NUMBER_HEADER, caller.as_str())
                     .ok()
             })
             .unwrap_or_default();

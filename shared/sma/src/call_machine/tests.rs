@@ -164,7 +164,7 @@ fn new_call_with_a_claimed_pair_bridges_to_connect_with_the_sma_number_as_caller
         vec![leg_a()],
         json!(null),
     );
-    let work = store_work(&ev, &CallAttributes::default());
+    let work = store_work(&ev, &CallAttributes::default(), &config());
     assert_eq!(
         work,
         StoreWork::Claim(ClaimRequest {
@@ -268,7 +268,7 @@ fn new_call_without_participants_is_hung_up_by_tag_without_a_claim() {
         json!(null),
     );
     assert_eq!(
-        store_work(&ev, &CallAttributes::default()),
+        store_work(&ev, &CallAttributes::default(), &config()),
         StoreWork::Nothing
     );
     let d = decide(
@@ -295,7 +295,7 @@ fn new_call_with_leg_a_spelled_leg_dash_a_is_handled() {
         json!(null),
     );
     assert!(matches!(
-        store_work(&ev, &CallAttributes::default()),
+        store_work(&ev, &CallAttributes::default(), &config()),
         StoreWork::Claim(_)
     ));
 }
@@ -304,7 +304,7 @@ fn new_call_with_leg_a_spelled_leg_dash_a_is_handled() {
 fn redelivered_new_inbound_call_after_state_was_stored_claims_nothing_and_does_nothing() {
     let state = attrs(CallState::Connecting);
     let ev = event("NEW_INBOUND_CALL", &state, vec![leg_a()], json!(null));
-    assert_eq!(store_work(&ev, &state), StoreWork::Nothing);
+    assert_eq!(store_work(&ev, &state, &config()), StoreWork::Nothing);
     let d = decide(&ev, &state, &config(), &StoreResults::default());
     assert!(d.actions.is_empty());
     assert!(d.attributes.is_none());
@@ -367,10 +367,10 @@ fn failed_bridge_to_connect_releases_the_pair_and_tells_the_caller() {
         json!({"Type": "CallAndBridge", "ErrorType": "CallNotAnswered", "ErrorMessage": "no answer"}),
     );
     assert_eq!(
-        store_work(&ev, &state),
-        StoreWork::Release {
-            pair: pair(),
-            transaction_id: TXN.into()
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned {
+            transaction_id: TXN.into(),
+            known: Some(pair()),
         }
     );
     let d = decide(&ev, &state, &config(), &released());
@@ -430,10 +430,10 @@ fn transfer_request_releases_the_pair_and_hangs_up_the_connect_leg() {
         json!({"Transfer": "true", "TransferTarget": "2001", "TransferTargetArn": VC}),
     );
     assert_eq!(
-        store_work(&ev, &state),
-        StoreWork::Release {
-            pair: pair(),
-            transaction_id: TXN.into()
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned {
+            transaction_id: TXN.into(),
+            known: Some(pair()),
         }
     );
     let d = decide(&ev, &state, &config(), &released());
@@ -486,7 +486,7 @@ fn transfer_request_with_an_invalid_uri_is_refused() {
 fn update_without_transfer_true_changes_nothing() {
     let state = attrs(CallState::InConnect);
     let ev = update_event(CallState::InConnect, json!({"Note": "hello"}));
-    assert_eq!(store_work(&ev, &state), StoreWork::Nothing);
+    assert_eq!(store_work(&ev, &state, &config()), StoreWork::Nothing);
     let d = decide(&ev, &state, &config(), &StoreResults::default());
     assert!(d.actions.is_empty() && d.attributes.is_none());
 }
@@ -505,7 +505,7 @@ fn update_while_the_connect_bridge_still_rings_is_not_ours_and_changes_nothing()
         json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true"}}}),
     );
     assert_eq!(
-        store_work(&ev, &state),
+        store_work(&ev, &state, &config()),
         StoreWork::Nothing,
         "the pair stays held while the bridge rings"
     );
@@ -523,7 +523,10 @@ fn update_that_overtakes_the_bridge_success_is_followed_by_the_listed_leg_b() {
         vec![leg_a(), leg_b("call-connect")],
         json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true"}}}),
     );
-    assert!(matches!(store_work(&ev, &state), StoreWork::Release { .. }));
+    assert!(matches!(
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned { .. }
+    ));
     let d = decide(&ev, &state, &config(), &released());
     assert_eq!(types(&d), ["Hangup"]);
     assert_eq!(
@@ -547,7 +550,7 @@ fn second_transfer_request_is_ignored_one_shot_guard() {
             json!({"Transfer": "true", "TransferTarget": "2002", "TransferTargetArn": VC}),
         );
         assert_eq!(
-            store_work(&ev, &attrs(state)),
+            store_work(&ev, &attrs(state), &config()),
             StoreWork::Nothing,
             "{state:?}"
         );
@@ -645,9 +648,9 @@ fn connect_hangs_up_first_with_a_recorded_intent_and_the_transfer_still_happens(
     let state = attrs(CallState::InConnect);
     let ev = hangup_event(CallState::InConnect, "LEG-B", "call-connect", vec![leg_a()]);
     assert_eq!(
-        store_work(&ev, &state),
+        store_work(&ev, &state, &config()),
         StoreWork::ConnectLegEnded {
-            pair: Some(pair()),
+            known: Some(pair()),
             transaction_id: TXN.into()
         }
     );
@@ -683,8 +686,16 @@ fn then_the_late_update_is_ignored() {
     assert!(d.actions.is_empty());
 }
 
+fn no_grace() -> CallMachineConfig {
+    CallMachineConfig {
+        update_grace: UpdateGrace::millis(0).unwrap(),
+        ..config()
+    }
+}
+
 #[test]
 fn connect_hangs_up_without_any_transfer_and_the_caller_is_hung_up_and_pair_released() {
+    // With no grace configured: the caller is hung up at once.
     let state = attrs(CallState::InConnect);
     let ev = hangup_event(CallState::InConnect, "LEG-B", "call-connect", vec![leg_a()]);
     let results = StoreResults {
@@ -692,7 +703,7 @@ fn connect_hangs_up_without_any_transfer_and_the_caller_is_hung_up_and_pair_rele
         transfer_intent: Some(Ok(None)),
         ..StoreResults::default()
     };
-    let d = decide(&ev, &state, &config(), &results);
+    let d = decide(&ev, &state, &no_grace(), &results);
     assert_eq!(types(&d), ["Hangup"]);
     assert_eq!(
         json_of(&d.actions[0])["Parameters"],
@@ -821,10 +832,10 @@ fn caller_hangs_up_in_connect_and_the_connect_leg_is_hung_up_and_the_pair_releas
         vec![leg_a(), leg_b("call-connect")],
     );
     assert_eq!(
-        store_work(&ev, &state),
-        StoreWork::Release {
-            pair: pair(),
-            transaction_id: TXN.into()
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned {
+            transaction_id: TXN.into(),
+            known: Some(pair()),
         }
     );
     let d = decide(&ev, &state, &config(), &released());
@@ -850,12 +861,10 @@ fn caller_hangs_up_during_every_state_and_nothing_is_left_behind() {
     ] {
         let state = attrs(s);
         let ev = hangup_event(s, "LEG-A", "call-a", vec![leg_a(), leg_b("call-x")]);
-        let work = store_work(&ev, &state);
-        assert_eq!(
-            matches!(work, StoreWork::Release { .. }),
-            state.pair_held,
-            "{s:?}"
-        );
+        // Whatever the attributes say about the pair: a claim whose outcome was unknown
+        // may hold one they never learned of.
+        let work = store_work(&ev, &state, &config());
+        assert!(matches!(work, StoreWork::ReleaseOwned { .. }), "{s:?}");
         let d = decide(&ev, &state, &config(), &released());
         assert_eq!(
             types(&d),
@@ -885,7 +894,10 @@ fn hangup_with_receive_digits_action_type_is_dispatched_by_leg() {
         vec![leg_a(), leg_b("call-connect")],
         json!({"Type": "ReceiveDigits", "Parameters": {"SipResponseCode": "0", "CallId": "call-a", "ParticipantTag": "LEG-A"}}),
     );
-    assert!(matches!(store_work(&ev, &state), StoreWork::Release { .. }));
+    assert!(matches!(
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned { .. }
+    ));
     let d = decide(&ev, &state, &config(), &released());
     assert_eq!(d.attributes.unwrap().state, CallState::Ended);
 }
@@ -910,8 +922,16 @@ fn duplicate_caller_hangup_is_a_no_op() {
     let mut state = attrs(CallState::Ended);
     state.pair_held = false;
     let ev = hangup_event(CallState::Ended, "LEG-A", "call-a", vec![leg_a()]);
-    assert_eq!(store_work(&ev, &state), StoreWork::Nothing);
-    let d = decide(&ev, &state, &config(), &StoreResults::default());
+    // Releasing again is owner-conditional and changes nothing: NotHeld.
+    assert!(matches!(
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned { .. }
+    ));
+    let not_held = StoreResults {
+        release: Some(Ok(ReleaseOutcome::NotHeld)),
+        ..StoreResults::default()
+    };
+    let d = decide(&ev, &state, &config(), &not_held);
     assert!(d.actions.is_empty() && d.attributes.is_none());
 }
 
@@ -929,7 +949,11 @@ fn informational_and_unknown_events_change_nothing() {
     ] {
         let state = attrs(CallState::InConnect);
         let ev = event(kind, &state, vec![leg_a()], json!({"Type": "Speak"}));
-        assert_eq!(store_work(&ev, &state), StoreWork::Nothing, "{kind}");
+        assert_eq!(
+            store_work(&ev, &state, &config()),
+            StoreWork::Nothing,
+            "{kind}"
+        );
         let d = decide(&ev, &state, &config(), &StoreResults::default());
         assert!(d.actions.is_empty() && d.attributes.is_none(), "{kind}");
     }
@@ -944,7 +968,10 @@ fn invalid_lambda_response_ends_the_call_safely_and_releases_the_pair() {
         vec![leg_a(), leg_b("call-connect")],
         json!(null),
     );
-    assert!(matches!(store_work(&ev, &state), StoreWork::Release { .. }));
+    assert!(matches!(
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned { .. }
+    ));
     let d = decide(&ev, &state, &config(), &released());
     assert_eq!(types(&d), ["Hangup", "Hangup"]);
     assert_eq!(
@@ -1030,4 +1057,311 @@ fn target_rules_resolve_defaults_and_refuse_unknown_arns() {
         TransferPolicy::default().resolve_target(None, None),
         Err(TargetRejection::NoTarget)
     );
+}
+
+// --- unknown claim outcomes: every ending event releases what the transaction may own ------
+
+#[test]
+fn invalid_lambda_response_releases_even_when_the_attributes_never_learned_of_the_claim() {
+    // The claim landed, but the SMA rejected the response that carried the attributes: the
+    // event arrives with none.
+    let state = CallAttributes::default();
+    let ev = event(
+        "INVALID_LAMBDA_RESPONSE",
+        &state,
+        vec![leg_a()],
+        json!({"Type": "CallAndBridge", "ErrorType": "InvalidActionParameter"}),
+    );
+    assert_eq!(
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned {
+            transaction_id: TXN.into(),
+            known: None,
+        }
+    );
+}
+
+#[test]
+fn failed_connect_bridge_releases_even_when_the_attributes_say_no_pair_is_held() {
+    let mut state = attrs(CallState::Connecting);
+    state.pair_held = false;
+    let ev = event(
+        "ACTION_FAILED",
+        &state,
+        vec![leg_a()],
+        json!({"Type": "CallAndBridge", "ErrorType": "CallNotAnswered"}),
+    );
+    assert_eq!(
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned {
+            transaction_id: TXN.into(),
+            known: Some(pair()),
+        }
+    );
+}
+
+#[test]
+fn an_event_with_no_live_caller_releases_what_the_transaction_may_own() {
+    // The claim timed out (outcome unknown), the caller heard "unavailable" and our Hangup
+    // completed: the SMA reports it with the caller's leg disconnected.
+    let state = CallAttributes {
+        state: CallState::Ending,
+        caller: Some(CALLER.into()),
+        called: Some(DIALLED.into()),
+        ..CallAttributes::default()
+    };
+    let mut gone = leg_a();
+    gone["Status"] = "Disconnected".into();
+    let ev = event(
+        "ACTION_SUCCESSFUL",
+        &state,
+        vec![gone],
+        json!({"Type": "Hangup", "Parameters": {"CallId": "call-a", "SipResponseCode": "480"}}),
+    );
+    assert_eq!(
+        store_work(&ev, &state, &config()),
+        StoreWork::ReleaseOwned {
+            transaction_id: TXN.into(),
+            known: None,
+        }
+    );
+    // A listed, connected caller is not "gone": nothing is released mid-call.
+    let state = attrs(CallState::InConnect);
+    let ev = event("RINGING", &state, vec![leg_a()], json!(null));
+    assert_eq!(store_work(&ev, &state, &config()), StoreWork::Nothing);
+}
+
+// --- a late update after Connect's leg ended -------------------------------------------------
+
+fn no_intent() -> StoreResults {
+    StoreResults {
+        release: Some(Ok(ReleaseOutcome::Released)),
+        transfer_intent: Some(Ok(None)),
+        ..StoreResults::default()
+    }
+}
+
+#[test]
+fn connect_hangs_up_without_an_intent_and_a_late_update_still_transfers_the_caller() {
+    let state = attrs(CallState::InConnect);
+    let ev = hangup_event(CallState::InConnect, "LEG-B", "call-connect", vec![leg_a()]);
+    let d = decide(&ev, &state, &config(), &no_intent());
+    assert_eq!(types(&d), ["Pause"], "the caller waits, not hung up: {d:?}");
+    assert_eq!(
+        json_of(&d.actions[0])["Parameters"],
+        json!({"CallId": "call-a", "DurationInMilliseconds": UpdateGrace::DEFAULT_MS})
+    );
+    let waiting = d.attributes.unwrap();
+    assert_eq!(waiting.state, CallState::AwaitingUpdate);
+    assert!(!waiting.pair_held);
+
+    // The asynchronous update arrives during the grace.
+    let update = event(
+        "CALL_UPDATE_REQUESTED",
+        &waiting,
+        vec![leg_a()],
+        json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments":
+            {"Transfer": "true", "TransferTarget": "2001", "TransferTargetArn": VC}}}),
+    );
+    assert!(matches!(
+        store_work(&update, &waiting, &config()),
+        StoreWork::ReleaseOwned { .. }
+    ));
+    let d = decide(&update, &waiting, &config(), &StoreResults::default());
+    assert_eq!(types(&d), ["Speak", "CallAndBridge"]);
+    assert!(is_transfer_bridge(&d.actions[1], "2001", VC));
+    let transferring = d.attributes.unwrap();
+    assert_eq!(transferring.state, CallState::Transferring);
+
+    // The replaced Pause reporting back later changes nothing: no hangup.
+    let pause_done = event(
+        "ACTION_SUCCESSFUL",
+        &transferring,
+        vec![leg_a()],
+        json!({"Type": "Pause", "Parameters": {"CallId": "call-a"}}),
+    );
+    let d = decide(
+        &pause_done,
+        &transferring,
+        &config(),
+        &StoreResults::default(),
+    );
+    assert!(d.actions.is_empty(), "{d:?}");
+}
+
+#[test]
+fn the_grace_ends_in_one_hangup_and_a_later_update_never_hangs_up_again() {
+    let mut state = attrs(CallState::AwaitingUpdate);
+    state.pair_held = false;
+    let pause_done = event(
+        "ACTION_SUCCESSFUL",
+        &state,
+        vec![leg_a()],
+        json!({"Type": "Pause", "Parameters": {"CallId": "call-a"}}),
+    );
+    let d = decide(&pause_done, &state, &config(), &StoreResults::default());
+    assert_eq!(types(&d), ["Hangup"]);
+    let ending = d.attributes.unwrap();
+    assert_eq!(ending.state, CallState::Ending);
+    // A re-delivery of the same event and a late update: no second hangup.
+    let again = event(
+        "ACTION_SUCCESSFUL",
+        &ending,
+        vec![leg_a()],
+        json!({"Type": "Pause", "Parameters": {"CallId": "call-a"}}),
+    );
+    assert!(
+        decide(&again, &ending, &config(), &StoreResults::default())
+            .actions
+            .is_empty()
+    );
+    let late = event(
+        "CALL_UPDATE_REQUESTED",
+        &ending,
+        vec![leg_a()],
+        json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true"}}}),
+    );
+    assert!(
+        decide(&late, &ending, &config(), &StoreResults::default())
+            .actions
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_late_update_to_a_refused_target_ends_the_call_with_a_message() {
+    let mut state = attrs(CallState::AwaitingUpdate);
+    state.pair_held = false;
+    let update = event(
+        "CALL_UPDATE_REQUESTED",
+        &state,
+        vec![leg_a()],
+        json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments":
+            {"Transfer": "true", "TransferTarget": "2001", "TransferTargetArn": OTHER_VC}}}),
+    );
+    let d = decide(&update, &state, &config(), &StoreResults::default());
+    assert_eq!(types(&d), ["Speak", "Hangup"]);
+    assert_eq!(d.attributes.unwrap().state, CallState::Ending);
+}
+
+// --- the Connect leg is remembered whenever it is learned -----------------------------------
+
+#[test]
+fn a_late_hangup_of_the_connect_leg_learned_from_an_overtaking_update_is_not_the_far_end() {
+    let mut state = attrs(CallState::Connecting);
+    state.connect_leg = None;
+    let update = event(
+        "CALL_UPDATE_REQUESTED",
+        &state,
+        vec![leg_a(), leg_b("call-connect")],
+        json!({"Type": "CallUpdateRequest", "Parameters": {"Arguments": {"Transfer": "true"}}}),
+    );
+    let d = decide(&update, &state, &config(), &released());
+    let pending = d.attributes.unwrap();
+    assert_eq!(pending.state, CallState::TransferPending);
+    assert_eq!(pending.connect_leg.as_deref(), Some("call-connect"));
+
+    // Connect's leg goes; the caller is bridged to the target.
+    let connect_gone = hangup_event(
+        CallState::TransferPending,
+        "LEG-B",
+        "call-connect",
+        vec![leg_a()],
+    );
+    let d = decide(&connect_gone, &pending, &config(), &StoreResults::default());
+    let transferring = d.attributes.unwrap();
+    assert_eq!(transferring.state, CallState::Transferring);
+    let bridged = event(
+        "ACTION_SUCCESSFUL",
+        &transferring,
+        vec![leg_a(), leg_b("call-target")],
+        json!({"Type": "CallAndBridge"}),
+    );
+    let d = decide(&bridged, &transferring, &config(), &StoreResults::default());
+    let transferred = d.attributes.unwrap();
+    assert_eq!(transferred.state, CallState::Transferred);
+
+    // A late (re-delivered) hangup of the old Connect leg must not end the transferred call.
+    let late = event(
+        "HANGUP",
+        &transferred,
+        vec![leg_a(), leg_b("call-target")],
+        json!({"Type": "Hangup", "Parameters": {"SipResponseCode": 0, "CallId": "call-connect", "ParticipantTag": "LEG-B"}}),
+    );
+    let d = decide(&late, &transferred, &config(), &StoreResults::default());
+    assert!(d.actions.is_empty(), "the caller was hung up: {d:?}");
+}
+
+// --- what goes into a SIP header ---------------------------------------------------------------
+
+#[test]
+fn the_original_calling_number_header_carries_an_e164_number_or_is_left_out() {
+    for (caller, expected) in [
+        (CALLER, Some(CALLER)),
+        ("anonymous", None),
+        ("+15550001111\r\nX-Injected: 1", None),
+        ("sip:+15550001111@example.com", None),
+    ] {
+        let mut state = attrs(CallState::TransferPending);
+        state.caller = Some(caller.into());
+        let ev = event(
+            "ACTION_SUCCESSFUL",
+            &state,
+            vec![leg_a()],
+            json!({"Type": "Hangup", "Parameters": {"CallId": "call-connect"}}),
+        );
+        let d = decide(&ev, &state, &config(), &StoreResults::default());
+        assert_eq!(types(&d), ["Speak", "CallAndBridge"], "{caller:?}");
+        let Action::CallAndBridge(bridge) = &d.actions[1] else {
+            panic!("not a bridge")
+        };
+        assert_eq!(
+            bridge.sip_headers().get(ORIGINAL_CALLING_NUMBER_HEADER),
+            expected,
+            "{caller:?}"
+        );
+    }
+}
+
+// --- one transfer policy, and a refused update never strands the caller ---------------------
+
+fn config_with_pattern() -> CallMachineConfig {
+    CallMachineConfig {
+        targets: TransferPolicy::with_rules(Some(target("2000", VC)), [VC], Some("[0-9]{1,6}"))
+            .unwrap(),
+        ..CallMachineConfig::default()
+    }
+}
+
+#[test]
+fn an_update_the_policy_refuses_keeps_the_caller_in_connect_with_the_pair_held() {
+    let state = attrs(CallState::InConnect);
+    let ev = update_event(
+        CallState::InConnect,
+        json!({"Transfer": "true", "TransferTarget": "+18005551234", "TransferTargetArn": VC}),
+    );
+    assert_eq!(
+        store_work(&ev, &state, &config_with_pattern()),
+        StoreWork::Nothing,
+        "a refused target must not release the pair"
+    );
+    let d = decide(
+        &ev,
+        &state,
+        &config_with_pattern(),
+        &StoreResults::default(),
+    );
+    assert!(d.actions.is_empty());
+    let a = d.attributes.unwrap();
+    assert_eq!(a.state, CallState::InConnect);
+    assert!(a.pair_held);
+    // The default, named explicitly as connect-transfer sends it, is accepted.
+    let ev = update_event(
+        CallState::InConnect,
+        json!({"Transfer": "true", "TransferTarget": "2000", "TransferTargetArn": VC}),
+    );
+    assert!(matches!(
+        store_work(&ev, &state, &config_with_pattern()),
+        StoreWork::ReleaseOwned { .. }
+    ));
 }
