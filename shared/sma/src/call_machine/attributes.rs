@@ -62,6 +62,18 @@ impl CallState {
     }
 }
 
+/// Longest value taken from an event into the transaction attributes (phone numbers, call ids).
+/// Real values are tens of characters; the SMA refuses a response whose attributes pass its size
+/// limit (20 KB), so an absurd value from the event is left out instead of echoed back.
+pub const MAX_EVENT_VALUE_CHARS: usize = 128;
+
+/// `value` if it is short and free of control characters, else `None`.
+pub fn event_value(value: Option<&String>) -> Option<String> {
+    value
+        .filter(|v| v.chars().count() <= MAX_EVENT_VALUE_CHARS && !v.chars().any(char::is_control))
+        .cloned()
+}
+
 pub mod keys {
     pub const STATE: &str = "state";
     pub const CALLER: &str = "caller";
@@ -95,7 +107,9 @@ pub struct CallAttributes {
 
 impl CallAttributes {
     pub fn from_map(map: &BTreeMap<String, String>) -> Self {
-        let get = |k: &str| map.get(k).filter(|v| !v.is_empty()).cloned();
+        // Only what this handler writes comes back, but the map arrives in an event: a value
+        // that cannot be ours is left out rather than echoed past the SMA's size limit.
+        let get = |k: &str| event_value(map.get(k).filter(|v| !v.is_empty()));
         if map.is_empty() {
             return Self::default();
         }

@@ -18,7 +18,7 @@ use crate::{
 };
 use takeback_pairs::{ClaimOutcome, ClaimRequest, PairKey, ReleaseOutcome, TransferIntent};
 
-pub use attributes::{CallAttributes, CallState, keys};
+pub use attributes::{CallAttributes, CallState, MAX_EVENT_VALUE_CHARS, event_value, keys};
 pub use config::{CallMachineConfig, Messages, UpdateGrace};
 
 use crate::target::TransferTarget;
@@ -172,8 +172,8 @@ pub fn store_work(
             match event.participant(LegTag::A) {
                 Some(leg_a) if leg_a.call_id.is_some() => StoreWork::Claim(ClaimRequest {
                     transaction_id,
-                    original_calling_number: leg_a.from.clone().unwrap_or_default(),
-                    original_called_number: leg_a.to.clone().unwrap_or_default(),
+                    original_calling_number: event_value(leg_a.from.as_ref()).unwrap_or_default(),
+                    original_called_number: event_value(leg_a.to.as_ref()).unwrap_or_default(),
                 }),
                 _ => StoreWork::Nothing,
             }
@@ -269,7 +269,9 @@ pub fn decide(
             CallState::Connecting | CallState::InConnect | CallState::TransferPending
         )
     {
-        attrs.connect_leg = event.participant(LegTag::B).and_then(|p| p.call_id.clone());
+        attrs.connect_leg = event
+            .participant(LegTag::B)
+            .and_then(|p| event_value(p.call_id.as_ref()));
     }
     match &event.invocation_event_type {
         InvocationEventType::NewInboundCall => flow.new_inbound_call(attrs, store),
@@ -299,8 +301,8 @@ impl Flow<'_> {
             return Decision::unchanged("duplicate_new_inbound_call");
         }
         let leg_a = self.event.participant(LegTag::A);
-        attrs.caller = leg_a.and_then(|p| p.from.clone());
-        attrs.called = leg_a.and_then(|p| p.to.clone());
+        attrs.caller = leg_a.and_then(|p| event_value(p.from.as_ref()));
+        attrs.called = leg_a.and_then(|p| event_value(p.to.as_ref()));
         if self.leg_a_call_id.is_none() || self.event.call_details.transaction_id.is_none() {
             return self.end_call(
                 attrs,
@@ -311,8 +313,10 @@ impl Flow<'_> {
         }
         match &store.claim {
             Some(Ok(ClaimOutcome::Claimed(claim))) => {
-                attrs.sma_number = Some(claim.pair.sma_number.clone());
-                attrs.connect_number = Some(claim.pair.connect_number.clone());
+                // Bounded like event values: a mis-seeded pair with absurd numbers must not push
+                // the attributes past the SMA's limit (its claim record still names it).
+                attrs.sma_number = event_value(Some(&claim.pair.sma_number));
+                attrs.connect_number = event_value(Some(&claim.pair.connect_number));
                 attrs.pair_held = true;
                 let numbers = (
                     E164::parse(&claim.pair.sma_number),
@@ -356,7 +360,7 @@ impl Flow<'_> {
             (Some(ActionType::CallAndBridge), CallState::Connecting) => {
                 attrs.state = CallState::InConnect;
                 if let Some(leg_b) = self.event.participant(LegTag::B) {
-                    attrs.connect_leg = leg_b.call_id.clone();
+                    attrs.connect_leg = event_value(leg_b.call_id.as_ref());
                 }
                 Decision::with(Vec::new(), attrs, "in_connect")
             }

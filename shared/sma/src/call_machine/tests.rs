@@ -186,6 +186,79 @@ fn new_call_with_a_claimed_pair_bridges_to_connect_with_the_sma_number_as_caller
     assert_eq!(a.caller.as_deref(), Some(CALLER));
 }
 
+/// Found by the fuzzer: a 65 KB `To` was copied into the transaction attributes, past the SMA's
+/// 20 KB limit, so the service would have refused the answer and the caller heard nothing.
+#[test]
+fn absurd_values_from_the_event_never_reach_the_attributes_or_the_store() {
+    let huge = format!("+1{}", "5".repeat(65_000));
+    let mut leg = leg_a();
+    leg["To"] = json!(huge);
+    leg["From"] = json!("+1555\r\n0001111");
+    let ev = event(
+        "NEW_INBOUND_CALL",
+        &CallAttributes::default(),
+        vec![leg],
+        json!(null),
+    );
+    let StoreWork::Claim(request) = store_work(&ev, &CallAttributes::default(), &config()) else {
+        panic!("a caller leg with a CallId is claimed for");
+    };
+    assert_eq!(request.original_called_number, "");
+    let d = decide(&ev, &CallAttributes::default(), &config(), &claimed());
+    assert_eq!(types(&d), ["CallAndBridge"]);
+    let map = d.attributes.unwrap().to_map();
+    assert!(
+        map.values().all(|v| v.len() <= MAX_EVENT_VALUE_CHARS),
+        "{map:?}"
+    );
+    assert!(!map.contains_key(keys::CALLED));
+    let bytes: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+    assert!(bytes < 20 * 1024);
+}
+
+#[test]
+fn a_mis_seeded_pair_with_absurd_numbers_keeps_the_attributes_bounded() {
+    let ev = event(
+        "NEW_INBOUND_CALL",
+        &CallAttributes::default(),
+        vec![leg_a()],
+        json!(null),
+    );
+    let results = StoreResults {
+        claim: Some(Ok(ClaimOutcome::Claimed(Claim {
+            pair: PairKey {
+                sma_number: "9".repeat(50_000),
+                connect_number: CONNECT.into(),
+            },
+            transaction_id: TXN.into(),
+            lease_expires_at: 1,
+        }))),
+        ..StoreResults::default()
+    };
+    let d = decide(&ev, &CallAttributes::default(), &config(), &results);
+    assert_eq!(types(&d), ["Speak", "Hangup"], "the caller still hears why");
+    let map = d.attributes.unwrap().to_map();
+    assert!(
+        map.values().all(|v| v.len() <= MAX_EVENT_VALUE_CHARS),
+        "{map:?}"
+    );
+}
+
+#[test]
+fn absurd_values_in_the_incoming_attributes_are_not_echoed_back() {
+    let mut map = attrs(CallState::InConnect).to_map();
+    map.insert(keys::SMA_NUMBER.into(), "é".repeat(100_000));
+    let parsed = CallAttributes::from_map(&map);
+    assert_eq!(parsed.sma_number, None);
+    assert_eq!(parsed.state, CallState::InConnect);
+    assert!(
+        parsed
+            .to_map()
+            .values()
+            .all(|v| v.chars().count() <= MAX_EVENT_VALUE_CHARS)
+    );
+}
+
 #[test]
 fn new_call_with_no_free_pair_hears_busy_then_486() {
     let ev = event(
