@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use emulator::backend::HeldPair;
 use emulator::connect::{ContactAnswer, ContactRecord};
 use emulator::model::{Function, Ms, PairHold};
-use emulator::scenario::CallOutcome;
+use emulator::scenario::{CallOutcome, CallPlan};
 use emulator::simulate::RunResult;
 use emulator::sma::CallRecord;
 use serde::Serialize;
@@ -84,12 +84,16 @@ pub struct Tally {
     pub examples: Vec<String>,
 }
 
-const MAX_EXAMPLES: usize = 12;
+/// Examples kept per kind of failure.
+const MAX_EXAMPLES_PER_KIND: usize = 3;
 
 impl Tally {
-    fn example(&mut self, text: String) {
-        if self.examples.len() < MAX_EXAMPLES {
-            self.examples.push(text);
+    /// Keeps `text` unless `MAX_EXAMPLES_PER_KIND` examples of its kind (the text up to the
+    /// first `:` after the batch label) are already kept.
+    fn example(&mut self, kind: &str, text: String) {
+        let tag = format!("[{kind}]");
+        if self.examples.iter().filter(|e| e.starts_with(&tag)).count() < MAX_EXAMPLES_PER_KIND {
+            self.examples.push(format!("{tag} {text}"));
         }
     }
 
@@ -108,7 +112,20 @@ impl Tally {
         self.repeated_update_requests += o.repeated_update_requests;
         self.ended_quietly_after_connect_dropped += o.ended_quietly_after_connect_dropped;
         for e in &o.examples {
-            self.example(e.clone());
+            let kind = e
+                .strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .map(|(k, _)| k.to_owned())
+                .unwrap_or_default();
+            if self
+                .examples
+                .iter()
+                .filter(|x| x.starts_with(&format!("[{kind}]")))
+                .count()
+                < MAX_EXAMPLES_PER_KIND
+            {
+                self.examples.push(e.clone());
+            }
         }
     }
 }
@@ -117,6 +134,7 @@ impl Tally {
 /// `batch` names the run in examples.
 pub fn check(
     batch: &str,
+    plans: &[CallPlan],
     result: &RunResult,
     held: &[HeldPair],
     fallback_uri: Option<&str>,
@@ -140,19 +158,27 @@ pub fn check(
         }
         if outcome == CallOutcome::Stuck {
             t.invariants.stuck_calls += 1;
-            t.example(format!(
-                "{batch}: {} is stuck: still connected at the end ({})",
-                call.label,
-                describe(call, contacts)
-            ));
+            t.example(
+                "stuck",
+                format!(
+                    "{batch}: {} is stuck: still connected at the end ({}; {})",
+                    call.label,
+                    describe(call, contacts),
+                    knobs(plans, call.index)
+                ),
+            );
         } else if is_silent(call, contacts) {
             t.invariants.silent_calls += 1;
-            t.example(format!(
-                "{batch}: {} ended ({}) without the caller hearing anything ({})",
-                call.label,
-                outcome.as_str(),
-                describe(call, contacts)
-            ));
+            t.example(
+                "silent",
+                format!(
+                    "{batch}: {} ended ({}) without the caller hearing anything ({}; {})",
+                    call.label,
+                    outcome.as_str(),
+                    describe(call, contacts),
+                    knobs(plans, call.index)
+                ),
+            );
         }
         if ended_quietly_after_connect_dropped(call, contacts) {
             t.ended_quietly_after_connect_dropped += 1;
@@ -164,10 +190,16 @@ pub fn check(
             .count();
         if transfers > 1 {
             t.invariants.calls_with_more_than_one_transfer += 1;
-            t.example(format!(
-                "{batch}: {} was bridged to {transfers} transfer targets: {:?}",
-                call.label, call.target_uris
-            ));
+            t.example(
+                "more_than_one_transfer",
+                format!(
+                    "{batch}: {} was bridged to {transfers} transfer targets {:?} ({}; {})",
+                    call.label,
+                    call.target_uris,
+                    describe(call, contacts),
+                    knobs(plans, call.index)
+                ),
+            );
         }
         for contact in contacts {
             for a in contact
@@ -176,10 +208,13 @@ pub fn check(
                 .filter(|a| wrong_lookup(a, &call.transaction_id))
             {
                 t.invariants.wrong_caller_lookups += 1;
-                t.example(format!(
-                    "{batch}: the lookup for {}'s contact {} named transaction {:?}, not {}",
-                    call.label, contact.contact_id, a.transaction_id, call.transaction_id
-                ));
+                t.example(
+                    "wrong_caller_lookup",
+                    format!(
+                        "{batch}: the lookup for {}'s contact {} named transaction {:?}, not {}",
+                        call.label, contact.contact_id, a.transaction_id, call.transaction_id
+                    ),
+                );
             }
         }
     }
@@ -195,19 +230,22 @@ pub fn check(
             result
                 .calls
                 .get(i)
-                .map(|c| c.label.clone())
+                .map(|c| {
+                    let contacts = contacts_of.get(&c.index).unwrap_or(&no_contacts);
+                    format!("{} ({})", c.label, describe(c, contacts))
+                })
                 .unwrap_or_default()
         };
-        t.example(format!(
-            "{batch}: double claim of ({}, {}): {} holds it from {} ms, {} bridged with it at {} ms",
-            a.sma_number, a.connect_number, label(a.call), a.from_ms, label(b.call), b.from_ms
+        t.example("double_claim", format!(
+            "{batch}: double claim of ({}, {}): {} holds it from {} ms until {:?}, {} bridged with it at {} ms",
+            a.sma_number, a.connect_number, label(a.call), a.from_ms, a.until_ms, label(b.call), b.from_ms
         ));
     }
     for f in &result.findings {
         *t.findings_by_rule.entry(f.rule.clone()).or_default() += 1;
         if f.rule == "transfer.wrong_caller" {
             t.invariants.wrong_caller_transfers += 1;
-            t.example(format!("{batch}: {}", f.detail));
+            t.example("wrong_caller_transfer", format!("{batch}: {}", f.detail));
         } else if !COUNTED_ELSEWHERE.contains(&f.rule.as_str()) {
             t.invariants.other_findings += 1;
             let who = f
@@ -215,7 +253,11 @@ pub fn check(
                 .and_then(|i| result.calls.get(i))
                 .map(|c| c.label.clone())
                 .unwrap_or_else(|| "-".into());
-            t.example(format!("{batch}: {who}: {}: {}", f.rule, f.detail));
+            let how = f.call.map(|i| knobs(plans, i)).unwrap_or_default();
+            t.example(
+                &f.rule,
+                format!("{batch}: {who}: {}: {} ({how})", f.rule, f.detail),
+            );
         }
     }
     let live: HashMap<&str, &CallRecord> = result
@@ -235,17 +277,21 @@ pub fn check(
             .find(|c| c.transaction_id == h.transaction_id)
             .map(|c| {
                 format!(
-                    "{} ({}, {})",
+                    "{} ({}, {}; {})",
                     c.label,
                     c.outcome.map(CallOutcome::as_str).unwrap_or("-"),
-                    describe(c, contacts_of.get(&c.index).unwrap_or(&no_contacts))
+                    describe(c, contacts_of.get(&c.index).unwrap_or(&no_contacts)),
+                    knobs(plans, c.index)
                 )
             })
             .unwrap_or_else(|| format!("unknown transaction {}", h.transaction_id));
-        t.example(format!(
-            "{batch}: pair ({}, {}) still held after the run by {who}",
-            h.sma_number, h.connect_number
-        ));
+        t.example(
+            "pair_held_after_call_ended",
+            format!(
+                "{batch}: pair ({}, {}) still held after the run by {who}",
+                h.sma_number, h.connect_number
+            ),
+        );
     }
     t
 }
@@ -342,6 +388,21 @@ fn connect_cause(contacts: &[&ContactRecord]) -> String {
         Some("flow") => "flow_ended_without_transfer".into(),
         _ => "connect_leg_ended_before_transfer".into(),
     }
+}
+
+/// The abuse knobs of call `index`, for examples.
+fn knobs(plans: &[CallPlan], index: usize) -> String {
+    plans
+        .iter()
+        .find(|p| p.label == format!("soak {}", index + 1))
+        .or_else(|| plans.get(index))
+        .map(|p| {
+            format!(
+                "knobs: redeliver {:?}, hangup events {:?}, update delay {} ms, connect {:?}, target {:?}, caller {:?}",
+                p.sma.redeliver, p.sma.hangup_events, p.sma.update_delay_ms, p.connect, p.target, p.caller_behaviour
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// A short description of a call for examples.

@@ -240,6 +240,7 @@ pub async fn run_soak(
         let label = format!("batch {b} ({mode})");
         let checked = invariants::check(
             &label,
+            &run.plans,
             &result,
             &held,
             fallback.as_ref().map(|f| f.0.as_str()),
