@@ -242,7 +242,7 @@ impl FlowContactState {
         out
     }
 
-    /// The `ContactFlowEvent` a Lambda receives (CONTRACTS.md §2).
+    /// The `ContactFlowEvent` a Lambda receives (the shape `takeback_connect::ConnectEvent` reads).
     pub fn lambda_event(&self, parameters: &BTreeMap<String, String>) -> Value {
         let endpoint = |a: &str| json!({"Address": a, "Type": "TELEPHONE_NUMBER"});
         json!({

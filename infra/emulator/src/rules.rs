@@ -2,7 +2,7 @@
 //! handler returned (independently of the project's own wire types, so a mistake there shows
 //! up here).
 //!
-//! Limits and parameter rules from the PSTN audio service documentation (CONTRACTS.md §1):
+//! Limits and parameter rules from the PSTN audio service documentation:
 //! at most 10 actions; `TransactionAttributes` a string map (10 keys at most: the documented limit
 //! is contradictory, 10 is the safe reading); each action's required parameters and ranges.
 //! A response with any violation is one the real service would reject with

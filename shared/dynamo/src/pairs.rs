@@ -1,5 +1,5 @@
 //! DynamoDB implementation of [`PairStore`] and [`CallStore`] (see "Rolling-DNIS pair claims" in
-//! ARCHITECTURE.md). The same code runs in AWS and against DynamoDB Local: the SDK client is
+//! docs/architecture.md). The same code runs in AWS and against DynamoDB Local: the SDK client is
 //! pointed at the local server by `AWS_ENDPOINT_URL_DYNAMODB`, never by a code path here.
 //!
 //! # Data model

@@ -1,4 +1,4 @@
-//! Wire models of `Alexa.Comms.CallSignaling` (CONTRACTS.md §3) and of account linking.
+//! Wire models of `Alexa.Comms.CallSignaling` (the shapes are documented on each type below) and of account linking.
 //!
 //! Incoming shapes are tolerant (everything optional, unknown fields kept in `other`, open enums
 //! with an `Other(String)` fallback, request types this model does not know parsed into an

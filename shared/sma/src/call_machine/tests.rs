@@ -1,4 +1,4 @@
-//! One test per row of the state table in ARCHITECTURE.md ("The SMA call state machine"),
+//! One test per row of the state table in docs/architecture.md ("What each SMA situation owes the caller"),
 //! plus the races and duplicates around it.
 
 use std::collections::BTreeMap;
