@@ -9,6 +9,7 @@
 #[cfg(feature = "alexa")]
 pub mod alexa;
 pub mod error;
+mod item;
 pub mod pairs;
 pub mod seed;
 pub mod tables;

@@ -57,6 +57,7 @@ use takeback_pairs::{
 };
 
 use crate::error::{is_throttling_code, map_sdk_error};
+use crate::item::{n, s};
 
 /// Attribute names of the PAIRS and CALLS items.
 pub mod attr {
@@ -794,14 +795,6 @@ fn classify_cancellation(
         "ConditionalCheckFailed" | "TransactionConflict" => Ok(ClaimAttempt::PairTaken),
         _ => Err(StoreError::Other(Box::new(err))),
     }
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 pub(crate) fn pair_key_item(pair: &PairKey) -> Item {

@@ -23,6 +23,7 @@ use takeback_alexa::store::{PutOutcome, SessionStore};
 use takeback_common::StoreError;
 
 use crate::error::map_sdk_error;
+use crate::item::{n, s};
 
 pub mod attr {
     pub const SESSION_ID: &str = "session_id";
@@ -63,14 +64,6 @@ impl DynamoSessionStore {
 }
 
 type Item = HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
 
 fn list(values: &[String]) -> AttributeValue {
     AttributeValue::L(values.iter().map(|v| s(v.as_str())).collect())
