@@ -59,6 +59,24 @@ pub mod capture {
             .with_max_level(level)
             .with_writer(move || writer.clone())
             .finish();
-        (tracing::subscriber::set_default(subscriber), captured)
+        (set_thread_default(subscriber), captured)
+    }
+
+    /// `tracing::subscriber::set_default`, made safe for tests that run in parallel threads.
+    ///
+    /// When exactly one dispatcher is registered, `tracing-core` rebuilds callsite interest and
+    /// the global max level from the *rebuilding thread's* default dispatcher. A test thread
+    /// without a subscriber that meets a new callsite then sets the max level to OFF, and the
+    /// capturing thread silently loses events until the next rebuild. A global no-op registry
+    /// keeps at least two dispatchers registered, so every rebuild consults all of them.
+    pub fn set_thread_default<S>(subscriber: S) -> tracing::subscriber::DefaultGuard
+    where
+        S: tracing::Subscriber + Send + Sync + 'static,
+    {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
+        tracing::subscriber::set_default(subscriber)
     }
 }

@@ -96,7 +96,12 @@ mod tests {
     fn logged(directives: &str, emit: impl FnOnce()) -> String {
         let capture = Capture::default();
         let writer = capture.clone();
-        tracing::subscriber::with_default(subscriber(directives, move || writer.clone()), emit);
+        let guard = takeback_common::telemetry::capture::set_thread_default(subscriber(
+            directives,
+            move || writer.clone(),
+        ));
+        emit();
+        drop(guard);
         let bytes = capture.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
     }

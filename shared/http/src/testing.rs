@@ -668,7 +668,10 @@ pub fn capture_logs(directives: &str) -> (tracing::subscriber::DefaultGuard, Cap
     let captured = CapturedLogs::default();
     let writer = captured.clone();
     let subscriber = crate::logging::subscriber(directives, move || writer.clone());
-    (tracing::subscriber::set_default(subscriber), captured)
+    (
+        takeback_common::telemetry::capture::set_thread_default(subscriber),
+        captured,
+    )
 }
 
 /// A poisoned lock only means another test thread panicked; the fakes' state is still usable.
