@@ -34,13 +34,20 @@
 //! same instant run concurrently (one future per call or contact), so simultaneous callers
 //! really race for pairs in the store. The real service's retry after a 5 s timeout is not
 //! triggered by slow handlers (that is only flagged); it is played on purpose by the scenario
-//! knob `redeliver`, which delivers an event twice to test idempotency.
+//! knob `redeliver`, which delivers an event twice to test idempotency. The first answer is
+//! discarded and the retry follows 5 s later; events that happen in between (a hangup, an
+//! update, a finished action) wait for the retry's answer and then go out in order, because the
+//! service invokes the handler for one transaction at a time (see below).
 //!
 //! Prompt lengths are modelled at ~16 characters a second; answer/ring times come from the
 //! scenario. Audio, DTMF signalling, SIP and media are not emulated.
 //!
 //! # What the service leaves undocumented
 //!
+//! - Whether invocations of one transaction can overlap. The emulator assumes they cannot: the
+//!   service waits for the answer to one event (retrying it after a timeout) before it sends the
+//!   next, since each answer carries the `TransactionAttributes` the next event must see. A
+//!   retried event therefore never arrives after a later one.
 //! - Whether a `Hangup` of a bridged LEG-B produces `HANGUP` (LEG-B), `ACTION_SUCCESSFUL`
 //!   (Hangup), or both, and in which order: the scenario knob `sma.hangup_events`
 //!   (`hangup`, `hangup_then_success` — the default, `success_then_hangup`, `success`).

@@ -142,6 +142,10 @@ pub struct SmaCall {
     epoch: u64,
     ended: bool,
     redelivered: HashSet<&'static str>,
+    /// Events that came up while an invocation awaited its retry. The service invokes the
+    /// handler for one transaction at a time and retries a timed-out invocation before it
+    /// moves on, so these wait and then go out, in order, with the retry's attributes.
+    held_for_retry: Option<VecDeque<Delivery>>,
     pub record: CallRecord,
 }
 
@@ -191,6 +195,7 @@ impl SmaCall {
             epoch: 0,
             ended: false,
             redelivered: HashSet::new(),
+            held_for_retry: None,
         }
     }
 
@@ -278,6 +283,10 @@ impl SmaCall {
                 if self.ended && !d.last {
                     return;
                 }
+                if let Some(held) = self.held_for_retry.as_mut() {
+                    held.push_back(d);
+                    return;
+                }
                 self.invoke(run, stamp, d).await;
             }
             CallEvent::Redeliver {
@@ -285,16 +294,20 @@ impl SmaCall {
                 leg,
                 payload,
             } => {
-                if self.ended {
-                    return;
+                let held = self.held_for_retry.take().unwrap_or_default();
+                if !self.ended {
+                    let call = Invocation {
+                        event_type: &event_type,
+                        leg,
+                        last: false,
+                        note: " again (retry)",
+                    };
+                    self.call_handler(run, stamp, call, payload).await;
                 }
-                let call = Invocation {
-                    event_type: &event_type,
-                    leg,
-                    last: false,
-                    note: " again (retry)",
-                };
-                self.call_handler(run, stamp, call, payload).await;
+                for d in held {
+                    run.world
+                        .call_event(stamp.at, self.idx, CallEvent::Deliver(d));
+                }
             }
             CallEvent::CallerHangup => {
                 if !self.leg_a.up() {
@@ -406,6 +419,7 @@ impl SmaCall {
             e.actions = response.0.as_ref().ok().map(action_types);
             e.latency_ms = Some(ms(response.1));
             run.world.log(e);
+            self.held_for_retry = Some(VecDeque::new());
             run.world.call_event(
                 stamp.at + LAMBDA_TIMEOUT.as_millis() as Ms,
                 self.idx,
