@@ -60,7 +60,7 @@ TOOLS_STAMP  := $(ROOT)/.tools/venv/.pins
 
 .PHONY: help tools build test lint fmt clippy local-db-up local-db-down local-db-env seed watch \
         invoke lambda-build sizes sam-build validate deploy demo scenarios fuzz soak bench-claims bench \
-        clean-local
+        clean-local provision-demo
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -152,6 +152,9 @@ deploy: sam-build ## sam deploy (--guided the first time; SAM_DEPLOY_FLAGS= to r
 # API against the real handlers and a DynamoDB Local that the scripts start and stop by PID.
 demo: ## the main job, locally: calls through the emulator against DynamoDB Local
 	infra/demo.sh
+
+provision-demo: ## asp plan + apply of infra/property.example.toml against the fake ASP APIs; JSON figures last
+	infra/asp/demo.sh
 
 scenarios: ## every emulator scenario (events/scenarios/), DynamoDB Local and in-memory store
 	infra/scenarios.sh
