@@ -60,7 +60,7 @@ TOOLS_STAMP  := $(ROOT)/.tools/venv/.pins
 
 .PHONY: help tools build test lint fmt clippy local-db-up local-db-down local-db-env seed watch \
         invoke lambda-build sizes sam-build validate deploy demo scenarios fuzz soak bench-claims bench \
-        clean-local provision-demo
+        clean-local provision-demo flow
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -146,6 +146,10 @@ validate: $(TOOLS_STAMP) ## cfn-lint, sam validate --lint, checkov on template.y
 
 deploy: sam-build ## sam deploy (--guided the first time; SAM_DEPLOY_FLAGS= to reuse samconfig.toml)
 	sam deploy $(SAM_DEPLOY_FLAGS)
+
+flow: ## STACK=name: render infra/contact-flow.json with the stack's ARNs, create/update it in Connect (FLOW_FLAGS=--dry-run to print only)
+	@test -n "$(STACK)" || { echo "make flow: set STACK=<the deployed stack's name>" >&2; exit 2; }
+	$(CARGO) run -q -p flow -- --stack "$(STACK)" $(FLOW_FLAGS)
 
 # ---- emulator and benchmarks -----------------------------------------------------------------
 # The emulator plays the SMA, Connect (running infra/contact-flow.json) and the Chime SDK Voice

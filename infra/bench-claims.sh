@@ -6,6 +6,7 @@
 #
 #   BENCH_PROFILE=debug   skip the release build (faster to build, slower to run)
 #   BENCH_RUNS="spread:64:64:0 seed:64:64:0"   mode:claimers:pairs:hold_ms runs to make
+#   BENCH_CALLS=200       calls per figure of the side-by-side suite (`claim-bench --suite`)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,8 +45,13 @@ for run in $RUNS; do
   echo "$line"
   results+=("$line")
 done
-# Summary: every run as one JSON array.
+# The whole-call figures side by side with the sample's strategy (warm claim latency, requests
+# and write units per call, bursts as separate execution environments, 20 % throttling, cold
+# start): infra/claim-bench/src/suite.rs.
+suite="$("$bin" --suite --calls "${BENCH_CALLS:-200}" | tail -n 1)"
+echo "$suite"
+# Summary, last: every burst run as one JSON array, and the suite.
 (
   IFS=,
-  echo "{\"bench\":\"claims\",\"profile\":\"$PROFILE\",\"runs\":[${results[*]}]}"
+  echo "{\"bench\":\"claims\",\"profile\":\"$PROFILE\",\"runs\":[${results[*]}],\"suite\":$suite}"
 )

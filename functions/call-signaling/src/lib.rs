@@ -33,9 +33,10 @@
 //! | `SIGNALING_SESSIONS_TABLE` | yes | | sessions table name |
 //! | `TOKENS_TABLE` | yes | | LWA tokens table name |
 //! | `WEBHOOK_URL` | yes | | the property backend's webhook (https; http only to a loopback host) |
-//! | `WEBHOOK_SECRET` | yes | | HMAC-SHA256 key for `X-Signature` (secret, at least 32 bytes) |
+//! | `ALEXA_SECRET_ARN` | in AWS | | Secrets Manager secret holding `lwa_client_secret` and `webhook_hmac_secret`; read at cold start and again after LWA answers `invalid_client` or the backend 401 (`takeback-secrets`) |
+//! | `WEBHOOK_SECRET` | without `ALEXA_SECRET_ARN` | | HMAC-SHA256 key for `X-Signature` (secret, at least 32 bytes; local runs; refused beside the ARN) |
 //! | `LWA_CLIENT_ID` | yes | | the skill's LWA client id |
-//! | `LWA_CLIENT_SECRET` | yes | | the skill's LWA client secret (secret) |
+//! | `LWA_CLIENT_SECRET` | without `ALEXA_SECRET_ARN` | | the skill's LWA client secret (secret; local runs) |
 //! | `LWA_TOKEN_URL` | no | `https://api.amazon.com/auth/o2/token` | |
 //! | `LWA_TOKEN_ID` | no | `alexa-calling` | key of the token item |
 //! | `LWA_TIMEOUT_MS` | no | `3000` | per LWA request |

@@ -1,24 +1,47 @@
 //! Wiring only: logs, configuration, clients, runtime. See `lib.rs`.
+//!
+//! A configuration error is one JSON log line (`variable`, `problem`) and exit status 78.
+
+mod metrics;
 
 use call_signaling::{CallSignalingConfig, CallSignalingDeps, handle_by};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use std::sync::Arc;
 use takeback_alexa::budget::{self, Deadline};
 use takeback_alexa::model::AlexaRequestEnvelope;
+use takeback_common::{ConfigError, telemetry};
 use takeback_dynamo::alexa::DynamoSessionStore;
 use takeback_dynamo::alexa::DynamoTokenStore;
 use takeback_http::client::HttpClient;
 use takeback_http::lwa::{AccessTokenProvider, LwaClient};
 use takeback_http::signaling::SignalingClient;
-use takeback_http::webhook::WebhookClient;
+use takeback_http::webhook::{WebhookClient, WebhookConfigError};
+use takeback_secrets::{Keys, RuntimeSecrets, SecretsManagerClient};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // The project's JSON logs, with the runtime's and the SDK's own output capped (no secrets).
-    takeback_http::logging::init_json_logs();
-    let config = CallSignalingConfig::from_env(&takeback_common::config::process_env())
-        .inspect_err(|e| tracing::error!(error = %e, "configuration"))?;
+    telemetry::init_json_logs();
+    takeback_common::metrics::enable_stdout();
+    let env = takeback_common::config::process_env();
+    // Without ALEXA_SECRET_ARN (local runs) every setting is checked before the SDK loads, so a
+    // bad one is the only log line.
+    let secret_arn = telemetry::config_or_exit(takeback_secrets::secret_arn(&env));
+    if secret_arn.is_none() {
+        telemetry::config_or_exit(CallSignalingConfig::from_env(&env).map(drop));
+    }
     let sdk = takeback_sdk::load().await;
+    // The secrets: from Secrets Manager when ALEXA_SECRET_ARN is set (read now, again after a
+    // refusal), else from the environment.
+    let secrets = telemetry::config_or_exit(
+        RuntimeSecrets::load(
+            secret_arn,
+            || SecretsManagerClient::new(&sdk),
+            Keys::LwaAndWebhook,
+        )
+        .await,
+    );
+    let config = telemetry::config_or_exit(CallSignalingConfig::from_env(&secrets.overlay(&env)));
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let http = HttpClient::new()?;
     let token_store = Arc::new(DynamoTokenStore::new(
@@ -27,7 +50,8 @@ async fn main() -> Result<(), Error> {
     ));
     let tokens = Arc::new(AccessTokenProvider::new(
         token_store,
-        LwaClient::new(http.clone(), config.lwa.clone()),
+        LwaClient::new(http.clone(), config.lwa.clone())
+            .with_client_secret(secrets.lwa_client_secret(&config.lwa.client_secret)),
     ));
     let deps = CallSignalingDeps {
         skill_id: config.skill_id.clone(),
@@ -35,14 +59,17 @@ async fn main() -> Result<(), Error> {
         signaling: SignalingClient::new(http.clone(), tokens.clone(), config.signaling.retry),
         tokens,
         signaling_settings: config.signaling.clone(),
-        webhook: WebhookClient::new(
-            http,
-            config.webhook_url.clone(),
-            config.webhook_secret.clone(),
-            config.webhook_retry,
-            config.webhook_budget,
-        )
-        .inspect_err(|e| tracing::error!(error = %e, "configuration"))?,
+        webhook: telemetry::config_or_exit(
+            WebhookClient::new(
+                http,
+                config.webhook_url.clone(),
+                config.webhook_secret.clone(),
+                config.webhook_retry,
+                config.webhook_budget,
+            )
+            .map(|client| client.with_secret_source(secrets.webhook_secret(&config.webhook_secret)))
+            .map_err(|e| webhook_config_error(&e)),
+        ),
         ttl: config.ttl,
     };
     let deps = &deps;
@@ -53,12 +80,22 @@ async fn main() -> Result<(), Error> {
                 event.context.deadline,
                 budget::MIN_LAMBDA_MARGIN,
             );
+            let starts_session = metrics::starts_session(&event.payload);
             // Boxed: the handler future is deep and would make the runtime future's layout overflow
             // the compiler's query depth.
-            Box::pin(handle_by(deps, event.payload, deadline))
-                .await
-                .map_err(Error::from)
+            let result = Box::pin(handle_by(deps, event.payload, deadline)).await;
+            metrics::outcome(starts_session, result.as_ref().map(|_| ())).emit();
+            result.map_err(Error::from)
         },
     ))
     .await
+}
+
+/// The variable behind a webhook setting the client refuses.
+fn webhook_config_error(error: &WebhookConfigError) -> ConfigError {
+    let variable = match error {
+        WebhookConfigError::NotHttps => "WEBHOOK_URL",
+        WebhookConfigError::ShortSecret => "WEBHOOK_SECRET",
+    };
+    ConfigError::invalid(variable, error.to_string())
 }

@@ -11,27 +11,42 @@
 //! - `ALLOWED_VOICE_CONNECTOR_ARNS` (optional): comma-separated further ARNs a flow may pass;
 //! - `TRANSFER_TARGET_PATTERN` (optional): regular expression a per-call `TransferTarget` must
 //!   match as a whole (anchored for you); default `[0-9]{1,6}`;
-//! - `RUST_LOG` (optional, default `info`);
+//! - `ROOM_EXTENSIONS` (optional): the property's room extensions (`1101-1130,1201`, printed by
+//!   `asp room-extensions`); a per-call target that is no room is `invalid_target`;
+//! - `AWS_LAMBDA_LOG_LEVEL` (set by Lambda from the log level of `LoggingConfig`), else
+//!   `RUST_LOG` (optional, default `info`);
 //! - the standard AWS variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_DYNAMODB`,
 //!   `AWS_ENDPOINT_URL_CHIME_SDK_VOICE` for the local stack).
 //!
 //! IAM: `dynamodb:UpdateItem` on both tables, `chime:UpdateSipMediaApplicationCall` on the SMA.
 
+// The DynamoDB store's nested async state machines exceed the default layout depth.
+#![recursion_limit = "256"]
+mod metrics;
+
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
+use takeback_common::telemetry;
 use takeback_connect::config::TransferConfig;
-use takeback_dynamo::pairs::DynamoStore;
+use takeback_dynamo::pairs::{ClaimConfig, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    takeback_common::telemetry::init_json_logs();
-    let config = TransferConfig::from_env(&takeback_common::config::process_env())?;
+    telemetry::init_json_logs();
+    takeback_common::metrics::enable_stdout();
+    let config = telemetry::config_or_exit(TransferConfig::from_env(
+        &takeback_common::config::process_env(),
+    ));
     let sdk_config = takeback_sdk::load().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config),
         config.pairs_table,
         config.calls_table,
-    );
+    )
+    .with_config(ClaimConfig {
+        retry_budget: takeback_sdk::CONNECT_TRANSFER_STORE_RETRY_BUDGET,
+        ..ClaimConfig::default()
+    });
     let deps = connect_transfer::TransferDeps::new(
         store,
         takeback_chime::client(&sdk_config),
@@ -40,7 +55,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, std::convert::Infallible>(connect_transfer::handle(deps, event.payload).await)
+        let answer = connect_transfer::handle(deps, event.payload).await;
+        metrics::outcome(&answer).emit();
+        Ok::<_, std::convert::Infallible>(answer)
     }))
     .await
 }

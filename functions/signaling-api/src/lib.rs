@@ -3,7 +3,9 @@
 //! # Design
 //!
 //! A Lambda function URL with `AuthType: AWS_IAM`: the backend signs its requests with SigV4
-//! (any AWS SDK, `awscurl`) using a role that has `lambda:InvokeFunctionUrl` on this function.
+//! (any AWS SDK, `awscurl`) using a role that has both `lambda:InvokeFunctionUrl` and
+//! `lambda:InvokeFunction` on the function's `live` alias, which owns the URL (URLs created since
+//! October 2025 refuse a caller with only the first; `docs/signaling-api-invoke-policy.json`).
 //! No API Gateway, no shared secret to rotate, and the caller's IAM identity is in every request
 //! (logged as `caller`). Messages from Alexa reach the backend the other way, through the signed
 //! webhook of `call-signaling`.
@@ -61,7 +63,8 @@
 //! | `SIGNALING_SESSIONS_TABLE` | yes | |
 //! | `TOKENS_TABLE` | yes | |
 //! | `LWA_CLIENT_ID` | yes | |
-//! | `LWA_CLIENT_SECRET` | yes (secret) | |
+//! | `ALEXA_SECRET_ARN` | in AWS | | Secrets Manager secret holding `lwa_client_secret`; read at cold start and again after LWA answers `invalid_client` (`takeback-secrets`) |
+//! | `LWA_CLIENT_SECRET` | without `ALEXA_SECRET_ARN` (local runs; refused beside it) | |
 //! | `LWA_TOKEN_URL` | no | `https://api.amazon.com/auth/o2/token` |
 //! | `LWA_TOKEN_ID` | no | `alexa-calling` |
 //! | `LWA_TIMEOUT_MS` | no | `3000` |

@@ -11,6 +11,7 @@
 //! | `DEFAULT_TRANSFER_TARGET` / `DEFAULT_TRANSFER_TARGET_ARN` | no (both or neither) | target when an update names none |
 //! | `ALLOWED_VOICE_CONNECTOR_ARNS` | no | comma-separated ARNs a transfer may use (the default's is always allowed) |
 //! | `TRANSFER_TARGET_PATTERN` | no (`[0-9]{1,6}`) | what a per-call target must match; the same policy as `connect-transfer` ([`policy_from_env`]) |
+//! | `ROOM_EXTENSIONS` | no | the property's room extensions (`1101-1130,1201`); a per-call target must be one of them |
 //! | `TRANSFER_UPDATE_GRACE_MS` | no (3000) | when Connect hangs up and no transfer intent is recorded, how long the caller waits for a late `CALL_UPDATE_REQUESTED` (0–10000) |
 //! | `FALLBACK_TARGET` / `FALLBACK_TARGET_ARN` | no (both or neither) | where callers go when no pair is free or Connect/the target fails |
 //! | `VOICE_ID`, `LANGUAGE_CODE`, `SPEECH_ENGINE` | no (Joanna, en-US, neural) | voice of announcements (no control characters) |

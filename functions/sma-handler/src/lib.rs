@@ -2,6 +2,7 @@
 //! asks for, decide, answer. `main.rs` only wires; tests and the emulator call [`handle`].
 
 pub mod config;
+pub mod metrics;
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use takeback_common::error::chain;
 use takeback_common::mask::mask_number;
+use takeback_pairs::strategy::{self, Delivery};
 use takeback_pairs::{CallStore, PairStore, StoreError};
 use takeback_sma::call_machine::{
     self, CallAttributes, CallMachineConfig, Decision, StoreFailed, StoreResults, StoreWork,
@@ -87,8 +89,9 @@ async fn decide_and_answer<S: PairStore + CallStore>(
             "SMA reported a failure"
         );
     }
-    let work = call_machine::store_work(event, &attrs, &deps.call_machine);
-    let results = run_store_work(&deps.store, work).await;
+    let work = call_machine::store_work_needed(event, &attrs, &deps.call_machine);
+    let delivery = strategy::delivery_of(call_machine::call_started_ms(event), now_ms());
+    let results = run_store_work_as(&deps.store, work, delivery).await;
     let decision = call_machine::decide(event, &attrs, &deps.call_machine, &results);
     info!(
         outcome = decision.outcome,
@@ -98,6 +101,7 @@ async fn decide_and_answer<S: PairStore + CallStore>(
         actions = ?decision.actions.iter().map(Action::type_name).collect::<Vec<_>>(),
         "decided"
     );
+    metrics::outcome(decision.outcome, &results).emit();
     into_response(event, decision)
 }
 
@@ -108,10 +112,21 @@ async fn decide_and_answer<S: PairStore + CallStore>(
 /// [`StoreFailed`]; an unknown outcome leaves nothing the next event cannot release, because
 /// every ending event releases whatever this transaction may own.
 pub async fn run_store_work<S: PairStore + CallStore>(store: &S, work: StoreWork) -> StoreResults {
+    run_store_work_as(store, work, Delivery::First).await
+}
+
+/// [`run_store_work`] with what the handler knows of the event's delivery: a claim for an event
+/// that may have been delivered before looks for the transaction's pair first
+/// ([`PairStore::claim_new_call`]).
+pub async fn run_store_work_as<S: PairStore + CallStore>(
+    store: &S,
+    work: StoreWork,
+    delivery: Delivery,
+) -> StoreResults {
     match &work {
         StoreWork::Nothing => StoreResults::default(),
         StoreWork::Claim(request) => StoreResults {
-            claim: Some(bounded("claim", store.claim(request)).await),
+            claim: Some(bounded("claim", store.claim_new_call(request, delivery)).await),
             ..StoreResults::default()
         },
         StoreWork::ReleaseOwned {
@@ -147,6 +162,14 @@ pub async fn run_store_work<S: PairStore + CallStore>(store: &S, work: StoreWork
             }
         }
     }
+}
+
+/// Epoch milliseconds of the handler's clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }
 
 /// One store operation within its own [`STORE_BUDGET`].

@@ -1,3 +1,7 @@
+//! `sma-handler` Lambda: wiring only (see `lib.rs` and `config.rs` for the contract).
+//!
+//! A configuration error is one JSON log line (`variable`, `problem`) and exit status 78.
+
 // The DynamoDB store's nested async state machines exceed the default layout depth.
 #![recursion_limit = "256"]
 
@@ -6,13 +10,15 @@ use serde_json::Value;
 use sma_handler::config::SmaHandlerConfig;
 use sma_handler::{SmaDeps, handle};
 use takeback_common::config::process_env;
+use takeback_common::{metrics, telemetry};
 use takeback_dynamo::pairs::{ClaimConfig, DynamoStore};
 use takeback_pairs::strategy::ClaimRules;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    takeback_common::telemetry::init_json_logs();
-    let config = SmaHandlerConfig::from_env(&process_env())?;
+    telemetry::init_json_logs();
+    metrics::enable_stdout();
+    let config = telemetry::config_or_exit(SmaHandlerConfig::from_env(&process_env()));
     let sdk = takeback_sdk::load().await;
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
@@ -24,6 +30,7 @@ async fn main() -> Result<(), Error> {
             lease_seconds: config.lease_seconds,
             ..ClaimRules::default()
         },
+        retry_budget: takeback_sdk::SMA_STORE_RETRY_BUDGET,
         ..ClaimConfig::default()
     });
     let deps = SmaDeps {

@@ -98,6 +98,13 @@ pub enum Command {
         #[arg(env = "ASP_PROPERTY_FILE")]
         property: PathBuf,
     },
+    /// Print the property's room extensions as the transfer functions read them
+    /// (`ROOM_EXTENSIONS`, e.g. `1101-1130,1201-1230`), so `connect-transfer` and the SMA
+    /// handler refuse an extension that is no room. Pass it to `sam deploy` as `RoomExtensions`.
+    RoomExtensions {
+        #[arg(env = "ASP_PROPERTY_FILE")]
+        property: PathBuf,
+    },
     /// Show what apply would change (reads only).
     Plan(PropertyArgs),
     /// Make the APIs hold what the property file says.
@@ -537,6 +544,25 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                     desired.trunks.len(),
                     desired.address_books.len()
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RoomExtensions { property } => {
+            let desired = property::load(property)?;
+            let rooms = takeback_sma::target::RoomDirectory::from_extensions(
+                desired
+                    .rooms
+                    .iter()
+                    .filter_map(|r| r.extension.as_ref().map(|(_trunk, ext)| ext.as_str())),
+            )?;
+            let spec = rooms.to_spec();
+            if cli.output == OutputFormat::Json {
+                println!(
+                    "{}",
+                    json!({ "room_extensions": spec, "extensions": rooms.len() })
+                );
+            } else {
+                println!("{spec}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -37,54 +37,53 @@ use takeback_dynamo::tables::{self, create_table};
 use takeback_pairs::strategy::ClaimRules;
 use takeback_pairs::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+mod suite;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
     Spread,
     Hash,
     Seed,
 }
 
-#[derive(Debug, Clone)]
+/// Pair-claim benchmark against DynamoDB (Local: `AWS_ENDPOINT_URL_DYNAMODB`).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "claim-bench")]
 struct Args {
+    /// Burst mode: `spread` (this project's store), `hash` (tickets off), `seed` (the sample).
+    #[arg(long, value_enum, default_value = "spread")]
     mode: Mode,
-    claimers: usize,
-    pairs: usize,
-    rounds: usize,
-    hold: Duration,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    claimers: u64,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pairs: u64,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// How long each winner holds its pair before the release.
+    #[arg(long = "hold-ms", default_value_t = 0)]
+    hold_ms: u64,
+    /// Run every figure of a call side by side with the sample's strategy (see `suite.rs`)
+    /// instead of one burst.
+    #[arg(long)]
+    suite: bool,
+    /// Calls per figure in `--suite`.
+    #[arg(long, default_value_t = 200)]
+    calls: usize,
+    /// Internal: one cold claim in a fresh process (`ours` or `sample`), for `--suite`.
+    #[arg(long, hide = true)]
+    cold_child: Option<String>,
+    #[arg(long, hide = true)]
+    pairs_table: Option<String>,
+    #[arg(long, hide = true)]
+    calls_table: Option<String>,
+    #[arg(long, hide = true)]
+    spawned_at_us: Option<u128>,
 }
 
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args {
-        mode: Mode::Spread,
-        claimers: 64,
-        pairs: 64,
-        rounds: 1,
-        hold: Duration::ZERO,
-    };
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("{flag}: not a number: {value}"))
-        };
-        match flag.as_str() {
-            "--mode" => {
-                args.mode = match value.as_str() {
-                    "spread" => Mode::Spread,
-                    "hash" => Mode::Hash,
-                    "seed" => Mode::Seed,
-                    other => return Err(format!("unknown mode {other}")),
-                }
-            }
-            "--claimers" => args.claimers = num()?.max(1),
-            "--pairs" => args.pairs = num()?.max(1),
-            "--rounds" => args.rounds = num()?.max(1),
-            "--hold-ms" => args.hold = Duration::from_millis(num()? as u64),
-            other => return Err(format!("unknown argument {other}")),
-        }
+impl Args {
+    fn hold(&self) -> Duration {
+        Duration::from_millis(self.hold_ms)
     }
-    Ok(args)
 }
 
 /// Counts every HTTP attempt the client makes.
@@ -122,6 +121,8 @@ fn bench_pairs(n: usize) -> Vec<PairKey> {
 struct ClaimResult {
     pair: Option<PairKey>,
     write_attempts: u64,
+    /// Requests sent (SDK retries not included).
+    requests: u64,
 }
 
 #[derive(Clone)]
@@ -134,8 +135,10 @@ impl Seed {
     /// The seed's claim: Query Limit=1 on `in_use = false`, conditional UpdateItem, retry.
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimResult, String> {
         let mut write_attempts = 0;
+        let mut requests = 0;
         // "Until success": bounded only so a broken run cannot spin forever.
         while write_attempts < 10_000 {
+            requests += 1;
             let out = self
                 .client
                 .query()
@@ -151,6 +154,7 @@ impl Seed {
                 return Ok(ClaimResult {
                     pair: None,
                     write_attempts,
+                    requests,
                 });
             };
             let pair = PairKey {
@@ -158,6 +162,7 @@ impl Seed {
                 connect_number: s_of(item, attr::CONNECT_NUMBER)?,
             };
             write_attempts += 1;
+            requests += 1;
             let result = self
                 .client
                 .update_item()
@@ -193,6 +198,7 @@ impl Seed {
                     return Ok(ClaimResult {
                         pair: Some(pair),
                         write_attempts,
+                        requests,
                     });
                 }
                 Err(SdkError::ServiceError(e))
@@ -264,8 +270,8 @@ fn now_ms() -> i64 {
 
 enum Backend {
     Store {
-        claims: DynamoStore,
-        others: DynamoStore,
+        claims: Box<DynamoStore>,
+        others: Box<DynamoStore>,
     },
     Seed {
         claims: Seed,
@@ -328,7 +334,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
             .await
             .map_err(|e| format!("create {name}: {e:?}"))?;
     }
-    let pairs = bench_pairs(args.pairs);
+    let pairs = bench_pairs(args.pairs as usize);
     seed_pairs(&setup, &pairs_table, &pairs)
         .await
         .map_err(|e| format!("seed: {e:?}"))?;
@@ -343,10 +349,13 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
                 ..ClaimConfig::default()
             };
             Backend::Store {
-                claims: DynamoStore::new(claim_client, &pairs_table, &calls_table)
-                    .with_config(config.clone()),
-                others: DynamoStore::new(other_client, &pairs_table, &calls_table)
-                    .with_config(config),
+                claims: Box::new(
+                    DynamoStore::new(claim_client, &pairs_table, &calls_table)
+                        .with_config(config.clone()),
+                ),
+                others: Box::new(
+                    DynamoStore::new(other_client, &pairs_table, &calls_table).with_config(config),
+                ),
             }
         }
         Mode::Seed => Backend::Seed {
@@ -363,7 +372,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
 
     let holders: Arc<Mutex<HashMap<PairKey, String>>> = Arc::default();
     let tally: Arc<Mutex<Tally>> = Arc::default();
-    let barrier = Arc::new(tokio::sync::Barrier::new(args.claimers));
+    let barrier = Arc::new(tokio::sync::Barrier::new(args.claimers as usize));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..args.claimers {
@@ -387,7 +396,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
                 let t0 = Instant::now();
                 let claim = match &*backend {
                     Backend::Store { claims, .. } => {
-                        let store = claims.clone().with_fresh_metrics();
+                        let store = (**claims).clone().with_fresh_metrics();
                         let outcome = store.claim(&request).await.map_err(|e| format!("{e:?}"))?;
                         ClaimResult {
                             pair: match outcome {
@@ -395,6 +404,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
                                 ClaimOutcome::Busy => None,
                             },
                             write_attempts: store.metrics().claim_write_attempts,
+                            requests: store.metrics().requests,
                         }
                     }
                     Backend::Seed { claims, .. } => claims.claim(&request).await?,
@@ -422,8 +432,8 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
                         .map(|l| l.transaction_id),
                     Backend::Seed { others, .. } => others.lookup(&pair).await?,
                 };
-                if !args.hold.is_zero() {
-                    tokio::time::sleep(args.hold).await;
+                if !args.hold().is_zero() {
+                    tokio::time::sleep(args.hold()).await;
                 }
                 holders.lock().map_err(|_| "poisoned")?.remove(&pair);
                 let released = match &*backend {
@@ -489,20 +499,160 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     }))
 }
 
+/// Fresh PAIRS and CALLS tables with `pairs` seeded.
+async fn fresh_tables(sdk: &aws_config::SdkConfig, pairs: u64) -> Result<(String, String), String> {
+    let setup = Client::new(sdk);
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let pairs_table = format!("bench-pairs-{suffix}");
+    let calls_table = format!("bench-calls-{suffix}");
+    for (def, name) in [
+        (&tables::PAIRS, &pairs_table),
+        (&tables::CALLS, &calls_table),
+    ] {
+        create_table(&setup, def, name)
+            .await
+            .map_err(|e| format!("create {name}: {e:?}"))?;
+    }
+    seed_pairs(&setup, &pairs_table, &bench_pairs(pairs as usize))
+        .await
+        .map_err(|e| format!("seed: {e:?}"))?;
+    Ok((pairs_table, calls_table))
+}
+
+/// Every figure of the issue, this project's store beside the sample's strategy, one run.
+async fn run_suite(args: &Args) -> Result<serde_json::Value, String> {
+    let sdk = takeback_sdk::load().await;
+    let n = args.calls.max(10);
+    let (pairs_table, calls_table) = fresh_tables(&sdk, 16).await?;
+    let b = suite::Bench::new(sdk.clone(), pairs_table.clone(), calls_table.clone());
+    eprintln!("claim-bench: warm uncontended claims");
+    let (ours_ms, sample_ms) = suite::warm_latency(&b, n).await?;
+    eprintln!("claim-bench: requests per call");
+    // Abandoned calls free their pairs unbound (no lookup), which then rest 15 s: a pool with
+    // room for them, so every call of the figure finds a pair.
+    let (pt, ct) = fresh_tables(&sdk, 256).await?;
+    let per_call = suite::requests_per_call(
+        &suite::Bench::new(sdk.clone(), pt, ct),
+        (n / 4).max(10) as u64,
+    )
+    .await?;
+    eprintln!("claim-bench: cold start");
+    let cold_ours = suite::cold_start(&pairs_table, &calls_table, 5, "ours")?;
+    let cold_sample = suite::cold_start(&pairs_table, &calls_table, 5, "sample")?;
+
+    let mut bursts = serde_json::Map::new();
+    for (name, claimers, pairs, warm, hold_ms, ours) in [
+        ("ours_64_on_64_warm", 64, 64, true, 0, true),
+        ("ours_64_on_64_cold", 64, 64, false, 0, true),
+        ("sample_64_on_64", 64, 64, false, 0, false),
+        ("ours_100_on_40_warm", 100, 40, true, 1000, true),
+        ("sample_100_on_40", 100, 40, false, 1000, false),
+    ] {
+        eprintln!("claim-bench: burst {name}");
+        let (pt, ct) = fresh_tables(&sdk, pairs).await?;
+        let bb = suite::Bench::new(sdk.clone(), pt, ct);
+        let r = suite::burst(&bb, claimers, warm, Duration::from_millis(hold_ms), ours).await?;
+        bursts.insert(name.to_owned(), r);
+    }
+    eprintln!("claim-bench: 20 % of requests throttled");
+    let (pt, ct) = fresh_tables(&sdk, 64).await?;
+    let tb = suite::Bench::new(sdk.clone(), pt, ct);
+    let rounds = (n / 16).max(5);
+    let throttled_ours = suite::refusals_under_throttling(&tb, 20, 16, rounds, true).await?;
+    let throttled_sample = suite::refusals_under_throttling(&tb, 20, 16, rounds, false).await?;
+    Ok(serde_json::json!({
+        "bench": "calls",
+        "warm_claim_p50_ms": {"ours": round2(ours_ms), "sample": round2(sample_ms),
+            "ratio": round2(ours_ms / sample_ms.max(f64::EPSILON))},
+        "requests_per_call": per_call,
+        "cold_start_to_first_claim_ms": {"ours": round2(cold_ours), "sample_strategy_in_rust": round2(cold_sample)},
+        "bursts": bursts,
+        "throttled_20pct": {"ours": throttled_ours, "sample": throttled_sample},
+    }))
+}
+
+/// The child of `cold_start`: one claim from a fresh process; prints the milliseconds from the
+/// parent's spawn to the claim's answer.
+async fn cold_child(args: &Args, strategy: &str) -> Result<(), String> {
+    let (Some(pairs_table), Some(calls_table)) = (&args.pairs_table, &args.calls_table) else {
+        return Err("--cold-child needs --pairs-table and --calls-table".into());
+    };
+    let sdk = takeback_sdk::load().await;
+    let t = uuid::Uuid::new_v4().to_string();
+    let request = ClaimRequest {
+        transaction_id: t.clone(),
+        original_calling_number: "+14155550100".into(),
+        original_called_number: "+18005550199".into(),
+    };
+    let client = Client::new(&sdk);
+    let pair = if strategy == "ours" {
+        let store = DynamoStore::new(client, pairs_table, calls_table);
+        match store.claim(&request).await.map_err(|e| e.to_string())? {
+            ClaimOutcome::Claimed(c) => {
+                let done = since_spawn(args);
+                store
+                    .lookup(&c.pair, &t, LookupMode::KeepClaim)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store
+                    .release(&c.pair, &t)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                done
+            }
+            ClaimOutcome::Busy => return Err("busy".into()),
+        }
+    } else {
+        let seed = Seed {
+            client,
+            table: pairs_table.clone(),
+        };
+        let r = seed.claim(&request).await?;
+        let done = since_spawn(args);
+        if let Some(p) = r.pair {
+            seed.release(&p).await?;
+        }
+        done
+    };
+    println!("{pair}");
+    Ok(())
+}
+
+fn since_spawn(args: &Args) -> f64 {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or_default();
+    let spawned = args.spawned_at_us.unwrap_or(now_us);
+    now_us.saturating_sub(spawned) as f64 / 1000.0
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("claim-bench: {e}");
-            return ExitCode::from(2);
-        }
+    let args = <Args as clap::Parser>::parse();
+    if let Some(strategy) = args.cold_child.clone() {
+        return match cold_child(&args, &strategy).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("claim-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let result = if args.suite {
+        eprintln!(
+            "claim-bench: side-by-side suite, {} calls per figure",
+            args.calls
+        );
+        run_suite(&args).await
+    } else {
+        eprintln!(
+            "claim-bench: mode {:?}, {} claimers, {} pairs, {} rounds",
+            args.mode, args.claimers, args.pairs, args.rounds
+        );
+        run(args).await
     };
-    eprintln!(
-        "claim-bench: mode {:?}, {} claimers, {} pairs, {} rounds",
-        args.mode, args.claimers, args.pairs, args.rounds
-    );
-    match run(args).await {
+    match result {
         Ok(result) => {
             println!("{result}");
             ExitCode::SUCCESS
@@ -524,6 +674,27 @@ mod tests {
         assert_eq!(percentile(&v, 50.0), 50.0);
         assert_eq!(percentile(&v, 99.0), 99.0);
         assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn arguments_parse_and_bad_ones_are_refused() {
+        let args = <Args as clap::Parser>::try_parse_from([
+            "claim-bench",
+            "--mode",
+            "seed",
+            "--claimers",
+            "100",
+            "--pairs",
+            "40",
+            "--hold-ms",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(args.mode, Mode::Seed);
+        assert_eq!((args.claimers, args.pairs), (100, 40));
+        assert_eq!(args.hold(), Duration::from_millis(1000));
+        assert!(<Args as clap::Parser>::try_parse_from(["claim-bench", "--mode", "x"]).is_err());
+        assert!(<Args as clap::Parser>::try_parse_from(["claim-bench", "--pairs", "0"]).is_err());
     }
 
     #[test]

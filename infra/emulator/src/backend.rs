@@ -15,7 +15,7 @@ use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr};
 use takeback_dynamo::seed::seed_pairs;
 use takeback_dynamo::tables;
 use takeback_pairs::memory::MemoryStore;
-use takeback_pairs::strategy::ClaimRules;
+use takeback_pairs::strategy::{ClaimRules, Delivery};
 use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
     ReleaseOutcome, StoreError, TransferIntent,
@@ -94,12 +94,34 @@ impl PairStore for AnyStore {
         }
     }
 
-    // Without this the trait's default (no claim records) would hide the stores' records, and
-    // `release_owned` could not free a claim whose outcome the handler never learned.
+    // The trait's defaults below would hide what the stores do differently (claim records,
+    // the re-delivery path of a claim, their own release), so each one is forwarded.
     async fn claimed_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
         match self {
             Self::Memory(m) => m.claimed_pair(transaction_id).await,
             Self::Dynamo(d) => d.claimed_pair(transaction_id).await,
+        }
+    }
+
+    async fn claim_new_call(
+        &self,
+        request: &ClaimRequest,
+        delivery: Delivery,
+    ) -> Result<ClaimOutcome, StoreError> {
+        match self {
+            Self::Memory(m) => m.claim_new_call(request, delivery).await,
+            Self::Dynamo(d) => d.claim_new_call(request, delivery).await,
+        }
+    }
+
+    async fn release_owned(
+        &self,
+        transaction_id: &str,
+        known: Option<&PairKey>,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        match self {
+            Self::Memory(m) => m.release_owned(transaction_id, known).await,
+            Self::Dynamo(d) => d.release_owned(transaction_id, known).await,
         }
     }
 }

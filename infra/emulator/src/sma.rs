@@ -149,6 +149,26 @@ pub struct SmaCall {
     pub record: CallRecord,
 }
 
+/// The same event, its leg start times moved `by_ms` into the past: the real clock barely moves
+/// while the virtual one waits out the SMA's timeout, and the retry must look that much older.
+fn aged(mut payload: Value, by_ms: i64) -> Value {
+    if let Some(participants) = payload
+        .pointer_mut("/CallDetails/Participants")
+        .and_then(Value::as_array_mut)
+    {
+        for leg in participants {
+            if let Some(start) = leg
+                .get("StartTimeInMilliseconds")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse::<i64>().ok())
+            {
+                leg["StartTimeInMilliseconds"] = json!((start - by_ms).to_string());
+            }
+        }
+    }
+    payload
+}
+
 fn s(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
@@ -228,6 +248,16 @@ impl SmaCall {
     /// The event payload the service sends.
     fn payload(&mut self, run: &Run, d: &Delivery) -> Value {
         self.sequence += 1;
+        // Leg start times as the handler's wall clock should see them: the virtual clock runs
+        // ahead of the real one, so a start is placed its virtual age before the real now. The
+        // handler judges a first delivery by that age.
+        let real_now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(run.epoch_ms, |d| {
+                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            });
+        let virtual_now = run.world.now();
+        let started = |start_ms: Ms| real_now_ms - virtual_now.saturating_sub(start_ms) as i64;
         let participants: Vec<Value> = self
             .legs()
             .filter(|l| l.status != LegStatus::Ringing)
@@ -238,7 +268,7 @@ impl SmaCall {
                     "To": l.to,
                     "From": l.from,
                     "Direction": if l.tag == "LEG-A" { "Inbound" } else { "Outbound" },
-                    "StartTimeInMilliseconds": (run.epoch_ms + l.start_ms as i64).to_string(),
+                    "StartTimeInMilliseconds": started(l.start_ms).to_string(),
                     "Status": if l.up() { "Connected" } else { "Disconnected" },
                 })
             })
@@ -420,6 +450,7 @@ impl SmaCall {
             e.latency_ms = Some(ms(response.1));
             run.world.log(e);
             self.held_for_retry = Some(VecDeque::new());
+            let payload = aged(payload, LAMBDA_TIMEOUT.as_millis() as i64);
             run.world.call_event(
                 stamp.at + LAMBDA_TIMEOUT.as_millis() as Ms,
                 self.idx,

@@ -5,57 +5,64 @@
 //!            (--pairs-file FILE | --sma-numbers A,B,C --connect-numbers X,Y,Z)...
 //! ```
 //!
-//! Table names default to `$PAIRS_TABLE` / `$CALLS_TABLE`. The AWS SDK's usual configuration
+//! Table names default to `$PAIRS_TABLE` / `$CALLS_TABLE`; `seed-pairs --help` lists every flag. The AWS SDK's usual configuration
 //! applies: `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local
 //! (`eval "$(infra/dynamodb-local.sh env)"`). Re-running adds only new pairs; pairs that exist,
 //! free or in use, are left untouched. Prints a JSON report.
 
 use std::process::ExitCode;
 
-use takeback_common::config::process_env;
+use clap::Parser;
+
 use takeback_dynamo::seed::{PairsFile, seed_pairs};
 use takeback_dynamo::tables::{self, create_table};
 
-#[derive(Debug, Default)]
+/// Table names fall back to the functions' own variables (`PAIRS_TABLE`, `CALLS_TABLE`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "seed-pairs",
+    about = "Creates the pairs and calls tables (optional) and seeds rolling-DNIS pairs",
+    after_help = "The AWS SDK's usual configuration applies (AWS_ENDPOINT_URL_DYNAMODB for DynamoDB \
+                  Local). Re-running adds only new pairs. Prints a JSON report."
+)]
 struct Args {
+    /// Create the pairs and calls tables first (left as they are when they exist)
+    #[arg(long)]
     create_tables: bool,
+    /// Pairs table name
+    #[arg(long, value_name = "NAME", env = tables::PAIRS.env_var)]
     pairs_table: Option<String>,
+    /// Calls table name (needed with --create-tables)
+    #[arg(long, value_name = "NAME", env = tables::CALLS.env_var)]
     calls_table: Option<String>,
+    /// A pairs file (JSON, as infra/pairs.example.json); may be repeated
+    #[arg(long = "pairs-file", value_name = "FILE")]
     files: Vec<String>,
+    /// SMA numbers (E.164), comma-separated; paired with --connect-numbers
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',', value_parser = trimmed)]
     sma_numbers: Vec<String>,
+    /// Connect numbers (E.164), comma-separated
+    #[arg(long, value_name = "X,Y,...", value_delimiter = ',', value_parser = trimmed)]
     connect_numbers: Vec<String>,
 }
 
-const USAGE: &str = "usage: seed-pairs [--create-tables] [--pairs-table NAME] [--calls-table NAME] \
-(--pairs-file FILE | --sma-numbers A,B --connect-numbers X,Y)";
-
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args::default();
-    let list = |v: String| -> Vec<String> {
-        v.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--create-tables" => args.create_tables = true,
-            "--pairs-table" => args.pairs_table = Some(value()?),
-            "--calls-table" => args.calls_table = Some(value()?),
-            "--pairs-file" => args.files.push(value()?),
-            "--sma-numbers" => args.sma_numbers.extend(list(value()?)),
-            "--connect-numbers" => args.connect_numbers.extend(list(value()?)),
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    Ok(args)
+fn trimmed(value: &str) -> Result<String, String> {
+    Ok(value.trim().to_owned())
 }
 
-fn table_name(arg: Option<String>, def: &tables::TableDef) -> Result<String, String> {
-    arg.or_else(|| process_env().optional(def.env_var))
+impl Args {
+    fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, clap::Error> {
+        let mut parsed =
+            Self::try_parse_from(std::iter::once("seed-pairs".to_owned()).chain(args))?;
+        // `--sma-numbers "+1800…, "` leaves an empty item: not a number, just punctuation.
+        parsed.sma_numbers.retain(|n| !n.is_empty());
+        parsed.connect_numbers.retain(|n| !n.is_empty());
+        Ok(parsed)
+    }
+}
+
+fn table_name(name: Option<String>, def: &tables::TableDef) -> Result<String, String> {
+    name.filter(|n| !n.trim().is_empty())
         .ok_or_else(|| format!("no table name: pass the flag or set {}", def.env_var))
 }
 
@@ -73,7 +80,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     };
     pairs.extend(cli.pairs().map_err(|e| e.to_string())?);
     if pairs.is_empty() {
-        return Err(format!("no pairs given\n{USAGE}"));
+        return Err("no pairs given: --pairs-file, or --sma-numbers with --connect-numbers".into());
     }
     let pairs_table = table_name(args.pairs_table, &tables::PAIRS)?;
 
@@ -112,12 +119,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    // --help and usage errors: clap prints them and exits (0, or 2 as before).
+    let args = match Args::from_args(std::env::args().skip(1)) {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => e.exit(),
     };
     match run(args).await {
         Ok(report) => {
@@ -134,9 +139,15 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
-    fn args(v: &[&str]) -> Result<Args, String> {
-        parse_args(v.iter().map(|s| (*s).to_owned()))
+    fn args(v: &[&str]) -> Result<Args, clap::Error> {
+        Args::from_args(v.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Args::command().debug_assert();
     }
 
     #[test]
@@ -144,17 +155,36 @@ mod tests {
         let a = args(&[
             "--create-tables",
             "--sma-numbers",
-            "+18005557777, +18005558888",
+            "+18005557777, +18005558888,",
             "--connect-numbers",
             "+18005551111",
             "--pairs-table",
             "p",
         ])
-        .unwrap_or_default();
+        .unwrap();
         assert!(a.create_tables);
-        assert_eq!(a.sma_numbers.len(), 2);
+        assert_eq!(a.sma_numbers, ["+18005557777", "+18005558888"]);
         assert_eq!(a.pairs_table.as_deref(), Some("p"));
         assert!(args(&["--pairs-file"]).is_err());
         assert!(args(&["--bogus"]).is_err());
+    }
+
+    /// What the Makefile's `seed` target and infra/demo.sh run.
+    #[test]
+    fn the_scripts_invocations_parse() {
+        let a = args(&[
+            "--pairs-table",
+            "takeback-pairs",
+            "--calls-table",
+            "takeback-calls",
+            "--create-tables",
+            "--pairs-file",
+            "infra/pairs.example.json",
+        ])
+        .unwrap();
+        assert_eq!(a.files, ["infra/pairs.example.json"]);
+        assert_eq!(a.calls_table.as_deref(), Some("takeback-calls"));
+        let help = Args::command().render_help().to_string();
+        assert!(help.contains("PAIRS_TABLE") && help.contains("CALLS_TABLE"));
     }
 }

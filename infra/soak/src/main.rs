@@ -3,7 +3,7 @@
 //!
 //! Environment: `AWS_ENDPOINT_URL_DYNAMODB` (DynamoDB Local, required), `SOAK_CALLS` (10000),
 //! `SOAK_SEED` (1), `SOAK_BATCH` (1000 calls per batch), `SOAK_RATE` (0.4 calls per virtual
-//! second). The proxy and the fake Chime API listen on free loopback ports: the binary runs
+//! second), `SOAK_LOG` (handler logs); each also a flag (`soak --help`). The proxy and the fake Chime API listen on free loopback ports: the binary runs
 //! itself again with `AWS_ENDPOINT_URL_DYNAMODB` pointing at the proxy and
 //! `AWS_ENDPOINT_URL_CHIME_SDK_VOICE` at the fake API, so the handlers' SDK clients find them
 //! the standard way. Exit status: 0 every invariant held, 1 one failed, 2 setup error.
@@ -11,6 +11,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::Parser;
 use emulator::backend;
 use emulator::chime_api::{self, ChimeApi};
 use soak::proxy::FaultProxy;
@@ -21,6 +22,8 @@ const UPSTREAM: &str = "SOAK_DYNAMODB_UPSTREAM";
 const PROXY_ADDR: &str = "SOAK_PROXY_ADDR";
 
 fn main() -> ExitCode {
+    // --help and bad values: clap prints them and exits (0, or 2 as before) before any set-up.
+    let args = Args::parse();
     match child_or_reexec() {
         Ok(Some(code)) => return code,
         Ok(None) => {}
@@ -29,18 +32,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let settings = match settings() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("soak: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let settings = settings(&args);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
-            process_env()
-                .optional("SOAK_LOG")
-                .unwrap_or_else(|| "off".into()),
+            args.log
+                .as_deref()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .unwrap_or("off"),
         ))
         .with_writer(std::io::stderr)
         .try_init();
@@ -64,25 +63,68 @@ fn main() -> ExitCode {
     }
 }
 
-fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, String> {
-    match process_env().optional(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v}: not a number")),
+/// `make soak` passes everything through the environment; the flags are for running it by hand.
+#[derive(Debug, Parser)]
+#[command(
+    name = "soak",
+    about = "Plays many calls through the real handlers under injected faults and checks the invariants (see make soak)",
+    after_help = "Needs AWS_ENDPOINT_URL_DYNAMODB (DynamoDB Local; make soak starts one). Prints its \
+                  figures as one JSON line, last. EXIT STATUS: 0 every invariant held; 1 one \
+                  failed; 2 a setup error."
+)]
+struct Args {
+    /// Calls to play [default: 10000]
+    #[arg(long, env = "SOAK_CALLS", value_parser = positive::<usize>)]
+    calls: Option<OrBlank<usize>>,
+    /// Seed of the plan and the faults [default: 1]
+    #[arg(long, env = "SOAK_SEED", value_parser = number::<u64>)]
+    seed: Option<OrBlank<u64>>,
+    /// Calls per batch (fresh tables per batch) [default: 1000]
+    #[arg(long, env = "SOAK_BATCH", value_parser = positive::<usize>)]
+    batch: Option<OrBlank<usize>>,
+    /// Calls per virtual second [default: 0.4]
+    #[arg(long, env = "SOAK_RATE", value_parser = positive::<f64>)]
+    rate: Option<OrBlank<f64>>,
+    /// Handler logs on stderr (a tracing filter) [default: off]
+    #[arg(long, env = "SOAK_LOG", value_name = "FILTER")]
+    log: Option<String>,
+}
+
+/// A value that may be blank (`SOAK_RATE=` from a Makefile): blank counts as unset, as for
+/// every variable the project reads (`takeback_common::config::Env`); clap alone would refuse it.
+#[derive(Debug, Clone, Copy)]
+struct OrBlank<T>(Option<T>);
+
+fn given<T: Copy>(value: Option<OrBlank<T>>) -> Option<T> {
+    value.and_then(|v| v.0)
+}
+
+fn number<T: std::str::FromStr>(value: &str) -> Result<OrBlank<T>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(OrBlank(None));
+    }
+    value
+        .parse()
+        .map(|n| OrBlank(Some(n)))
+        .map_err(|_| format!("{value}: not a number"))
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(
+    value: &str,
+) -> Result<OrBlank<T>, String> {
+    match number::<T>(value)? {
+        OrBlank(Some(n)) if n <= T::default() => Err(format!("{value}: must be positive")),
+        n => Ok(n),
     }
 }
 
-fn settings() -> Result<SoakSettings, String> {
-    let calls: usize = number("SOAK_CALLS", 10_000)?;
-    let mut s = SoakSettings::new(calls, number("SOAK_SEED", 1)?);
-    s.batch = number("SOAK_BATCH", s.batch)?;
-    s.rate_per_s = number("SOAK_RATE", s.rate_per_s)?;
-    if calls == 0 || s.batch == 0 || s.rate_per_s <= 0.0 {
-        return Err("SOAK_CALLS, SOAK_BATCH and SOAK_RATE must be positive".into());
-    }
-    Ok(s)
+fn settings(args: &Args) -> SoakSettings {
+    let calls = given(args.calls).unwrap_or(10_000);
+    let mut s = SoakSettings::new(calls, given(args.seed).unwrap_or(1));
+    s.batch = given(args.batch).unwrap_or(s.batch);
+    s.rate_per_s = given(args.rate).unwrap_or(s.rate_per_s);
+    s
 }
 
 fn free_port() -> Result<u16, String> {
@@ -176,4 +218,53 @@ async fn real_main(settings: SoakSettings) -> Result<bool, String> {
     let line = serde_json::to_string(&report).map_err(|e| e.to_string())?;
     println!("{line}");
     Ok(report.passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("soak").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn unset_sizes_keep_the_soaks_defaults_and_zero_is_refused() {
+        let s = settings(&parse(&["--calls", "200", "--seed", "3"]).unwrap());
+        let defaults = SoakSettings::new(200, 3);
+        assert_eq!((s.calls, s.seed), (200, 3));
+        assert_eq!(
+            (s.batch, s.rate_per_s),
+            (defaults.batch, defaults.rate_per_s)
+        );
+        let s = settings(&parse(&["--calls", "10", "--batch", "5", "--rate", "2.5"]).unwrap());
+        assert_eq!((s.batch, s.rate_per_s), (5, 2.5));
+        let s = settings(&parse(&["--calls", " ", "--rate", ""]).unwrap());
+        assert_eq!((s.calls, s.rate_per_s), (10_000, defaults.rate_per_s));
+        for bad in [
+            ["--seed", "x"],
+            ["--calls", "0"],
+            ["--batch", "0"],
+            ["--rate", "0"],
+            ["--rate", "-1"],
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+        let help = Args::command().render_help().to_string();
+        for var in [
+            "SOAK_CALLS",
+            "SOAK_SEED",
+            "SOAK_BATCH",
+            "SOAK_RATE",
+            "SOAK_LOG",
+        ] {
+            assert!(help.contains(var), "{var} missing from --help");
+        }
+    }
 }

@@ -49,7 +49,7 @@ pub mod secret;
 pub mod session;
 pub mod store;
 
-pub use secret::Secret;
+pub use secret::{Secret, SecretSource};
 
 /// Seconds since the Unix epoch.
 pub fn now_epoch_seconds() -> i64 {

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Deserializer};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -56,9 +58,45 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Where a client takes a secret it sends, and whom it tells when the far end refused it. The
+/// port behind runtime rotation: a plain [`Secret`] is a source that never changes, the
+/// Secrets Manager adapter (`takeback-secrets`) one that reads the secret again after a refusal.
+pub trait SecretSource: fmt::Debug + Send + Sync {
+    /// The value to use now (held in memory; no I/O).
+    fn current(&self) -> Secret;
+
+    /// The far end refused `used` (LWA `invalid_client`, a webhook 401). Resolves to the value to
+    /// retry with when a fresher one differs from `used`, or `None` when there is nothing new
+    /// (the source may decline to look again so soon).
+    fn refused<'a>(
+        &'a self,
+        used: &'a Secret,
+    ) -> Pin<Box<dyn Future<Output = Option<Secret>> + Send + 'a>>;
+}
+
+impl SecretSource for Secret {
+    fn current(&self) -> Secret {
+        self.clone()
+    }
+
+    fn refused<'a>(
+        &'a self,
+        _used: &'a Secret,
+    ) -> Pin<Box<dyn Future<Output = Option<Secret>> + Send + 'a>> {
+        Box::pin(std::future::ready(None))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Secret;
+    use super::{Secret, SecretSource};
+
+    #[tokio::test]
+    async fn a_fixed_secret_is_its_own_source_and_never_offers_another() {
+        let s = Secret::new("fixed");
+        assert_eq!(s.current(), s);
+        assert_eq!(s.refused(&s).await, None);
+    }
 
     #[test]
     fn debug_and_display_never_show_the_value() {

@@ -24,6 +24,7 @@ const ADAPTERS: &[&str] = &[
     "takeback-dynamo",
     "takeback-http",
     "takeback-chime",
+    "takeback-secrets",
 ];
 
 /// Package-name prefixes of what a pure crate must never reach, even transitively.
@@ -81,6 +82,7 @@ fn functions_pull_in_only_the_adapters_they_use() {
                 "takeback-http",
                 "takeback-chime",
                 "aws-sdk-chimesdkvoice",
+                "takeback-secrets",
             ],
         ),
         (
@@ -91,21 +93,32 @@ fn functions_pull_in_only_the_adapters_they_use() {
                 "takeback-http",
                 "takeback-chime",
                 "aws-sdk-chimesdkvoice",
+                "takeback-secrets",
             ],
         ),
         (
             "connect-transfer",
             &["takeback-connect", "takeback-dynamo", "takeback-chime"],
-            &["takeback-alexa", "takeback-http"],
+            &["takeback-alexa", "takeback-http", "takeback-secrets"],
         ),
         (
             "call-signaling",
-            &["takeback-alexa", "takeback-dynamo", "takeback-http"],
+            &[
+                "takeback-alexa",
+                "takeback-dynamo",
+                "takeback-http",
+                "takeback-secrets",
+            ],
             &["takeback-sma", "takeback-connect", "takeback-chime"],
         ),
         (
             "signaling-api",
-            &["takeback-alexa", "takeback-dynamo", "takeback-http"],
+            &[
+                "takeback-alexa",
+                "takeback-dynamo",
+                "takeback-http",
+                "takeback-secrets",
+            ],
             &["takeback-sma", "takeback-connect", "takeback-chime"],
         ),
     ];

@@ -55,7 +55,8 @@ impl LookupConfig {
 /// `DEFAULT_TRANSFER_TARGET`, `DEFAULT_TRANSFER_TARGET_ARN` (required);
 /// `ALLOWED_VOICE_CONNECTOR_ARNS` (optional, comma-separated; the default ARN is always allowed),
 /// `TRANSFER_TARGET_PATTERN` (optional regular expression matched against the whole per-call
-/// target; default `[0-9]{1,6}`).
+/// target; default `[0-9]{1,6}`), `ROOM_EXTENSIONS` (optional room directory, e.g.
+/// `1101-1130,1201`; a per-call target must be one of them).
 #[derive(Debug, Clone)]
 pub struct TransferConfig {
     pub pairs_table: String,

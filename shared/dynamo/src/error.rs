@@ -1,5 +1,6 @@
 //! DynamoDB SDK errors to the ports' [`StoreError`] kinds, in one place for every store.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use takeback_common::StoreError;
 
@@ -13,6 +14,27 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
             | "RequestLimitExceeded"
             | "Throttling"
     )
+}
+
+/// Whether a request failed in a way worth repeating: throttling, 5xx, a timeout, a dropped
+/// or refused connection, an unreadable response (the same split as [`map_sdk_error`]).
+pub fn is_transient_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            is_throttling_code(code)
+                || matches!(code, "InternalServerError" | "ServiceUnavailable")
+                || se.raw().status().as_u16() >= 500
+                || se.raw().status().as_u16() == 429
+        }
+        _ => false,
+    }
 }
 
 /// SDK errors to [`StoreError`], keeping the source: throttling → `Throttled`; timeouts, dispatch

@@ -18,28 +18,41 @@
 //!   caller's claim.
 //!
 //! CALLS item (key `transaction_id`, TTL `expires_at`): `sma_number` + `connect_number` of the pair
-//! this transaction claimed, written in the *same* `TransactWriteItems` as the pair update, plus
+//! this transaction claimed on the contention-aware path, written in the *same*
+//! `TransactWriteItems` as the pair update (a fast-path claim writes none), plus
 //! the transfer intent (`transfer_target_uri`, `transfer_target_arn`, `transfer_contact_id`).
 //! Claims and releases only ever touch their own attributes of this item, so a recorded transfer
 //! intent survives both.
 //!
-//! # Why a transaction per claim
+//! # One write per claim, a transaction only when two items must change together
 //!
-//! The SMA re-delivers `NEW_INBOUND_CALL` when the Lambda is slow (5 s), possibly while the first
-//! invocation is still running. Making "this transaction holds a pair" and "this pair is held by
-//! this transaction" one atomic write means two concurrent deliveries cannot both win: the CALLS
-//! condition (`attribute_not_exists(sma_number)`) fails for the second, and its cancellation reason
-//! returns the pair the first one holds (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so the
-//! common path costs no extra read. A plain conditional `UpdateItem` on the pair could not give
-//! this guarantee without a consistent read of a separate record first.
+//! A warm environment claims with one conditional `UpdateItem` on a pair its view believes free
+//! (see `takeback_pairs::strategy`, "The fast path"): one request, one write unit. A failed
+//! condition returns the item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so a repeat
+//! that finds its own live claim is answered without a second request.
+//!
+//! The contention-aware path, and every claim for an event the SMA may have delivered before,
+//! writes the pair and the CALLS record in one `TransactWriteItems`: the SMA re-delivers
+//! `NEW_INBOUND_CALL` when the Lambda is slow (5 s), possibly while the first invocation is still
+//! running, and "this transaction holds a pair" and "this pair is held by this transaction" as
+//! one atomic write means two concurrent deliveries cannot both win: the CALLS condition
+//! (`attribute_not_exists(sma_number)`) fails for the second, and its cancellation reason
+//! returns the pair the first one holds.
+//!
+//! # Retries
+//!
+//! Every request is retried on throttling, 5xx, timeouts and dropped connections, with jittered
+//! backoff, until [`ClaimConfig::retry_budget`] (one budget per public operation; a claim's
+//! requests share one) is spent — see `retrying`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -49,14 +62,15 @@ use tracing::{debug, info, warn};
 
 use takeback_common::mask::mask_number;
 use takeback_pairs::strategy::{
-    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, FreePairs, Ticket,
+    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, Delivery, FreePairs, PoolView,
+    Ticket,
 };
 use takeback_pairs::{
     CallStore, Claim, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
     ReleaseOutcome, StoreError, TransferIntent,
 };
 
-use crate::error::{is_throttling_code, map_sdk_error};
+use crate::error::{is_throttling_code, is_transient_sdk_error, map_sdk_error};
 use crate::item::{n, s};
 
 /// Attribute names of the PAIRS and CALLS items.
@@ -123,6 +137,10 @@ pub struct ClaimConfig {
     pub max_expired_pages: u32,
     /// How long a CALLS record lives (DynamoDB TTL on `expires_at`).
     pub call_record_ttl_seconds: i64,
+    /// How long one store operation (a whole claim, a release, a lookup…) keeps retrying
+    /// transient failures: each function sets it from its caller's deadline
+    /// (`takeback_sdk::SMA_STORE_RETRY_BUDGET` and the like). Zero: one try.
+    pub retry_budget: Duration,
 }
 
 impl Default for ClaimConfig {
@@ -132,6 +150,10 @@ impl Default for ClaimConfig {
             candidates: 100,
             max_expired_pages: 4,
             call_record_ttl_seconds: 24 * 60 * 60,
+            // One SDK operation's time limit (`takeback_sdk::OPERATION_TIMEOUT`): a store nobody
+            // gave a budget retries no longer than one operation may take. Each function sets
+            // its caller's budget.
+            retry_budget: Duration::from_secs(2),
         }
     }
 }
@@ -139,9 +161,11 @@ impl Default for ClaimConfig {
 /// Counters for benchmarks and the emulator's per-call request counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreMetrics {
-    /// DynamoDB API calls made by this store (not counting SDK-internal retries).
+    /// DynamoDB API calls made by this store, its own retries included (not the SDK's).
     pub requests: u64,
-    /// `TransactWriteItems` calls made by claims (each is one conditional-write attempt).
+    /// Of those, retries after a transient failure.
+    pub retries: u64,
+    /// Conditional claim writes (`UpdateItem` or `TransactWriteItems`) made by claims.
     pub claim_write_attempts: u64,
     /// Claims answered `Claimed`.
     pub claims: u64,
@@ -152,6 +176,7 @@ pub struct StoreMetrics {
 #[derive(Debug, Default)]
 struct Counters {
     requests: AtomicU64,
+    retries: AtomicU64,
     claim_write_attempts: AtomicU64,
     claims: AtomicU64,
     busy: AtomicU64,
@@ -166,6 +191,10 @@ pub struct DynamoStore {
     config: ClaimConfig,
     clock: Clock,
     counters: Arc<Counters>,
+    /// The fast path's view of the pool, one per execution environment (shared by clones).
+    view: Arc<Mutex<PoolView>>,
+    /// One turn per transaction claiming in this process.
+    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -193,6 +222,8 @@ impl DynamoStore {
             config: ClaimConfig::default(),
             clock: system_clock(),
             counters: Arc::default(),
+            view: Arc::default(),
+            in_flight: Arc::default(),
         }
     }
 
@@ -210,6 +241,19 @@ impl DynamoStore {
     pub fn with_fresh_metrics(mut self) -> Self {
         self.counters = Arc::default();
         self
+    }
+
+    /// The same tables and client with a view of its own, as a new execution environment
+    /// starts (benchmarks and tests of several environments).
+    pub fn with_fresh_view(mut self) -> Self {
+        self.view = Arc::default();
+        self.in_flight = Arc::default();
+        self
+    }
+
+    /// Pairs the cached view believes free (0 before the first read).
+    pub fn believed_free(&self) -> usize {
+        strategy::lock_view(&self.view).believed_free()
     }
 
     pub fn config(&self) -> &ClaimConfig {
@@ -232,6 +276,7 @@ impl DynamoStore {
         let c = &self.counters;
         StoreMetrics {
             requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
             claim_write_attempts: c.claim_write_attempts.load(Ordering::Relaxed),
             claims: c.claims.load(Ordering::Relaxed),
             busy: c.busy.load(Ordering::Relaxed),
@@ -245,9 +290,8 @@ impl DynamoStore {
     /// Free pairs from the `in_use` index (eventually consistent, as every GSI read: the
     /// conditional write is what decides).
     /// Also says whether the list is complete (every free pair) or was cut at the limit.
-    async fn free_candidates(&self) -> Result<FreePairs, StoreError> {
-        self.count_request();
-        let out = self
+    async fn free_candidates(&self, deadline: Instant) -> Result<FreePairs, StoreError> {
+        let req = self
             .client
             .query()
             .table_name(&self.pairs_table)
@@ -259,10 +303,10 @@ impl DynamoStore {
             .expression_attribute_names("#s", attr::SMA_NUMBER)
             .expression_attribute_names("#c", attr::CONNECT_NUMBER)
             .expression_attribute_names("#slot", attr::SLOT)
-            .limit(self.config.candidates.max(1))
-            .send()
-            .await
-            .map_err(map_sdk_error)?;
+            .limit(self.config.candidates.max(1));
+        let out = self
+            .retrying(deadline, || req.clone().send(), map_sdk_error)
+            .await?;
         let candidates = out
             .items()
             .iter()
@@ -275,9 +319,8 @@ impl DynamoStore {
     }
 
     /// The next claim ticket and the pool's slot count (see [`ClaimRules::use_ticket`]).
-    async fn next_ticket(&self) -> Result<Ticket, StoreError> {
-        self.count_request();
-        let out = self
+    async fn next_ticket(&self, deadline: Instant) -> Result<Ticket, StoreError> {
+        let req = self
             .client
             .update_item()
             .table_name(&self.pairs_table)
@@ -285,10 +328,10 @@ impl DynamoStore {
             .update_expression("ADD #n :one")
             .expression_attribute_names("#n", attr::TICKET)
             .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(map_sdk_error)?;
+            .return_values(ReturnValue::AllNew);
+        let out = self
+            .retrying(deadline, || req.clone().send(), map_sdk_error)
+            .await?;
         let item = out
             .attributes()
             .ok_or_else(|| StoreError::Corrupt("ticket counter returned nothing".into()))?;
@@ -303,18 +346,156 @@ impl DynamoStore {
     }
 
     /// This transaction's CALLS record, read strongly consistently.
-    async fn call_record(&self, transaction_id: &str) -> Result<Option<Item>, StoreError> {
-        self.count_request();
-        let out = self
+    async fn call_record(
+        &self,
+        transaction_id: &str,
+        deadline: Instant,
+    ) -> Result<Option<Item>, StoreError> {
+        let req = self
             .client
             .get_item()
             .table_name(&self.calls_table)
             .key(attr::TRANSACTION_ID, s(transaction_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_sdk_error)?;
+            .consistent_read(true);
+        let out = self
+            .retrying(deadline, || req.clone().send(), map_sdk_error)
+            .await?;
         Ok(out.item)
+    }
+
+    /// The end of the retry budget of an operation starting now.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.config.retry_budget
+    }
+
+    /// Sends a request until it is answered, retrying transient failures (throttling, 5xx,
+    /// timeouts, dropped connections) with jittered exponential backoff while `deadline` allows
+    /// another try, and no longer: a backoff that would end past the deadline returns the last
+    /// error instead. Every attempt is bounded by what is left of the budget. Answers other
+    /// than transient failures (conditional-check failures included) return at once, through
+    /// `map_err` when they are errors. Every request here is safe to repeat: conditional writes
+    /// tell a repeat of their own success apart (see `attempt_single`, `classify_cancellation`),
+    /// releases and lookups are conditional on the owner, and the rest are plain sets.
+    async fn retrying<T, E, F, Fut>(
+        &self,
+        deadline: Instant,
+        send: F,
+        map_err: impl Fn(SdkError<E, HttpResponse>) -> StoreError,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.retrying_when(deadline, send, map_err, is_transient_sdk_error)
+            .await
+    }
+
+    /// [`retrying`](Self::retrying) with its own test of what is transient.
+    async fn retrying_when<T, E, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut send: F,
+        map_err: impl Fn(SdkError<E, HttpResponse>) -> StoreError,
+        transient: impl Fn(&SdkError<E, HttpResponse>) -> bool,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut retries = 0u32;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            self.count_request();
+            let err = match tokio::time::timeout(remaining, send()).await {
+                Ok(Ok(out)) => return Ok(out),
+                Ok(Err(err)) if transient(&err) => map_err(err),
+                Ok(Err(err)) => return Err(map_err(err)),
+                Err(_) => {
+                    return Err(StoreError::Unavailable(
+                        "the retry budget ran out while a request was in flight".into(),
+                    ));
+                }
+            };
+            let wait = retry_backoff(retries);
+            if Instant::now() + wait >= deadline {
+                warn!(retries, error = %err, "transient store error; retry budget spent");
+                return Err(err);
+            }
+            retries += 1;
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            debug!(retries, wait_ms = wait.as_millis() as u64, error = %err, "retrying a transient store error");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Every held pair whose claim names `transaction_id`, with its lease, from the `in_use`
+    /// index (a filter on the holder: it reads the held pairs, a few KB for hundreds of pairs).
+    async fn held_pairs_of(
+        &self,
+        transaction_id: &str,
+        deadline: Instant,
+    ) -> Result<Vec<(PairKey, Option<i64>)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let req = self
+                .client
+                .query()
+                .table_name(&self.pairs_table)
+                .index_name(PAIRS_INDEX)
+                .key_condition_expression("#u = :t")
+                .filter_expression("#tx = :tx")
+                .expression_attribute_names("#u", attr::IN_USE)
+                .expression_attribute_names("#tx", attr::TRANSACTION_ID)
+                .expression_attribute_names("#s", attr::SMA_NUMBER)
+                .expression_attribute_names("#c", attr::CONNECT_NUMBER)
+                .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
+                .expression_attribute_values(":t", s(IN_USE_TRUE))
+                .expression_attribute_values(":tx", s(transaction_id))
+                .projection_expression("#s, #c, #l")
+                .set_exclusive_start_key(start.take());
+            let out = self
+                .retrying(deadline, || req.clone().send(), map_sdk_error)
+                .await?;
+            for item in out.items() {
+                found.push((pair_key_of(item)?, opt_n(item, attr::LEASE_EXPIRES_AT)?));
+            }
+            match out.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok(found),
+            }
+        }
+    }
+}
+
+/// Full-jitter exponential backoff for the deadline-bound retries: uniform in
+/// `0..=min(25 ms × 2^retries, 400 ms)`. Short, because a caller is listening to silence; many,
+/// because the budget, not a count, ends them.
+pub fn retry_backoff(retries: u32) -> Duration {
+    let cap_ms = 25u64.saturating_mul(1 << retries.min(5)).min(400);
+    let jitter = strategy::mix(
+        u64::from(retries),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos().into())
+            .unwrap_or_default(),
+    );
+    Duration::from_millis(jitter % (cap_ms + 1))
+}
+
+/// The claim primitives of one claim: the store, and the end of that claim's retry budget,
+/// which every request of the claim shares.
+struct Budgeted<'a> {
+    store: &'a DynamoStore,
+    deadline: Instant,
+}
+
+impl std::ops::Deref for Budgeted<'_> {
+    type Target = DynamoStore;
+    fn deref(&self) -> &DynamoStore {
+        self.store
     }
 }
 
@@ -333,7 +514,7 @@ pub(crate) fn pool_key_item() -> Item {
     })
 }
 
-impl ClaimPrimitives for DynamoStore {
+impl ClaimPrimitives for Budgeted<'_> {
     fn now_ms(&self) -> i64 {
         (self.clock)()
     }
@@ -344,9 +525,12 @@ impl ClaimPrimitives for DynamoStore {
         take_ticket: bool,
     ) -> Result<(Option<Ticket>, FreePairs), StoreError> {
         if !take_ticket {
-            return Ok((None, self.free_candidates().await?));
+            return Ok((None, self.free_candidates(self.deadline).await?));
         }
-        let (ticket, free) = futures::join!(self.next_ticket(), self.free_candidates());
+        let (ticket, free) = futures::join!(
+            self.next_ticket(self.deadline),
+            self.free_candidates(self.deadline)
+        );
         // A failing counter only costs the spread, not the claim.
         let ticket = ticket
             .inspect_err(|e| warn!(error = %e, "claim ticket unavailable"))
@@ -360,8 +544,7 @@ impl ClaimPrimitives for DynamoStore {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         for _ in 0..self.config.max_expired_pages.max(1) {
-            self.count_request();
-            let out = self
+            let req = self
                 .client
                 .query()
                 .table_name(&self.pairs_table)
@@ -377,10 +560,10 @@ impl ClaimPrimitives for DynamoStore {
                 .expression_attribute_names("#slot", attr::SLOT)
                 .projection_expression("#s, #c, #slot")
                 .limit(self.config.candidates.max(1).saturating_mul(4))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(map_sdk_error)?;
+                .set_exclusive_start_key(start.take());
+            let out = self
+                .retrying(self.deadline, || req.clone().send(), map_sdk_error)
+                .await?;
             for item in out.items() {
                 found.push(candidate_of(item)?);
             }
@@ -410,17 +593,10 @@ impl ClaimPrimitives for DynamoStore {
             .set_key(Some(pair_key_item(pair)))
             // A new claim drops the previous holder's contact binding but keeps
             // `released_contact_id` (see `lookup`).
-            .update_expression(
-                "SET #u = :t, #tx = :tx, #from = :from, #to = :to, #ts = :ts, #l = :lease \
-                 REMOVE #cid, #rat, #rby",
-            )
+            .update_expression(CLAIM_UPDATE)
             // Free and not resting after an unbound release (see `ClaimRules::
             // reuse_quiet_seconds`), or held by a claim that is no longer live.
-            .condition_expression(
-                "attribute_exists(#s) AND ((#u = :f AND (attribute_exists(#cid) \
-                 OR attribute_not_exists(#rat) OR #rat <= :edge OR #rby = :tx)) \
-                 OR (#u = :t AND (attribute_not_exists(#l) OR #l <= :now)))",
-            )
+            .condition_expression(CLAIMABLE)
             .expression_attribute_names("#rat", attr::RELEASED_AT)
             .expression_attribute_names("#rby", attr::RELEASED_BY)
             .expression_attribute_values(
@@ -473,24 +649,59 @@ impl ClaimPrimitives for DynamoStore {
             .build()
             .map_err(|e| StoreError::Other(Box::new(e)))?;
 
-        self.count_request();
         self.counters
             .claim_write_attempts
             .fetch_add(1, Ordering::Relaxed);
-        let result = self
+        let req = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(pair_update).build())
-            .transact_items(TransactWriteItem::builder().update(calls_update).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(ClaimAttempt::Won(Claim {
+            .transact_items(TransactWriteItem::builder().update(calls_update).build());
+        // A cancellation is an answer, sorted by `classify_cancellation`; only one caused by
+        // throttling comes back as a (transient) error, and is retried like any other.
+        let attempt = self
+            .retrying_when(
+                self.deadline,
+                || {
+                    let req = req.clone();
+                    async move {
+                        match req.send().await {
+                            Ok(_) => Ok(Ok(())),
+                            Err(SdkError::ServiceError(e))
+                                if matches!(
+                                    e.err(),
+                                    TransactWriteItemsError::TransactionCanceledException(tce)
+                                        if !cancelled_by_throttling(tce)
+                                ) =>
+                            {
+                                Ok(Err(SdkError::ServiceError(e)))
+                            }
+                            Err(err) => Err(err),
+                        }
+                    }
+                },
+                |err| {
+                    classify_cancellation(err).err().unwrap_or_else(|| {
+                        StoreError::Other("transaction cancelled for no reason given".into())
+                    })
+                },
+                |err| {
+                    is_transient_sdk_error(err)
+                        || matches!(err, SdkError::ServiceError(e) if matches!(
+                            e.err(),
+                            TransactWriteItemsError::TransactionCanceledException(tce)
+                                if cancelled_by_throttling(tce)
+                        ))
+                },
+            )
+            .await?;
+        match attempt {
+            Ok(()) => Ok(ClaimAttempt::Won(Claim {
                 pair: pair.clone(),
                 transaction_id: request.transaction_id.clone(),
                 lease_expires_at,
             })),
-            Err(err) => classify_cancellation(err),
+            Err(cancelled) => classify_cancellation(cancelled),
         }
     }
 
@@ -501,16 +712,15 @@ impl ClaimPrimitives for DynamoStore {
         transaction_id: &str,
         now_s: i64,
     ) -> Result<Option<Claim>, StoreError> {
-        self.count_request();
-        let out = self
+        let req = self
             .client
             .get_item()
             .table_name(&self.pairs_table)
             .set_key(Some(pair_key_item(pair)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(map_sdk_error)?;
+            .consistent_read(true);
+        let out = self
+            .retrying(self.deadline, || req.clone().send(), map_sdk_error)
+            .await?;
         let Some(item) = out.item() else {
             return Ok(None);
         };
@@ -527,19 +737,175 @@ impl ClaimPrimitives for DynamoStore {
 
     /// The pair this transaction's CALLS record names (strongly consistent).
     async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
-        self.call_record(transaction_id)
+        self.call_record(transaction_id, self.deadline)
             .await?
             .as_ref()
             .map(recorded_pair_of)
             .transpose()
             .map(Option::flatten)
     }
+
+    /// One conditional `UpdateItem` on the pair: one write unit, no transaction. A failed
+    /// condition returns the item as it is (`ALL_OLD`), which tells a pair held by someone else
+    /// from one this transaction already holds (a re-delivery that picked the same pair: its
+    /// claim is answered unchanged, contact binding and lease included).
+    async fn attempt_single(
+        &self,
+        pair: &PairKey,
+        request: &ClaimRequest,
+        now_ms: i64,
+        lease_expires_at: i64,
+    ) -> Result<ClaimAttempt, StoreError> {
+        let now_s = now_ms.div_euclid(1000);
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.pairs_table)
+            .set_key(Some(pair_key_item(pair)))
+            .update_expression(CLAIM_UPDATE)
+            .condition_expression(CLAIMABLE)
+            .expression_attribute_names("#rat", attr::RELEASED_AT)
+            .expression_attribute_names("#rby", attr::RELEASED_BY)
+            .expression_attribute_values(
+                ":edge",
+                n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
+            )
+            .expression_attribute_names("#s", attr::SMA_NUMBER)
+            .expression_attribute_names("#u", attr::IN_USE)
+            .expression_attribute_names("#tx", attr::TRANSACTION_ID)
+            .expression_attribute_names("#from", attr::ORIGINAL_CALLING_NUMBER)
+            .expression_attribute_names("#to", attr::ORIGINAL_CALLED_NUMBER)
+            .expression_attribute_names("#ts", attr::CALL_TIMESTAMP)
+            .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
+            .expression_attribute_names("#cid", attr::CONTACT_ID)
+            .expression_attribute_values(":t", s(IN_USE_TRUE))
+            .expression_attribute_values(":f", s(IN_USE_FALSE))
+            .expression_attribute_values(":tx", s(&request.transaction_id))
+            .expression_attribute_values(":from", s(&request.original_calling_number))
+            .expression_attribute_values(":to", s(&request.original_called_number))
+            .expression_attribute_values(":ts", n(now_ms))
+            .expression_attribute_values(":lease", n(lease_expires_at))
+            .expression_attribute_values(":now", n(now_s))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        self.counters
+            .claim_write_attempts
+            .fetch_add(1, Ordering::Relaxed);
+        let answer = self
+            .retrying(
+                self.deadline,
+                || {
+                    let req = req.clone();
+                    async move {
+                        match req.send().await {
+                            Ok(_) => Ok(None),
+                            Err(SdkError::ServiceError(e))
+                                if matches!(
+                                    e.err(),
+                                    UpdateItemError::ConditionalCheckFailedException(_)
+                                ) =>
+                            {
+                                let UpdateItemError::ConditionalCheckFailedException(ccf) =
+                                    e.into_err()
+                                else {
+                                    return Ok(Some(None));
+                                };
+                                Ok(Some(ccf.item))
+                            }
+                            Err(err) => Err(err),
+                        }
+                    }
+                },
+                map_sdk_error,
+            )
+            .await?;
+        let Some(held) = answer else {
+            return Ok(ClaimAttempt::Won(Claim {
+                pair: pair.clone(),
+                transaction_id: request.transaction_id.clone(),
+                lease_expires_at,
+            }));
+        };
+        let own_live_lease = held.as_ref().and_then(|item| {
+            let lease = opt_n(item, attr::LEASE_EXPIRES_AT).ok().flatten();
+            (opt_s(item, attr::IN_USE) == Some(IN_USE_TRUE)
+                && opt_s(item, attr::TRANSACTION_ID) == Some(request.transaction_id.as_str())
+                && strategy::is_live(lease, now_s))
+            .then_some(lease)
+            .flatten()
+        });
+        Ok(match own_live_lease {
+            Some(lease) => ClaimAttempt::Won(Claim {
+                pair: pair.clone(),
+                transaction_id: request.transaction_id.clone(),
+                lease_expires_at: lease,
+            }),
+            None => ClaimAttempt::PairTaken,
+        })
+    }
+
+    async fn held_by(&self, transaction_id: &str, now_s: i64) -> Result<Option<Claim>, StoreError> {
+        Ok(self
+            .held_pairs_of(transaction_id, self.deadline)
+            .await?
+            .into_iter()
+            .find(|(_, lease)| strategy::is_live(*lease, now_s))
+            .map(|(pair, lease)| Claim {
+                pair,
+                transaction_id: transaction_id.to_owned(),
+                lease_expires_at: lease.unwrap_or_default(),
+            }))
+    }
+
+    fn pool_view(&self) -> Option<&Mutex<PoolView>> {
+        Some(&self.store.view)
+    }
 }
+
+/// The claim's update: the pair held by the request's transaction with a fresh lease. A new
+/// claim drops the previous holder's contact binding but keeps `released_contact_id` (see
+/// `lookup`).
+const CLAIM_UPDATE: &str = "SET #u = :t, #tx = :tx, #from = :from, #to = :to, #ts = :ts, \
+                            #l = :lease REMOVE #cid, #rat, #rby";
+
+/// Free and not resting after an unbound release (see `ClaimRules::reuse_quiet_seconds`), or
+/// held by a claim that is no longer live.
+const CLAIMABLE: &str = "attribute_exists(#s) AND ((#u = :f AND (attribute_exists(#cid) \
+                         OR attribute_not_exists(#rat) OR #rat <= :edge OR #rby = :tx)) \
+                         OR (#u = :t AND (attribute_not_exists(#l) OR #l <= :now)))";
 
 impl PairStore for DynamoStore {
     /// The shared claim strategy ([`strategy::claim`]) over this store's primitives.
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
-        let outcome = strategy::claim(self, &self.config.rules, request).await?;
+        self.claim_new_call(request, Delivery::First).await
+    }
+
+    /// Concurrent claims of one transaction in this process take turns, so a duplicate that
+    /// arrives while the first is still writing finds its pair in the view's memory.
+    async fn claim_new_call(
+        &self,
+        request: &ClaimRequest,
+        delivery: Delivery,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let turn = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(in_flight.entry(request.transaction_id.clone()).or_default())
+        };
+        let outcome = {
+            let _turn = turn.lock().await;
+            let call = Budgeted {
+                store: self,
+                deadline: self.deadline(),
+            };
+            strategy::claim_for(&call, &self.config.rules, request, delivery).await
+        };
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            // Only the map and this claim still hold the turn: nobody is waiting for it.
+            if Arc::strong_count(&turn) <= 2 {
+                in_flight.remove(&request.transaction_id);
+            }
+        }
+        let outcome = outcome?;
         let counter = match outcome {
             ClaimOutcome::Claimed(_) => &self.counters.claims,
             ClaimOutcome::Busy => &self.counters.busy,
@@ -553,8 +919,7 @@ impl PairStore for DynamoStore {
         pair: &PairKey,
         transaction_id: &str,
     ) -> Result<ReleaseOutcome, StoreError> {
-        self.count_request();
-        let result = self
+        let req = self
             .client
             .update_item()
             .table_name(&self.pairs_table)
@@ -569,17 +934,45 @@ impl PairStore for DynamoStore {
             .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
             .expression_attribute_names("#rat", attr::RELEASED_AT)
             .expression_attribute_names("#rby", attr::RELEASED_BY)
-            .expression_attribute_values(":now", n(self.now_ms().div_euclid(1000)))
+            .expression_attribute_values(":now", n((self.clock)().div_euclid(1000)))
             .expression_attribute_names("#from", attr::ORIGINAL_CALLING_NUMBER)
             .expression_attribute_names("#to", attr::ORIGINAL_CALLED_NUMBER)
             .expression_attribute_names("#ts", attr::CALL_TIMESTAMP)
             .expression_attribute_values(":t", s(IN_USE_TRUE))
             .expression_attribute_values(":f", s(IN_USE_FALSE))
             .expression_attribute_values(":tx", s(transaction_id))
-            .send()
-            .await;
+            // Whether a lookup had bound the claim: then the pair is reusable at once.
+            .return_values(ReturnValue::AllOld);
+        let result = self
+            .retrying(
+                self.deadline(),
+                || {
+                    let req = req.clone();
+                    async move {
+                        match req.send().await {
+                            Ok(out) => Ok(Ok(out
+                                .attributes()
+                                .is_some_and(|item| item.contains_key(attr::CONTACT_ID)))),
+                            Err(SdkError::ServiceError(e))
+                                if matches!(
+                                    e.err(),
+                                    UpdateItemError::ConditionalCheckFailedException(_)
+                                ) =>
+                            {
+                                Ok(Err(()))
+                            }
+                            Err(err) => Err(err),
+                        }
+                    }
+                },
+                map_sdk_error,
+            )
+            .await?;
         match result {
-            Ok(_) => {
+            Ok(looked_up) => {
+                if looked_up {
+                    strategy::lock_view(&self.view).freed(pair);
+                }
                 info!(
                     sma_number = %mask_number(&pair.sma_number),
                     connect_number = %mask_number(&pair.connect_number),
@@ -587,21 +980,26 @@ impl PairStore for DynamoStore {
                 );
                 Ok(ReleaseOutcome::Released)
             }
-            // Already free, or owned by another transaction now: nothing to do.
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
+            // Already free (a repeat of this very release included), or owned by another
+            // transaction now: nothing to do.
+            Err(()) => {
                 debug!("release: pair not held by this transaction");
                 Ok(ReleaseOutcome::NotHeld)
             }
-            Err(err) => Err(map_sdk_error(err)),
         }
     }
 
-    /// The CALLS record's pair, read strongly consistently: the claim's `TransactWriteItems`
-    /// writes it with the pair, so a claim that landed while its caller timed out names it.
+    /// A pair held by this transaction, found by its holder in the `in_use` index: a claim
+    /// that landed while its caller timed out is there, with or without a CALLS record. The
+    /// index is eventually consistent; the event that asks (the call's next one) comes seconds
+    /// after the claim, long after the index caught up.
     async fn claimed_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
-        ClaimPrimitives::recorded_pair(self, transaction_id).await
+        Ok(self
+            .held_pairs_of(transaction_id, self.deadline())
+            .await?
+            .into_iter()
+            .next()
+            .map(|(pair, _)| pair))
     }
 
     /// One conditional `UpdateItem` (strongly consistent by nature) both checks that the claim is
@@ -618,7 +1016,7 @@ impl PairStore for DynamoStore {
         contact_id: &str,
         mode: LookupMode,
     ) -> Result<Option<LiveClaim>, StoreError> {
-        let now_s = self.now_ms().div_euclid(1000);
+        let now_s = (self.clock)().div_euclid(1000);
         let (update, returns) = match mode {
             LookupMode::KeepClaim => ("SET #cid = :cid", ReturnValue::AllNew),
             LookupMode::ReleaseOnLookup => (
@@ -647,8 +1045,30 @@ impl PairStore for DynamoStore {
         if mode == LookupMode::ReleaseOnLookup {
             req = req.expression_attribute_values(":f", s(IN_USE_FALSE));
         }
-        self.count_request();
-        match req.send().await {
+        let answer = self
+            .retrying(
+                self.deadline(),
+                || {
+                    let req = req.clone();
+                    async move {
+                        match req.send().await {
+                            Ok(out) => Ok(Ok(out)),
+                            Err(SdkError::ServiceError(e))
+                                if matches!(
+                                    e.err(),
+                                    UpdateItemError::ConditionalCheckFailedException(_)
+                                ) =>
+                            {
+                                Ok(Err(e.into_err()))
+                            }
+                            Err(err) => Err(err),
+                        }
+                    }
+                },
+                map_sdk_error,
+            )
+            .await?;
+        match answer {
             Ok(out) => {
                 let item = out.attributes().ok_or_else(|| {
                     StoreError::Corrupt("lookup update returned no attributes".into())
@@ -656,10 +1076,8 @@ impl PairStore for DynamoStore {
                 let released = mode == LookupMode::ReleaseOnLookup;
                 live_claim_of(pair, item, contact_id, released).map(Some)
             }
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                let UpdateItemError::ConditionalCheckFailedException(ccf) = e.err() else {
+            Err(failed) => {
+                let UpdateItemError::ConditionalCheckFailedException(ccf) = &failed else {
                     return Ok(None);
                 };
                 // A retry of a lookup that already freed the pair for this very contact.
@@ -676,7 +1094,6 @@ impl PairStore for DynamoStore {
                     _ => Ok(None),
                 }
             }
-            Err(err) => Err(map_sdk_error(err)),
         }
     }
 }
@@ -689,7 +1106,7 @@ impl CallStore for DynamoStore {
         transaction_id: &str,
         intent: &TransferIntent,
     ) -> Result<(), StoreError> {
-        let now_ms = self.now_ms();
+        let now_ms = (self.clock)();
         let ttl = now_ms
             .div_euclid(1000)
             .saturating_add(self.config.call_record_ttl_seconds);
@@ -719,8 +1136,8 @@ impl CallStore for DynamoStore {
                  REMOVE #cid",
             ),
         };
-        self.count_request();
-        req.send().await.map_err(map_sdk_error)?;
+        self.retrying(self.deadline(), || req.clone().send(), map_sdk_error)
+            .await?;
         Ok(())
     }
 
@@ -728,7 +1145,7 @@ impl CallStore for DynamoStore {
         &self,
         transaction_id: &str,
     ) -> Result<Option<TransferIntent>, StoreError> {
-        let Some(item) = self.call_record(transaction_id).await? else {
+        let Some(item) = self.call_record(transaction_id, self.deadline()).await? else {
             return Ok(None);
         };
         let item = &item;
@@ -743,6 +1160,16 @@ impl CallStore for DynamoStore {
             contact_id: opt_s(item, attr::TRANSFER_CONTACT_ID).map(str::to_owned),
         }))
     }
+}
+
+/// Whether a cancelled transaction was cancelled because an item was throttled: that is a
+/// transient failure to retry, not an answer.
+fn cancelled_by_throttling(
+    tce: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
+) -> bool {
+    tce.cancellation_reasons()
+        .iter()
+        .any(|r| r.code().is_some_and(is_throttling_code))
 }
 
 /// Sorts a failed `TransactWriteItems` into "pair taken", "transaction already has a pair",

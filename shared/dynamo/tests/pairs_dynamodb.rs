@@ -12,7 +12,7 @@ use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, attr};
 use takeback_dynamo::seed::{cross_product, seed_pairs};
 use takeback_dynamo::tables::{self, CreateOutcome, create_table};
 use takeback_dynamo::testing;
-use takeback_pairs::strategy::ClaimRules;
+use takeback_pairs::strategy::{self, ClaimRules};
 use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore, ReleaseOutcome,
     TransferIntent,
@@ -37,6 +37,11 @@ async fn fixture(test: &str, pairs: &[PairKey], config: ClaimConfig) -> Option<F
     let client = testing::local_client(test).await?;
     let store = testing::seeded_pair_store(&client, test, pairs).await;
     let (clock, cell) = testing::settable_clock();
+    // A loaded test machine answers slower than DynamoDB: no retry budget cuts a test short.
+    let config = ClaimConfig {
+        retry_budget: std::time::Duration::from_secs(60),
+        ..config
+    };
     let store = store.with_config(config).with_clock(clock);
     Some(Fixture {
         client,
@@ -622,4 +627,129 @@ async fn created_tables_match_the_definitions() {
             .map(|t| t.as_str()),
         Some("ALL")
     );
+}
+
+// --- the fast path -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_warm_uncontended_claim_is_one_conditional_write_and_its_release_one_more() {
+    let all = pairs(2, 4);
+    let Some(f) = fixture("fast", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    // The environment's first claim reads the pool (and fills its view).
+    claimed(f.store.claim(&request("tx-cold")).await.unwrap());
+    assert_eq!(f.store.believed_free(), 7);
+    let store = f.store.clone().with_fresh_metrics();
+    let warm = claimed(store.claim(&request("tx-warm")).await.unwrap());
+    assert_eq!(store.metrics().requests, 1, "{:?}", store.metrics());
+    assert_eq!(store.metrics().claim_write_attempts, 1);
+    let state = table_state(&f).await;
+    assert_eq!(holder(&state[&warm.pair]).as_deref(), Some("tx-warm"));
+    // Released by the pair the call's state names: one owner-conditional write.
+    let store = store.with_fresh_metrics();
+    assert_eq!(
+        store
+            .release_owned("tx-warm", Some(&warm.pair))
+            .await
+            .unwrap(),
+        ReleaseOutcome::Released
+    );
+    assert_eq!(store.metrics().requests, 1);
+}
+
+#[tokio::test]
+async fn a_redelivery_in_another_environment_gets_the_pair_the_fast_path_took() {
+    let all = pairs(2, 4);
+    let Some(f) = fixture("fast-redeliver", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    claimed(f.store.claim(&request("tx-warmup")).await.unwrap());
+    let first = claimed(f.store.claim(&request("tx-r")).await.unwrap());
+    // The SMA re-delivers to a fresh environment, 5 s later: a possible re-delivery.
+    let elsewhere = f.store.clone().with_fresh_view();
+    let again = claimed(
+        elsewhere
+            .claim_new_call(&request("tx-r"), strategy::Delivery::MaybeRepeated)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(first.pair, again.pair);
+    // The same environment answers a re-delivery from its memory, with the same one write.
+    let store = f.store.clone().with_fresh_metrics();
+    assert_eq!(
+        claimed(store.claim(&request("tx-r")).await.unwrap()).pair,
+        first.pair
+    );
+    let held: Vec<String> = table_state(&f).await.values().filter_map(holder).collect();
+    assert_eq!(held.iter().filter(|t| *t == "tx-r").count(), 1, "{held:?}");
+    // The repeat changed nothing: the lookup still binds the first claim.
+    let live = f
+        .store
+        .lookup(&first.pair, "contact-r", LookupMode::KeepClaim)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.transaction_id, "tx-r");
+    assert_eq!(
+        claimed(store.claim(&request("tx-r")).await.unwrap()).pair,
+        first.pair
+    );
+    let state = table_state(&f).await;
+    assert_eq!(
+        state[&first.pair][attr::CONTACT_ID].as_s().unwrap(),
+        "contact-r",
+        "a repeated claim keeps the contact binding"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_fast_path_falls_back_to_the_contention_aware_path() {
+    let all = pairs(1, 2);
+    let Some(f) = fixture("fast-lost", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    claimed(f.store.claim(&request("tx-a")).await.unwrap());
+    // Another environment takes the pair this one believes free.
+    let other = f.store.clone().with_fresh_view();
+    let taken = claimed(other.claim(&request("tx-b")).await.unwrap());
+    assert_eq!(f.store.believed_free(), 1);
+    let store = f.store.clone().with_fresh_metrics();
+    // The pool is now full: the fast path loses, the read shows nothing free, busy.
+    assert_eq!(
+        store.claim(&request("tx-c")).await.unwrap(),
+        ClaimOutcome::Busy
+    );
+    assert_eq!(store.metrics().claim_write_attempts, 1);
+    assert_eq!(f.store.believed_free(), 0, "the loss refreshed the view");
+    // Once freed, the next claim reads again and wins with the record-keeping write.
+    // (Looked up first, so the freed pair does not rest.)
+    f.store
+        .lookup(&taken.pair, "contact-b", LookupMode::KeepClaim)
+        .await
+        .unwrap();
+    other.release(&taken.pair, "tx-b").await.unwrap();
+    let c = claimed(f.store.claim(&request("tx-d")).await.unwrap());
+    assert_eq!(c.pair, taken.pair);
+}
+
+#[tokio::test]
+async fn a_fast_path_claim_whose_outcome_was_never_learned_is_found_and_freed() {
+    let all = pairs(1, 4);
+    let Some(f) = fixture("fast-unknown", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    claimed(f.store.claim(&request("tx-warmup")).await.unwrap());
+    let lost_answer = claimed(f.store.claim(&request("tx-u")).await.unwrap());
+    // The handler never learned it (the attributes name no pair): the ending event finds it.
+    assert_eq!(
+        f.store.claimed_pair("tx-u").await.unwrap(),
+        Some(lost_answer.pair.clone())
+    );
+    assert_eq!(
+        f.store.release_owned("tx-u", None).await.unwrap(),
+        ReleaseOutcome::Released
+    );
+    let state = table_state(&f).await;
+    assert_eq!(holder(&state[&lost_answer.pair]), None);
 }

@@ -43,8 +43,12 @@ fn mock_store(rules: &[&Rule], use_ticket: bool) -> DynamoStore {
     DynamoStore::new(Client::from_conf(conf), "pairs", "calls").with_config(ClaimConfig {
         rules: ClaimRules {
             use_ticket,
+            // These tests are about the contention-aware path's transaction.
+            fast_path: false,
             ..ClaimRules::default()
         },
+        // One try: the store's own deadline-bound retries would hide the mock as well.
+        retry_budget: std::time::Duration::ZERO,
         ..ClaimConfig::default()
     })
 }
@@ -235,4 +239,64 @@ async fn unreachable_dynamodb_is_unavailable() {
     let err = store.claim(&request()).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(err.is_transient());
+}
+
+fn store_with_budget(rules: &[&Rule], budget: std::time::Duration) -> DynamoStore {
+    let store = mock_store(rules, false);
+    let config = ClaimConfig {
+        retry_budget: budget,
+        ..store.config().clone()
+    };
+    store.with_config(config)
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_while_the_budget_lasts() {
+    // Throttled, 5xx, throttled, 5xx, then answered: far more than the SDK's two attempts.
+    let flaky = mock!(Client::update_item)
+        .sequence()
+        .http_response(|| aws_error(400, "ThrottlingException"))
+        .http_response(|| aws_error(500, "InternalServerError"))
+        .http_response(|| aws_error(400, "ProvisionedThroughputExceededException"))
+        .http_response(|| aws_error(503, "ServiceUnavailable"))
+        .output(|| UpdateItemOutput::builder().build())
+        .build();
+    let store = store_with_budget(&[&flaky], std::time::Duration::from_secs(5));
+    assert_eq!(
+        store.release(&pair(0), "tx-1").await.unwrap(),
+        ReleaseOutcome::Released
+    );
+    assert_eq!(flaky.num_calls(), 5);
+    assert_eq!(store.metrics().retries, 4);
+}
+
+#[tokio::test]
+async fn retries_stop_when_the_budget_is_spent() {
+    let throttled = mock!(Client::update_item)
+        .match_requests(|_| true)
+        .then_http_response(|| aws_error(400, "ThrottlingException"));
+    let budget = std::time::Duration::from_millis(300);
+    let store = store_with_budget(&[&throttled], budget);
+    let started = std::time::Instant::now();
+    let err = store.release(&pair(0), "tx-1").await.unwrap_err();
+    assert!(matches!(err, StoreError::Throttled(_)), "{err:?}");
+    // Retried (more than once), and given up within the budget: a backoff that would end past
+    // it is not slept.
+    assert!(throttled.num_calls() > 2, "{} calls", throttled.num_calls());
+    assert!(started.elapsed() < budget + std::time::Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn a_conditional_failure_is_an_answer_and_never_retried() {
+    let not_held = mock!(Client::update_item).then_error(|| {
+        UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        )
+    });
+    let store = store_with_budget(&[&not_held], std::time::Duration::from_secs(5));
+    assert_eq!(
+        store.release(&pair(0), "tx-1").await.unwrap(),
+        ReleaseOutcome::NotHeld
+    );
+    assert_eq!(not_held.num_calls(), 1);
 }

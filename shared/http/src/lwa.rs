@@ -14,13 +14,13 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use takeback_alexa::Secret;
 use takeback_alexa::budget::{Deadline, TOKEN_LEASE_WAIT, TOKEN_POLL_INTERVAL};
 use takeback_alexa::config::LwaSettings;
 use takeback_alexa::now_epoch_seconds;
 use takeback_alexa::store::PutOutcome;
 use takeback_alexa::store::token::{TokenPlan, plan};
 use takeback_alexa::store::{StoredTokens, TokenStore};
+use takeback_alexa::{Secret, SecretSource};
 use takeback_common::StoreError;
 use tracing::{debug, info, warn};
 
@@ -50,6 +50,15 @@ impl LwaError {
     /// The code or refresh token is invalid, expired, used or revoked.
     pub fn is_invalid_grant(&self) -> bool {
         matches!(self, LwaError::OAuth { error, .. } if error == "invalid_grant")
+    }
+
+    /// LWA did not accept the client id and secret (`invalid_client`, or a bare 401).
+    pub fn is_invalid_client(&self) -> bool {
+        match self {
+            LwaError::OAuth { error, status, .. } => error == "invalid_client" || *status == 401,
+            LwaError::Status { status } => *status == 401,
+            _ => false,
+        }
     }
 
     fn is_transient(&self) -> bool {
@@ -90,11 +99,26 @@ struct OAuthErrorAnswer {
 pub struct LwaClient {
     http: HttpClient,
     settings: LwaSettings,
+    /// The client secret sent: `settings.client_secret` unless [`Self::with_client_secret`].
+    client_secret: Arc<dyn SecretSource>,
 }
 
 impl LwaClient {
     pub fn new(http: HttpClient, settings: LwaSettings) -> Self {
-        Self { http, settings }
+        let client_secret = Arc::new(settings.client_secret.clone());
+        Self {
+            http,
+            settings,
+            client_secret,
+        }
+    }
+
+    /// Takes the client secret from `source` (rotation at run time): when LWA answers
+    /// `invalid_client`, the source is told and the request is sent once more if it offers a
+    /// different secret.
+    pub fn with_client_secret(mut self, source: Arc<dyn SecretSource>) -> Self {
+        self.client_secret = source;
+        self
     }
 
     pub fn settings(&self) -> &LwaSettings {
@@ -143,6 +167,35 @@ impl LwaClient {
         pairs: &[(&str, &str)],
         deadline: Deadline,
     ) -> Result<TokenGrant, LwaError> {
+        let secret = self.client_secret.current();
+        match self.token_request_with(pairs, &secret, deadline).await {
+            // LWA checks the client before the grant, so a refused client consumed no code.
+            Err(e) if e.is_invalid_client() => {
+                let fresher = tokio::time::timeout_at(
+                    tokio::time::Instant::from_std(deadline.instant()),
+                    self.client_secret.refused(&secret),
+                )
+                .await
+                .ok()
+                .flatten();
+                match fresher {
+                    Some(fresher) => {
+                        warn!("LWA refused the client secret; retrying with the rotated one");
+                        self.token_request_with(pairs, &fresher, deadline).await
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn token_request_with(
+        &self,
+        pairs: &[(&str, &str)],
+        client_secret: &Secret,
+        deadline: Deadline,
+    ) -> Result<TokenGrant, LwaError> {
         // In its own block: the serializer is not `Send` and must not live across an await.
         let body = {
             let mut form = form_urlencoded::Serializer::new(String::new());
@@ -150,7 +203,7 @@ impl LwaClient {
                 form.append_pair(k, v);
             }
             form.append_pair("client_id", &self.settings.client_id);
-            form.append_pair("client_secret", self.settings.client_secret.expose());
+            form.append_pair("client_secret", client_secret.expose());
             Bytes::from(form.finish())
         };
         let headers: [(HeaderName, HeaderValue); 2] = [

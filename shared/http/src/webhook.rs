@@ -23,13 +23,14 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue};
 use serde::Serialize;
 use sha2::Sha256;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use takeback_alexa::Secret;
 use takeback_alexa::budget::Deadline;
 use takeback_alexa::config::MIN_WEBHOOK_SECRET_BYTES;
 use takeback_alexa::model::{ForwardedMessage, MessageKind, SignalingMessage};
 use takeback_alexa::retry::{RetryPolicy, parse_retry_after};
 use takeback_alexa::session::{CallDirection, CallSession, SessionState};
+use takeback_alexa::{Secret, SecretSource};
 use tracing::{info, warn};
 
 pub const SIGNATURE_HEADER: &str = "x-signature";
@@ -246,7 +247,7 @@ pub struct WebhookDelivered {
 pub struct WebhookClient {
     http: HttpClient,
     url: String,
-    secret: Secret,
+    secret: Arc<dyn SecretSource>,
     retry: RetryPolicy,
     budget: Duration,
 }
@@ -281,10 +282,18 @@ impl WebhookClient {
         Ok(Self {
             http,
             url,
-            secret,
+            secret: Arc::new(secret),
             retry,
             budget,
         })
+    }
+
+    /// Signs with the key `source` holds (rotation at run time): when the backend answers 401,
+    /// the source is told and the message is signed again and re-sent once if it offers a
+    /// different key.
+    pub fn with_secret_source(mut self, source: Arc<dyn SecretSource>) -> Self {
+        self.secret = source;
+        self
     }
 
     /// Delivers `envelope`, stopping at the client's budget or `deadline`, whichever is first.
@@ -301,10 +310,12 @@ impl WebhookClient {
         };
         let deadline = Deadline::at((Instant::now() + self.budget).min(deadline.instant()));
         let mut attempt = 0;
+        let mut secret = self.secret.current();
+        let mut asked_for_fresher_key = false;
         loop {
             attempt += 1;
             let ts = takeback_alexa::now_epoch_seconds();
-            let signature = sign(&self.secret, ts, id_text, &body);
+            let signature = sign(&secret, ts, id_text, &body);
             let headers: Vec<(HeaderName, HeaderValue)> = vec![
                 (CONTENT_TYPE, HeaderValue::from_static("application/json")),
                 (
@@ -338,6 +349,28 @@ impl WebhookClient {
                         status: r.status.as_u16(),
                         attempts: attempt,
                     });
+                }
+                Ok(r) if r.status.as_u16() == 401 && !asked_for_fresher_key => {
+                    asked_for_fresher_key = true;
+                    let fresher = tokio::time::timeout_at(
+                        tokio::time::Instant::from_std(deadline.instant()),
+                        self.secret.refused(&secret),
+                    )
+                    .await
+                    .ok()
+                    .flatten();
+                    match fresher {
+                        Some(fresher) => {
+                            warn!(
+                                message_id = %envelope.message_id,
+                                "the backend refused the signature; signing with the rotated key"
+                            );
+                            secret = fresher;
+                            attempt -= 1;
+                            continue;
+                        }
+                        None => return Err(WebhookError::Rejected { status: 401 }),
+                    }
                 }
                 Ok(r) => {
                     let s = r.status.as_u16();

@@ -84,10 +84,25 @@ pub struct TransferIntent {
 
 /// Rolling-DNIS pair claims.
 pub trait PairStore: Send + Sync {
+    /// Claims a pair for a first delivery of the call's event, or for a re-delivery that
+    /// reaches this same store (which remembers its claims); see [`strategy`].
     fn claim(
         &self,
         request: &ClaimRequest,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Claims a pair for a new call, told whether the event may be a re-delivery (the SMA
+    /// handler judges it by the call's age, [`strategy::delivery_of`]): a possible re-delivery
+    /// first looks for the pair the transaction already holds. Stores without that distinction
+    /// claim as [`claim`](Self::claim) does.
+    fn claim_new_call(
+        &self,
+        request: &ClaimRequest,
+        delivery: strategy::Delivery,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+        let _ = delivery;
+        self.claim(request)
+    }
 
     /// Frees the pair only if `transaction_id` still owns it.
     fn release(
@@ -104,10 +119,11 @@ pub trait PairStore: Send + Sync {
         mode: LookupMode,
     ) -> impl Future<Output = Result<Option<LiveClaim>, StoreError>> + Send;
 
-    /// The pair this transaction's claim record names (strongly consistent), whether or not
-    /// the claim is still live. A claim write whose outcome the caller never learned (a
-    /// timeout, a 5xx) names its pair here if it landed. Stores without claim records answer
-    /// `None`.
+    /// A pair this transaction's claim holds or its claim record names, whether or not the
+    /// claim is still live. A claim write whose outcome the caller never learned (a timeout, a
+    /// 5xx) names its pair here if it landed (the DynamoDB store finds it by its holder in the
+    /// `in_use` index, which has caught up by the time the next event of the call arrives).
+    /// Stores without claim records answer `None`.
     fn claimed_pair(
         &self,
         transaction_id: &str,
@@ -116,29 +132,25 @@ pub trait PairStore: Send + Sync {
         std::future::ready(Ok(None))
     }
 
-    /// Frees whatever this transaction may own: `known` (the pair the call's state names, held
-    /// or not) and the pair its claim record names, each only if this transaction still owns
-    /// it ([`release`](Self::release)). `Released` when any pair was freed. Safe to repeat;
-    /// `known` is released first, so a failing record read still frees it.
+    /// Frees whatever this transaction may own, each pair only if this transaction still owns
+    /// it ([`release`](Self::release)); `Released` when a pair was freed; safe to repeat.
+    /// `known` is the pair the call's state names: the claim's outcome was learned, and a
+    /// transaction holds at most one pair, so that pair is all there is to free (one request).
+    /// Without it the claim's outcome was never learned (a timeout, a 5xx, a rejected
+    /// response): the pair is found by [`claimed_pair`](Self::claimed_pair) first.
     fn release_owned(
         &self,
         transaction_id: &str,
         known: Option<&PairKey>,
     ) -> impl Future<Output = Result<ReleaseOutcome, StoreError>> + Send {
         async move {
-            let mut outcome = ReleaseOutcome::NotHeld;
-            if let Some(pair) = known
-                && self.release(pair, transaction_id).await? == ReleaseOutcome::Released
-            {
-                outcome = ReleaseOutcome::Released;
+            if let Some(pair) = known {
+                return self.release(pair, transaction_id).await;
             }
-            if let Some(recorded) = self.claimed_pair(transaction_id).await?
-                && Some(&recorded) != known
-                && self.release(&recorded, transaction_id).await? == ReleaseOutcome::Released
-            {
-                outcome = ReleaseOutcome::Released;
+            match self.claimed_pair(transaction_id).await? {
+                Some(found) => self.release(&found, transaction_id).await,
+                None => Ok(ReleaseOutcome::NotHeld),
             }
-            Ok(outcome)
         }
     }
 }
@@ -188,6 +200,14 @@ impl<S: PairStore + ?Sized> PairStore for Arc<S> {
         transaction_id: &str,
     ) -> impl Future<Output = Result<Option<PairKey>, StoreError>> + Send {
         (**self).claimed_pair(transaction_id)
+    }
+
+    fn claim_new_call(
+        &self,
+        request: &ClaimRequest,
+        delivery: strategy::Delivery,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+        (**self).claim_new_call(request, delivery)
     }
 
     fn release_owned(

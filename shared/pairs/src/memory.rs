@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::strategy::{
-    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, FreePairs, Ticket,
+    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, Delivery, FreePairs, PoolView,
+    Ticket,
 };
 use crate::{
     CallStore, Claim, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
@@ -62,6 +63,8 @@ pub struct MemoryStore {
     clock_offset: AtomicU64,
     fault: Mutex<Option<InjectedFault>>,
     requests: AtomicU64,
+    /// The fast path's cached view of the pool (see [`strategy::PoolView`]).
+    view: Mutex<PoolView>,
 }
 
 impl MemoryStore {
@@ -257,6 +260,89 @@ impl ClaimPrimitives for MemoryStore {
     async fn recorded_pair(&self, transaction_id: &str) -> Result<Option<PairKey>, StoreError> {
         Ok(lock(&self.records).get(transaction_id).cloned())
     }
+
+    /// Checks and writes under the map's lock, as DynamoDB's condition does on one item; a
+    /// transaction that already holds another live pair is told so (`AlreadyHas`), which this
+    /// store can afford to check on every write.
+    async fn attempt_single(
+        &self,
+        pair: &PairKey,
+        request: &ClaimRequest,
+        now_ms: i64,
+        lease_expires_at: i64,
+    ) -> Result<ClaimAttempt, StoreError> {
+        let now_s = now_ms.div_euclid(1000);
+        let mut pairs = lock(&self.pairs);
+        let own = pairs.iter().find(|(_, h)| {
+            h.as_ref().is_some_and(|h| {
+                h.transaction_id == request.transaction_id
+                    && strategy::is_live(Some(h.lease_expires_at), now_s)
+            })
+        });
+        if let Some((held, holder)) = own {
+            if held == pair {
+                return Ok(ClaimAttempt::Won(Claim {
+                    pair: pair.clone(),
+                    transaction_id: request.transaction_id.clone(),
+                    lease_expires_at: holder.as_ref().map_or(0, |h| h.lease_expires_at),
+                }));
+            }
+            return Ok(ClaimAttempt::AlreadyHas(held.clone()));
+        }
+        let Some(slot) = pairs.get_mut(pair) else {
+            return Ok(ClaimAttempt::PairTaken);
+        };
+        let held = slot.as_ref().map(|h| h.lease_expires_at);
+        if !strategy::is_claimable(held.is_some(), held, now_s) {
+            return Ok(ClaimAttempt::PairTaken);
+        }
+        let mut unbound = lock(&self.released_unbound);
+        let resting = unbound.get(pair).map(|(at, by)| (*at, by.as_str()));
+        if held.is_none()
+            && !strategy::is_reusable(
+                resting,
+                &request.transaction_id,
+                now_s,
+                self.rules.reuse_quiet_seconds,
+            )
+        {
+            return Ok(ClaimAttempt::PairTaken);
+        }
+        unbound.remove(pair);
+        *slot = Some(Holder {
+            transaction_id: request.transaction_id.clone(),
+            original_calling_number: request.original_calling_number.clone(),
+            original_called_number: request.original_called_number.clone(),
+            call_timestamp_ms: now_ms,
+            lease_expires_at,
+            contact_id: None,
+        });
+        lock(&self.records).insert(request.transaction_id.clone(), pair.clone());
+        Ok(ClaimAttempt::Won(Claim {
+            pair: pair.clone(),
+            transaction_id: request.transaction_id.clone(),
+            lease_expires_at,
+        }))
+    }
+
+    async fn held_by(&self, transaction_id: &str, now_s: i64) -> Result<Option<Claim>, StoreError> {
+        Ok(lock(&self.pairs).iter().find_map(|(pair, h)| {
+            h.as_ref()
+                .filter(|h| {
+                    h.transaction_id == transaction_id
+                        && strategy::is_live(Some(h.lease_expires_at), now_s)
+                })
+                .map(|h| Claim {
+                    pair: pair.clone(),
+                    transaction_id: h.transaction_id.clone(),
+                    lease_expires_at: h.lease_expires_at,
+                })
+        }))
+    }
+
+    fn pool_view(&self) -> Option<&Mutex<PoolView>> {
+        Some(&self.view)
+    }
 }
 
 impl PairStore for MemoryStore {
@@ -265,6 +351,15 @@ impl PairStore for MemoryStore {
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         self.enter()?;
         strategy::claim(self, &self.rules, request).await
+    }
+
+    async fn claim_new_call(
+        &self,
+        request: &ClaimRequest,
+        delivery: Delivery,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.enter()?;
+        strategy::claim_for(self, &self.rules, request, delivery).await
     }
 
     async fn release(

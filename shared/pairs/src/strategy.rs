@@ -4,7 +4,27 @@
 //! ([`claim`]); a store only supplies the primitive reads and the one conditional write
 //! ([`ClaimPrimitives`]) — DynamoDB in `takeback-dynamo`, a mutex-guarded map in [`crate::memory`].
 //!
-//! # The algorithm
+//! # The fast path: one round trip
+//!
+//! A store may keep a [`PoolView`]: the free pairs its last read saw, cached for the life of
+//! the execution environment. A first delivery of a new call ([`Delivery::First`]) picks a pair
+//! the view believes free (in the transaction's [`spread_order`], skipping pairs another claim
+//! of this process is trying) and sends one single-item conditional write
+//! ([`ClaimPrimitives::attempt_single`]). Winning is the whole claim. A write that finds the pair
+//! already held *by this transaction* (a re-delivery that picked the same pair) answers with that
+//! claim from its failure reason, without a second request. Losing drops the pair from the view
+//! and falls back to the contention-aware path below, whose read refreshes the view.
+//!
+//! Why the fast path needs no per-transaction record: the SMA re-delivers an event only after
+//! waiting 5 s for an answer, and the handler takes the fast path only while the call is younger
+//! than [`FIRST_DELIVERY_WINDOW_MS`], so a first delivery's single write has settled long before
+//! any re-delivery of it can arrive. A possible re-delivery ([`Delivery::MaybeRepeated`]) skips
+//! the fast path and first looks for a pair the transaction already holds
+//! ([`ClaimPrimitives::held_by`]). The contention-aware path below always claims with the
+//! record-keeping write ([`ClaimPrimitives::attempt`]): pair and record change together, so even
+//! concurrent duplicates cannot both win there.
+//!
+//! # The algorithm (the contention-aware path)
 //!
 //! 1. Read the free pairs (up to a limit), and in parallel take a *ticket* from a counter.
 //!    Claimers that pick independently collide like birthdays; consecutive tickets target
@@ -23,10 +43,12 @@
 //!    full pool), which it gets back.
 //! 6. Idempotency: the write that claims a pair also records the pair for the transaction and
 //!    fails when the transaction already has one ([`ClaimAttempt::AlreadyHas`]); a live earlier
-//!    claim is answered as is, an ended one (released, lease expired) is replaced.
+//!    claim is answered as is, an ended one (released, lease expired) is replaced. (The fast
+//!    path's single write relies on the delivery rule above instead.)
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
 
 use takeback_common::StoreError;
 use takeback_common::mask::mask_number;
@@ -58,6 +80,10 @@ pub struct ClaimRules {
     /// the next caller's. A pair whose claim was looked up is reusable at once; 0 disables
     /// the wait.
     pub reuse_quiet_seconds: i64,
+    /// Try one write on a pair the cached [`PoolView`] believes free before anything else.
+    pub fast_path: bool,
+    /// A view older than this is not trusted for the fast path (the next claim reads afresh).
+    pub view_max_age_ms: i64,
 }
 
 impl Default for ClaimRules {
@@ -68,8 +94,189 @@ impl Default for ClaimRules {
             requery_after_conflicts: 1,
             use_ticket: true,
             reuse_quiet_seconds: 15,
+            fast_path: true,
+            view_max_age_ms: 5 * 60 * 1000,
         }
     }
+}
+
+/// How long after the call started (its leg's `StartTimeInMilliseconds`) a `NEW_INBOUND_CALL`
+/// still counts as a first delivery. The SMA waits 5 s before it re-delivers; a single write
+/// sent within this window settles (answered, or its attempt timed out) well before that.
+pub const FIRST_DELIVERY_WINDOW_MS: i64 = 2_000;
+
+/// Whether a claim may be for an event the SMA already delivered once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// The first delivery: no other claim of this transaction can be under way elsewhere.
+    #[default]
+    First,
+    /// Possibly a re-delivery (old event, or its age unknown): look for the transaction's pair
+    /// first and claim only with the record-keeping write.
+    MaybeRepeated,
+}
+
+/// Whether a `NEW_INBOUND_CALL` whose caller leg started at `call_started_ms` (epoch ms) and is
+/// handled at `now_ms` is certainly a first delivery (see [`FIRST_DELIVERY_WINDOW_MS`]). A start
+/// in the future beyond the window, or no start at all, is treated as a possible re-delivery.
+pub fn delivery_of(call_started_ms: Option<i64>, now_ms: i64) -> Delivery {
+    match call_started_ms {
+        Some(start) if now_ms.saturating_sub(start).abs() < FIRST_DELIVERY_WINDOW_MS => {
+            Delivery::First
+        }
+        _ => Delivery::MaybeRepeated,
+    }
+}
+
+/// The free pairs as this execution environment last saw them, and the claims it made: what
+/// the fast path picks from. Kept behind a mutex by the store and shared by its clones.
+#[derive(Debug, Default)]
+pub struct PoolView {
+    free: Vec<Candidate>,
+    refreshed_at_ms: Option<i64>,
+    /// Pairs a claim of this process is writing right now: concurrent claimers in one process
+    /// pick distinct pairs.
+    trying: HashSet<PairKey>,
+    /// The last claims this environment won, so a re-delivery that reaches the same environment
+    /// tries its own pair first.
+    recent: VecDeque<(String, PairKey)>,
+    /// Slot of the last pair this environment won.
+    cursor: Option<u64>,
+    /// Slots of the pairs reads have shown (pairs are never renumbered).
+    slots: std::collections::HashMap<PairKey, Option<u64>>,
+}
+
+/// Claims remembered per environment for re-deliveries.
+const RECENT_CLAIMS: usize = 256;
+
+impl PoolView {
+    /// Replaces the free list with a fresh read.
+    pub fn refresh(&mut self, free: &FreePairs, now_ms: i64) {
+        let mut candidates = free.candidates.clone();
+        candidates.sort_unstable();
+        for c in &candidates {
+            self.slots.insert(c.pair.clone(), c.slot);
+        }
+        self.free = candidates;
+        self.refreshed_at_ms = Some(now_ms);
+    }
+
+    /// The pair the fast path should try for `transaction_id`, reserved for it until
+    /// [`won`](Self::won), [`lost`](Self::lost) or [`abandon`](Self::abandon): the pair this
+    /// environment already claimed for the transaction; else the first pair believed free after
+    /// the slot of this environment's last claim (its cursor), skipping pairs another claim here
+    /// is trying. The cursor starts where the environment's first claim landed, which a ticket
+    /// chose, so warm environments walk the pool from different places, as consecutive tickets
+    /// do; without a cursor the transaction's [`spread_order`] decides. `None` when the view is
+    /// empty, missing or older than `max_age_ms`.
+    pub fn pick(&mut self, transaction_id: &str, now_ms: i64, max_age_ms: i64) -> Option<PairKey> {
+        if let Some((_, pair)) = self.recent.iter().find(|(tx, _)| tx == transaction_id) {
+            let pair = pair.clone();
+            self.trying.insert(pair.clone());
+            return Some(pair);
+        }
+        if !self.usable(now_ms, max_age_ms) || self.free.is_empty() {
+            return None;
+        }
+        let len = self.free.len();
+        let start = match self.cursor {
+            Some(cursor) => self
+                .free
+                .iter()
+                .position(|c| c.slot.is_some_and(|s| s > cursor))
+                .unwrap_or(0),
+            None => spread_order(mix(fnv1a(transaction_id.as_bytes()), 0), len)
+                .next()
+                .unwrap_or(0),
+        };
+        let pick = (0..len)
+            .map(|i| &self.free[(start + i) % len].pair)
+            .find(|p| !self.trying.contains(*p))?
+            .clone();
+        self.trying.insert(pick.clone());
+        Some(pick)
+    }
+
+    /// Whether the view was read at all, and recently enough to be trusted.
+    pub fn usable(&self, now_ms: i64, max_age_ms: i64) -> bool {
+        self.refreshed_at_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) <= max_age_ms)
+    }
+
+    /// Like [`pick`](Self::pick), starting at `target` (the pair a ticket chose in this
+    /// claimer's own read, [`ticket_start`]) rather than at the cursor: claimers of one process
+    /// that read at the same time each keep their own ticket's place.
+    pub fn pick_at(&mut self, target: &Candidate) -> Option<PairKey> {
+        let len = self.free.len();
+        if len == 0 {
+            return None;
+        }
+        let start = self.free.partition_point(|c| c < target) % len;
+        let pick = (0..len)
+            .map(|i| &self.free[(start + i) % len].pair)
+            .find(|p| !self.trying.contains(*p))?
+            .clone();
+        self.trying.insert(pick.clone());
+        Some(pick)
+    }
+
+    /// `pair` is now held by `transaction_id`.
+    pub fn won(&mut self, transaction_id: &str, pair: &PairKey) {
+        self.trying.remove(pair);
+        if let Some(slot) = self
+            .free
+            .iter()
+            .find(|c| &c.pair == pair)
+            .and_then(|c| c.slot)
+        {
+            self.cursor = Some(slot);
+        }
+        self.free.retain(|c| &c.pair != pair);
+        self.recent.retain(|(tx, _)| tx != transaction_id);
+        if self.recent.len() >= RECENT_CLAIMS {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((transaction_id.to_owned(), pair.clone()));
+    }
+
+    /// `pair` was freed by this environment and may be claimed again at once (its claim had
+    /// been looked up, so it does not rest): believed free again, if a read ever showed it.
+    pub fn freed(&mut self, pair: &PairKey) {
+        let Some(slot) = self.slots.get(pair).copied() else {
+            return;
+        };
+        if !self.free.iter().any(|c| &c.pair == pair) {
+            let candidate = Candidate {
+                slot,
+                pair: pair.clone(),
+            };
+            let at = self.free.partition_point(|c| c < &candidate);
+            self.free.insert(at, candidate);
+        }
+    }
+
+    /// `pair` turned out to be taken.
+    pub fn lost(&mut self, pair: &PairKey) {
+        self.trying.remove(pair);
+        self.free.retain(|c| &c.pair != pair);
+    }
+
+    /// The write on `pair` ended without an answer: no longer reserved, belief unchanged.
+    pub fn abandon(&mut self, pair: &PairKey) {
+        self.trying.remove(pair);
+    }
+
+    /// Pairs the view believes free.
+    pub fn believed_free(&self) -> usize {
+        self.free.len()
+    }
+}
+
+/// Locks a view; a poisoned lock only means another claimer panicked between two plain
+/// field updates, so the view is still usable.
+pub fn lock_view(view: &Mutex<PoolView>) -> MutexGuard<'_, PoolView> {
+    view.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Epoch seconds at which a claim made at `now_s` stops holding its pair.
@@ -182,23 +389,151 @@ pub trait ClaimPrimitives: Send + Sync {
         &self,
         transaction_id: &str,
     ) -> impl Future<Output = Result<Option<PairKey>, StoreError>> + Send;
+
+    /// The fast path's single-item write: claims `pair` if [`is_claimable`] (and not resting),
+    /// without touching any record. `Won` also when the pair is already held live by this very
+    /// transaction (the write's failure reason says so; nothing is changed then), else
+    /// `PairTaken`.
+    fn attempt_single(
+        &self,
+        pair: &PairKey,
+        request: &ClaimRequest,
+        now_ms: i64,
+        lease_expires_at: i64,
+    ) -> impl Future<Output = Result<ClaimAttempt, StoreError>> + Send;
+
+    /// A live claim this transaction holds on any pair, found by its holder rather than by a
+    /// record (a first delivery's claim has none).
+    fn held_by(
+        &self,
+        transaction_id: &str,
+        now_s: i64,
+    ) -> impl Future<Output = Result<Option<Claim>, StoreError>> + Send;
+
+    /// The environment's cached view of the pool, if the store keeps one.
+    fn pool_view(&self) -> Option<&Mutex<PoolView>> {
+        None
+    }
 }
 
-/// Claims a pair for `request` following the strategy in the module documentation.
+/// What the fast path achieved.
+enum FastPath {
+    Claimed(Claim),
+    /// Not tried (no usable view), or lost: the pair it lost, if any.
+    FallBack(Option<PairKey>),
+}
+
+async fn fast_path<P: ClaimPrimitives>(
+    store: &P,
+    rules: &ClaimRules,
+    request: &ClaimRequest,
+) -> Result<FastPath, StoreError> {
+    let Some(view) = store.pool_view() else {
+        return Ok(FastPath::FallBack(None));
+    };
+    let now_ms = store.now_ms();
+    let mut picked = lock_view(view).pick(&request.transaction_id, now_ms, rules.view_max_age_ms);
+    if picked.is_none() && !lock_view(view).usable(now_ms, rules.view_max_age_ms) {
+        // A new (or long idle) environment: read the pool first, with a ticket in parallel that
+        // places this claim (and so this environment's walk) apart from its neighbours'.
+        let (ticket, mut free) = store.free_pairs(rules.use_ticket).await?;
+        free.candidates.sort_unstable();
+        let mut view = lock_view(view);
+        view.refresh(&free, now_ms);
+        picked = match ticket {
+            Some(t) if !free.candidates.is_empty() => {
+                let target = &free.candidates[ticket_start(t, &free.candidates, free.complete)];
+                view.pick_at(target)
+            }
+            _ => view.pick(&request.transaction_id, now_ms, rules.view_max_age_ms),
+        };
+    }
+    let Some(pair) = picked else {
+        return Ok(FastPath::FallBack(None));
+    };
+    let lease_expires_at = lease_expiry(now_ms.div_euclid(1000), rules.lease_seconds);
+    match store
+        .attempt_single(&pair, request, now_ms, lease_expires_at)
+        .await
+    {
+        Ok(ClaimAttempt::Won(claim)) => {
+            lock_view(view).won(&request.transaction_id, &pair);
+            info!(
+                sma_number = %mask_number(&pair.sma_number),
+                connect_number = %mask_number(&pair.connect_number),
+                attempts = 1,
+                "pair claimed (fast path)"
+            );
+            Ok(FastPath::Claimed(claim))
+        }
+        Ok(_) => {
+            lock_view(view).lost(&pair);
+            debug!("fast path lost its pair; reading the pool");
+            Ok(FastPath::FallBack(Some(pair)))
+        }
+        Err(e) => {
+            lock_view(view).abandon(&pair);
+            Err(e)
+        }
+    }
+}
+
+/// Claims a pair for a first delivery (see [`claim_for`]).
 pub async fn claim<P: ClaimPrimitives>(
     store: &P,
     rules: &ClaimRules,
     request: &ClaimRequest,
+) -> Result<ClaimOutcome, StoreError> {
+    claim_for(store, rules, request, Delivery::First).await
+}
+
+/// Claims a pair for `request` following the strategy in the module documentation: the fast
+/// path for a first delivery, the contention-aware path when it loses (or for a possible
+/// re-delivery, after looking for the pair the transaction already holds).
+pub async fn claim_for<P: ClaimPrimitives>(
+    store: &P,
+    rules: &ClaimRules,
+    request: &ClaimRequest,
+    delivery: Delivery,
 ) -> Result<ClaimOutcome, StoreError> {
     let seed = fnv1a(request.transaction_id.as_bytes());
     let mut attempts = 0u32;
     let mut replacing: Option<PairKey> = None;
     let mut lost: HashSet<PairKey> = HashSet::new();
     let mut round = 0u64;
+    // After a fast path the ticket is not worth a request: that path's read or view already
+    // placed this claim, and a loser should hear its answer in as few requests as possible.
+    let mut take_ticket = rules.use_ticket;
+    match delivery {
+        // The fast write counts against the attempt bound like any other.
+        Delivery::First if rules.fast_path && rules.max_write_attempts > 0 => {
+            match fast_path(store, rules, request).await? {
+                FastPath::Claimed(claim) => return Ok(ClaimOutcome::Claimed(claim)),
+                FastPath::FallBack(lost_pair) => {
+                    take_ticket = false;
+                    if let Some(pair) = lost_pair {
+                        attempts += 1;
+                        lost.insert(pair);
+                    }
+                }
+            }
+        }
+        Delivery::First => {}
+        Delivery::MaybeRepeated => {
+            let now_s = store.now_ms().div_euclid(1000);
+            if let Some(claim) = store.held_by(&request.transaction_id, now_s).await? {
+                info!("claim re-delivered: the pair this transaction holds");
+                return Ok(ClaimOutcome::Claimed(claim));
+            }
+        }
+    }
     loop {
         let now_ms = store.now_ms();
         let now_s = now_ms.div_euclid(1000);
-        let (ticket, free) = store.free_pairs(round == 0 && rules.use_ticket).await?;
+        let (ticket, free) = store.free_pairs(round == 0 && take_ticket).await?;
+        if let Some(view) = store.pool_view() {
+            lock_view(view).refresh(&free, now_ms);
+        }
         let FreePairs {
             mut candidates,
             mut complete,
@@ -212,11 +547,11 @@ pub async fn claim<P: ClaimPrimitives>(
         if candidates.is_empty() {
             // A re-delivered event on a full pool never reached a write (whose record check
             // would have said so): it may hold one of the busy pairs itself.
+            // (A first delivery's only earlier claim would be this environment's, which the
+            // fast path already tried.)
             if replacing.is_none()
-                && let Some(existing) = store.recorded_pair(&request.transaction_id).await?
-                && let Some(claim) = store
-                    .live_claim_of(&existing, &request.transaction_id, now_s)
-                    .await?
+                && !(delivery == Delivery::First && rules.fast_path)
+                && let Some(claim) = store.held_by(&request.transaction_id, now_s).await?
             {
                 info!(attempts, "claim re-delivered on a full pool: same pair");
                 return Ok(ClaimOutcome::Claimed(claim));
@@ -245,6 +580,9 @@ pub async fn claim<P: ClaimPrimitives>(
                 .await?
             {
                 ClaimAttempt::Won(claim) => {
+                    if let Some(view) = store.pool_view() {
+                        lock_view(view).won(&request.transaction_id, pair);
+                    }
                     info!(
                         sma_number = %mask_number(&pair.sma_number),
                         connect_number = %mask_number(&pair.connect_number),
@@ -254,6 +592,9 @@ pub async fn claim<P: ClaimPrimitives>(
                     return Ok(ClaimOutcome::Claimed(claim));
                 }
                 ClaimAttempt::PairTaken => {
+                    if let Some(view) = store.pool_view() {
+                        lock_view(view).lost(pair);
+                    }
                     lost.insert(pair.clone());
                     conflicts += 1;
                     if conflicts >= rules.requery_after_conflicts.max(1) {
@@ -464,6 +805,57 @@ mod tests {
             "its own contact"
         );
         assert!(is_reusable(Some((100, "t1")), "t2", 100, 0), "disabled");
+    }
+
+    #[test]
+    fn only_a_young_event_counts_as_a_first_delivery() {
+        assert_eq!(delivery_of(Some(10_000), 10_500), Delivery::First);
+        assert_eq!(
+            delivery_of(Some(10_000), 9_000),
+            Delivery::First,
+            "small skew"
+        );
+        assert_eq!(delivery_of(Some(10_000), 15_000), Delivery::MaybeRepeated);
+        assert_eq!(delivery_of(Some(10_000), 12_000), Delivery::MaybeRepeated);
+        assert_eq!(delivery_of(None, 10_000), Delivery::MaybeRepeated);
+    }
+
+    fn free(slots: &[u64]) -> FreePairs {
+        FreePairs {
+            candidates: slots.iter().map(|s| cand(Some(*s), *s as u32)).collect(),
+            complete: true,
+        }
+    }
+
+    #[test]
+    fn a_view_gives_concurrent_claimers_distinct_pairs_and_walks_on_from_its_last_claim() {
+        let mut view = PoolView::default();
+        assert_eq!(view.pick("t0", 0, 1000), None, "no view yet");
+        view.refresh(&free(&[0, 1, 2, 3]), 0);
+        let a = view.pick("t1", 10, 1000).unwrap();
+        let b = view.pick("t2", 10, 1000).unwrap();
+        assert_ne!(a, b, "a pair being tried is not offered twice");
+        view.won("t1", &a);
+        view.lost(&b);
+        assert_eq!(view.believed_free(), 2);
+        // The next pick follows the slot of this environment's last claim.
+        let next = view.pick("t3", 20, 1000).unwrap();
+        let slot_of = |p: &PairKey| p.sma_number[8..].parse::<u64>().unwrap();
+        assert!(
+            slot_of(&next) > slot_of(&a) || view.believed_free() == 0 || slot_of(&a) == 3,
+            "{next:?} after {a:?}"
+        );
+        view.abandon(&next);
+        // A repeat of t1's claim gets t1's pair back first.
+        assert_eq!(view.pick("t1", 30, 1000), Some(a.clone()));
+        // A pair this environment freed is believed free again.
+        let before = view.believed_free();
+        view.freed(&a);
+        assert_eq!(view.believed_free(), before + 1);
+        view.freed(&a);
+        assert_eq!(view.believed_free(), before + 1, "once");
+        // A view older than its age limit is not used.
+        assert_eq!(view.pick("t4", 5000, 1000), None);
     }
 
     #[test]

@@ -55,6 +55,24 @@ pub const CONNECT_HANDLER_BUDGET: Duration = Duration::from_secs(7);
 /// The most SDK operations a Connect-facing handler makes in one invocation.
 pub const CONNECT_MAX_OPERATIONS: u32 = 3;
 
+/// How long the SIP media application waits for the handler before it re-delivers the event.
+pub const SMA_INVOCATION_LIMIT: Duration = Duration::from_secs(5);
+
+// Retries by deadline. The SDK's two attempts per operation give up on a burst of throttling
+// that one more short wait would absorb, so the DynamoDB stores (`takeback-dynamo`) also retry
+// transient failures themselves, with jittered backoff, until the budget their function gives
+// them is spent — never by a count. Each budget is what the caller's deadline leaves:
+
+/// The SMA handler's store operations (a whole claim, a release, an intent read): under its
+/// 3.5 s per-operation cap, so a retry stops on its own rather than being cut off mid-request,
+/// leaving ≥ 1.5 s of the SMA's 5 s for the answer.
+pub const SMA_STORE_RETRY_BUDGET: Duration = Duration::from_millis(3200);
+/// The Connect lookup: one store operation within the handler's 7 s.
+pub const CONNECT_LOOKUP_STORE_RETRY_BUDGET: Duration = Duration::from_secs(6);
+/// The Connect transfer: up to two store operations (lookup by pair, intent), leaving time
+/// for `UpdateSipMediaApplicationCall` (≤ one operation timeout) within the handler's 7 s.
+pub const CONNECT_TRANSFER_STORE_RETRY_BUDGET: Duration = Duration::from_millis(2400);
+
 // The arithmetic above, checked at compile time so a later edit cannot silently break it.
 const _: () = {
     let op = OPERATION_TIMEOUT.as_millis();
@@ -67,6 +85,15 @@ const _: () = {
     assert!(op * CONNECT_MAX_OPERATIONS as u128 <= CONNECT_HANDLER_BUDGET.as_millis());
     // ...and the handler budget leaves Connect a margin of at least a second.
     assert!(CONNECT_HANDLER_BUDGET.as_millis() + 1_000 <= CONNECT_INVOCATION_LIMIT.as_millis());
+    // The store retry budgets end inside their callers' deadlines: the SMA's answer (with a
+    // second to spare), the lookup's handler budget, and the transfer's two store operations
+    // plus the Chime update.
+    assert!(SMA_STORE_RETRY_BUDGET.as_millis() + 1_000 < SMA_INVOCATION_LIMIT.as_millis());
+    assert!(CONNECT_LOOKUP_STORE_RETRY_BUDGET.as_millis() < CONNECT_HANDLER_BUDGET.as_millis());
+    assert!(
+        CONNECT_TRANSFER_STORE_RETRY_BUDGET.as_millis() * 2 + op
+            <= CONNECT_HANDLER_BUDGET.as_millis()
+    );
 };
 
 /// The project's timeouts (see the module documentation for the reasoning).

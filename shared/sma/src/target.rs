@@ -27,6 +27,7 @@ pub mod var {
     pub const DEFAULT_TRANSFER_TARGET_ARN: &str = "DEFAULT_TRANSFER_TARGET_ARN";
     pub const ALLOWED_VOICE_CONNECTOR_ARNS: &str = "ALLOWED_VOICE_CONNECTOR_ARNS";
     pub const TRANSFER_TARGET_PATTERN: &str = "TRANSFER_TARGET_PATTERN";
+    pub const ROOM_EXTENSIONS: &str = "ROOM_EXTENSIONS";
 }
 
 /// Whether a function must have a default target (`connect-transfer`: a flow may name none) or
@@ -40,8 +41,9 @@ pub enum DefaultTarget {
 /// The one reader of the transfer settings, so both sides refuse the same targets:
 /// `DEFAULT_TRANSFER_TARGET` + `DEFAULT_TRANSFER_TARGET_ARN` (both or neither, unless
 /// required), `ALLOWED_VOICE_CONNECTOR_ARNS` (comma-separated; the default's ARN is always
-/// allowed) and `TRANSFER_TARGET_PATTERN` (empty or absent: [`DEFAULT_TARGET_PATTERN`]). An
-/// invalid value is reported under its variable's name.
+/// allowed), `TRANSFER_TARGET_PATTERN` (empty or absent: [`DEFAULT_TARGET_PATTERN`]) and
+/// `ROOM_EXTENSIONS` (empty or absent: no directory; see [`RoomDirectory`]). An invalid value is
+/// reported under its variable's name.
 pub fn policy_from_env<F: Fn(&str) -> Option<String>>(
     env: &takeback_common::config::Env<F>,
     default: DefaultTarget,
@@ -83,15 +85,168 @@ pub fn policy_from_env<F: Fn(&str) -> Option<String>>(
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .unwrap_or(DEFAULT_TARGET_PATTERN);
-    TransferPolicy::with_rules(default_target, allowed.split(','), Some(pattern)).map_err(|e| {
-        let name = match e {
-            PolicyError::DefaultUri(_) => var::DEFAULT_TRANSFER_TARGET,
-            PolicyError::DefaultArn(_) => var::DEFAULT_TRANSFER_TARGET_ARN,
-            PolicyError::AllowedArn(_) => var::ALLOWED_VOICE_CONNECTOR_ARNS,
-            PolicyError::Pattern(_) => var::TRANSFER_TARGET_PATTERN,
-        };
-        invalid(name, e)
+    let rooms = match env.optional(var::ROOM_EXTENSIONS) {
+        Some(spec) if !spec.trim().is_empty() => Some(
+            RoomDirectory::parse(&spec)
+                .map_err(|e| invalid(var::ROOM_EXTENSIONS, PolicyError::RoomExtensions(e)))?,
+        ),
+        _ => None,
+    };
+    let policy = TransferPolicy::with_rules(default_target, allowed.split(','), Some(pattern))
+        .map_err(|e| {
+            let name = match e {
+                PolicyError::DefaultUri(_) => var::DEFAULT_TRANSFER_TARGET,
+                PolicyError::DefaultArn(_) => var::DEFAULT_TRANSFER_TARGET_ARN,
+                PolicyError::AllowedArn(_) => var::ALLOWED_VOICE_CONNECTOR_ARNS,
+                PolicyError::Pattern(_) => var::TRANSFER_TARGET_PATTERN,
+                PolicyError::RoomExtensions(_) => var::ROOM_EXTENSIONS,
+            };
+            invalid(name, e)
+        })?;
+    Ok(match rooms {
+        Some(rooms) => policy.with_room_directory(rooms),
+        None => policy,
     })
+}
+
+/// The most extensions a directory may expand to: far above any property, low enough that a
+/// typo such as `1-99999999` is refused at start-up instead of filling the function's memory.
+pub const MAX_ROOM_EXTENSIONS: usize = 50_000;
+
+/// The room extensions a per-call target may name, when the operator provides them.
+///
+/// The property file that provisions the rooms (`asp`) is the source: `asp extensions` prints
+/// this list, and the deployment passes it to both functions as `ROOM_EXTENSIONS`. Its form is
+/// comma-separated entries, each one extension (`1101`) or an inclusive range of extensions of
+/// the same length (`1101-1130`, zero-padded ends keep their padding: `0100-0199`). Whitespace
+/// around entries is ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomDirectory(BTreeSet<String>);
+
+/// Why a `ROOM_EXTENSIONS` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("`{0}` is not an extension: it must be a valid transfer target (1-30 characters)")]
+    Entry(String),
+    #[error("range `{0}` must join two digit strings of the same length, the first not larger")]
+    Range(String),
+    #[error("the list expands to more than {MAX_ROOM_EXTENSIONS} extensions")]
+    TooMany,
+}
+
+impl RoomDirectory {
+    pub fn parse(spec: &str) -> Result<Self, DirectoryError> {
+        let mut rooms = BTreeSet::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            match entry.split_once('-') {
+                Some((first, last)) if is_digits(first.trim()) || is_digits(last.trim()) => {
+                    let (first, last) = (first.trim(), last.trim());
+                    let width = first.len();
+                    let range_error = || DirectoryError::Range(entry.to_owned());
+                    if !is_digits(first) || !is_digits(last) || last.len() != width {
+                        return Err(range_error());
+                    }
+                    let (start, end) = match (first.parse::<u64>(), last.parse::<u64>()) {
+                        (Ok(start), Ok(end)) if start <= end => (start, end),
+                        _ => return Err(range_error()),
+                    };
+                    let count = usize::try_from(end - start + 1).unwrap_or(usize::MAX);
+                    if rooms.len().saturating_add(count) > MAX_ROOM_EXTENSIONS {
+                        return Err(DirectoryError::TooMany);
+                    }
+                    rooms.extend((start..=end).map(|n| format!("{n:0width$}")));
+                }
+                _ => {
+                    if AwsEndpointUri::parse(entry).is_err() {
+                        return Err(DirectoryError::Entry(entry.to_owned()));
+                    }
+                    rooms.insert(entry.to_owned());
+                    if rooms.len() > MAX_ROOM_EXTENSIONS {
+                        return Err(DirectoryError::TooMany);
+                    }
+                }
+            }
+        }
+        Ok(Self(rooms))
+    }
+
+    /// The directory of exactly these extensions (what `asp` reads from a property file).
+    pub fn from_extensions<I, S>(extensions: I) -> Result<Self, DirectoryError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut rooms = BTreeSet::new();
+        for extension in extensions {
+            let extension = extension.as_ref().trim();
+            if extension.contains(',') || AwsEndpointUri::parse(extension).is_err() {
+                return Err(DirectoryError::Entry(extension.to_owned()));
+            }
+            rooms.insert(extension.to_owned());
+        }
+        if rooms.len() > MAX_ROOM_EXTENSIONS {
+            return Err(DirectoryError::TooMany);
+        }
+        Ok(Self(rooms))
+    }
+
+    pub fn contains(&self, extension: &str) -> bool {
+        self.0.contains(extension)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The shortest form [`parse`](Self::parse) reads back as the same set: runs of consecutive
+    /// numbers of one width become ranges. A Lambda environment holds 4 KB in all, and a
+    /// hotel's rooms are mostly runs (`1101-1130,1201-1230`), so this keeps large properties in.
+    pub fn to_spec(&self) -> String {
+        let mut entries: Vec<String> = Vec::new();
+        let mut run: Option<(String, u64, String, u64)> = None;
+        let flush = |run: &mut Option<(String, u64, String, u64)>, entries: &mut Vec<String>| {
+            if let Some((first, start, last, end)) = run.take() {
+                entries.push(if start == end {
+                    first
+                } else if end == start + 1 {
+                    format!("{first},{last}")
+                } else {
+                    format!("{first}-{last}")
+                });
+            }
+        };
+        // Numbers of one width sort as strings in numeric order, so one pass finds the runs.
+        let mut numbers: Vec<(usize, u64, &String)> = Vec::new();
+        for room in &self.0 {
+            match room.parse::<u64>() {
+                Ok(n) if is_digits(room) => numbers.push((room.len(), n, room)),
+                _ => entries.push(room.clone()),
+            }
+        }
+        numbers.sort();
+        for (width, n, room) in numbers {
+            match &mut run {
+                Some((first, _, last, end)) if first.len() == width && *end + 1 == n => {
+                    *last = room.clone();
+                    *end = n;
+                }
+                _ => {
+                    flush(&mut run, &mut entries);
+                    run = Some((room.clone(), n, room.clone(), n));
+                }
+            }
+        }
+        flush(&mut run, &mut entries);
+        entries.join(",")
+    }
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A SIP destination behind a Voice Connector: what the SMA bridges a caller to.
@@ -135,6 +290,8 @@ pub enum TargetRejection {
     ArnInvalid,
     #[error("TransferTargetArn is not in the allowed list")]
     ArnNotAllowed,
+    #[error("TransferTarget is no room extension of this property")]
+    NotARoom,
     #[error("no transfer target given and no default configured")]
     NoTarget,
 }
@@ -146,6 +303,7 @@ impl TargetRejection {
             Self::PatternMismatch => "target_pattern_mismatch",
             Self::ArnInvalid => "target_arn_invalid",
             Self::ArnNotAllowed => "target_arn_not_allowed",
+            Self::NotARoom => "target_not_a_room",
             Self::NoTarget => "no_target",
         }
     }
@@ -162,6 +320,8 @@ pub enum PolicyError {
     AllowedArn(#[source] ActionError),
     #[error("transfer target pattern is not a valid regular expression")]
     Pattern(#[source] regex_lite::Error),
+    #[error("room extensions are invalid")]
+    RoomExtensions(#[source] DirectoryError),
 }
 
 /// The validated transfer rules (built once at cold start from the function's configuration).
@@ -174,6 +334,8 @@ pub struct TransferPolicy {
     allowed_arns: BTreeSet<String>,
     /// `None`: any Uri that passes the SMA's rule.
     pattern: Option<(regex_lite::Regex, String)>,
+    /// `None`: any Uri that passes the pattern.
+    rooms: Option<RoomDirectory>,
 }
 
 impl TransferPolicy {
@@ -236,7 +398,18 @@ impl TransferPolicy {
             default,
             allowed_arns: allowed,
             pattern,
+            rooms: None,
         })
+    }
+
+    /// Per-call targets must also be one of these room extensions (the default stays trusted).
+    pub fn with_room_directory(mut self, rooms: RoomDirectory) -> Self {
+        self.rooms = Some(rooms);
+        self
+    }
+
+    pub fn room_directory(&self) -> Option<&RoomDirectory> {
+        self.rooms.as_ref()
     }
 
     pub fn default_target(&self) -> Option<&TransferTarget> {
@@ -292,6 +465,12 @@ impl TransferPolicy {
                     && !pattern.is_match(u)
                 {
                     return Err(TargetRejection::PatternMismatch);
+                }
+                if let Some(rooms) = &self.rooms
+                    && !is_default
+                    && !rooms.contains(u)
+                {
+                    return Err(TargetRejection::NotARoom);
                 }
                 parsed
             }
@@ -509,5 +688,67 @@ mod tests {
             "+18005550100"
         );
         assert_eq!(p.pattern(), Some("[0-9]{3}"));
+    }
+
+    #[test]
+    fn room_directory_reads_extensions_and_ranges_and_writes_them_back_compactly() {
+        let rooms = RoomDirectory::parse(" 1101-1104, 1106 ,0098-0101,lobby,2001,2002").unwrap();
+        for known in [
+            "1101", "1102", "1104", "1106", "0098", "0100", "0101", "lobby", "2002",
+        ] {
+            assert!(rooms.contains(known), "{known}");
+        }
+        for unknown in ["1105", "1107", "98", "100", "0102", "2003", ""] {
+            assert!(!rooms.contains(unknown), "{unknown}");
+        }
+        assert_eq!(rooms.len(), 12);
+        let spec = rooms.to_spec();
+        assert_eq!(spec, "lobby,0098-0101,1101-1104,1106,2001,2002");
+        assert_eq!(RoomDirectory::parse(&spec).unwrap(), rooms);
+        let listed = RoomDirectory::from_extensions(["1103", "1101", "1102", "1201"]).unwrap();
+        assert_eq!(listed.to_spec(), "1101-1103,1201");
+    }
+
+    #[test]
+    fn room_directory_refuses_what_would_silently_allow_or_exhaust() {
+        for (spec, expected) in [
+            ("1101-110", DirectoryError::Range("1101-110".into())),
+            ("1130-1101", DirectoryError::Range("1130-1101".into())),
+            ("11a1-1130", DirectoryError::Range("11a1-1130".into())),
+            ("room 1", DirectoryError::Entry("room 1".into())),
+            ("00000000-99999999", DirectoryError::TooMany),
+        ] {
+            assert_eq!(RoomDirectory::parse(spec), Err(expected), "{spec}");
+        }
+        assert!(RoomDirectory::from_extensions(["1101,1102"]).is_err());
+    }
+
+    #[test]
+    fn with_a_room_directory_only_rooms_are_transfer_targets_on_both_sides() {
+        let vars = [
+            (var::DEFAULT_TRANSFER_TARGET, "+18005550100"),
+            (var::DEFAULT_TRANSFER_TARGET_ARN, VC),
+            (var::ROOM_EXTENSIONS, "1101-1130,1201-1230"),
+        ];
+        for side in [DefaultTarget::Required, DefaultTarget::Optional] {
+            let p = policy_from_env(&env(&vars), side).unwrap();
+            assert!(p.resolve(Some("1115"), None).is_ok(), "{side:?}");
+            // Passes the digit pattern, but no room has it: the flow asks again.
+            let refused = p.resolve(Some("1131"), None).unwrap_err();
+            assert_eq!(refused, TargetRejection::NotARoom, "{side:?}");
+            assert_eq!(refused.reason(), "target_not_a_room");
+            // The configured default is trusted configuration, not a room.
+            assert!(p.resolve(None, None).is_ok(), "{side:?}");
+            assert!(p.resolve(Some("+18005550100"), None).is_ok(), "{side:?}");
+        }
+        let without = policy_from_env(&env(&vars[..2]), DefaultTarget::Required).unwrap();
+        assert!(without.room_directory().is_none());
+        assert!(without.resolve(Some("1131"), None).is_ok());
+        let err = policy_from_env(
+            &env(&[(var::ROOM_EXTENSIONS, "1130-1101")]),
+            DefaultTarget::Optional,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(var::ROOM_EXTENSIONS), "{err}");
     }
 }

@@ -219,6 +219,47 @@ pub fn store_work(
     }
 }
 
+/// Step 1 as the handler performs it: [`store_work`] less what the attributes prove is done. A
+/// call whose claim was learned (the attributes name its pair) and whose release was confirmed
+/// (`pair_held` false) after it reached Connect holds nothing: the transaction held exactly that
+/// pair, so the ending events that follow (the caller's hangup after a transfer, a late
+/// update) cost no request. Before Connect (`New`, `Connecting`, `InConnect`) the release is
+/// always made, as [`store_work`] says.
+pub fn store_work_needed(
+    event: &SmaEvent,
+    attrs: &CallAttributes,
+    config: &CallMachineConfig,
+) -> StoreWork {
+    let work = store_work(event, attrs, config);
+    let released_after_connect = !attrs.pair_held
+        && attrs.pair().is_some()
+        && matches!(
+            attrs.state,
+            CallState::TransferPending
+                | CallState::AwaitingUpdate
+                | CallState::Transferring
+                | CallState::Transferred
+                | CallState::Ending
+                | CallState::Ended
+        );
+    match work {
+        StoreWork::ReleaseOwned { known: Some(_), .. } if released_after_connect => {
+            StoreWork::Nothing
+        }
+        work => work,
+    }
+}
+
+/// When the caller's leg started (`StartTimeInMilliseconds`, epoch ms): with the handler's
+/// clock it tells a first delivery of `NEW_INBOUND_CALL` from a possible re-delivery
+/// (`takeback_pairs::strategy::delivery_of`).
+pub fn call_started_ms(event: &SmaEvent) -> Option<i64> {
+    event
+        .participant(LegTag::A)
+        .and_then(|p| p.start_time_in_milliseconds)
+        .and_then(|ms| i64::try_from(ms).ok())
+}
+
 /// An update can only come from this call's own contact once Connect has answered: in
 /// `InConnect`, or in `Connecting` when the event already lists a connected LEG-B (the update
 /// overtook the bridge's `ACTION_SUCCESSFUL`). Before that it is someone else's (a lookup that

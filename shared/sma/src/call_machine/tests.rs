@@ -1438,3 +1438,69 @@ fn an_update_the_policy_refuses_keeps_the_caller_in_connect_with_the_pair_held()
         StoreWork::ReleaseOwned { .. }
     ));
 }
+
+// --- store work the attributes prove done ------------------------------------------------------
+
+#[test]
+fn a_confirmed_release_after_connect_spares_the_ending_events_a_request() {
+    for s in [
+        CallState::TransferPending,
+        CallState::Transferring,
+        CallState::Transferred,
+        CallState::Ending,
+        CallState::Ended,
+    ] {
+        let state = attrs(s);
+        assert!(!state.pair_held);
+        let ev = hangup_event(s, "LEG-A", "call-a", vec![leg_a()]);
+        assert!(matches!(
+            store_work(&ev, &state, &config()),
+            StoreWork::ReleaseOwned { .. }
+        ));
+        assert_eq!(
+            store_work_needed(&ev, &state, &config()),
+            StoreWork::Nothing,
+            "{s:?}"
+        );
+    }
+    // Still held, or before Connect, or no pair ever learned: the release is made.
+    for (s, held) in [
+        (CallState::InConnect, true),
+        (CallState::Connecting, false),
+        (CallState::Transferred, true),
+    ] {
+        let mut state = attrs(s);
+        state.pair_held = held;
+        let ev = hangup_event(s, "LEG-A", "call-a", vec![leg_a()]);
+        assert!(
+            matches!(
+                store_work_needed(&ev, &state, &config()),
+                StoreWork::ReleaseOwned { .. }
+            ),
+            "{s:?}"
+        );
+    }
+    let state = CallAttributes {
+        state: CallState::Ending,
+        ..CallAttributes::default()
+    };
+    let ev = hangup_event(CallState::Ending, "LEG-A", "call-a", vec![leg_a()]);
+    assert_eq!(
+        store_work_needed(&ev, &state, &config()),
+        StoreWork::ReleaseOwned {
+            transaction_id: TXN.into(),
+            known: None,
+        }
+    );
+}
+
+#[test]
+fn the_call_start_comes_from_the_callers_leg() {
+    let state = attrs(CallState::New);
+    let mut a = leg_a();
+    a["StartTimeInMilliseconds"] = "1763904000000".into();
+    let ev = event("NEW_INBOUND_CALL", &state, vec![a], json!(null));
+    assert_eq!(call_started_ms(&ev), Some(1_763_904_000_000));
+    let ev = event("NEW_INBOUND_CALL", &state, vec![leg_a()], json!(null));
+    assert_eq!(call_started_ms(&ev), None);
+}
