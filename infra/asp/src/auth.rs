@@ -67,6 +67,19 @@ impl Credentials {
             service_provider_refresh_token: var("ASP_SP_REFRESH_TOKEN").map(Secret::new),
         }
     }
+
+    /// These credentials, each one that is unset taken from `fallback` (the environment wins
+    /// over a Secrets Manager secret).
+    pub fn or(self, fallback: Credentials) -> Self {
+        Self {
+            client_id: self.client_id.or(fallback.client_id),
+            client_secret: self.client_secret.or(fallback.client_secret),
+            refresh_token: self.refresh_token.or(fallback.refresh_token),
+            service_provider_refresh_token: self
+                .service_provider_refresh_token
+                .or(fallback.service_provider_refresh_token),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -54,6 +54,14 @@ pub struct Cli {
     /// Print the HTTP request (token redacted) instead of sending it (imperative verbs).
     #[arg(long, global = true)]
     pub dry_run: bool,
+    /// AWS Secrets Manager secret (name or ARN) holding the LWA credentials as JSON
+    /// (`client_id`, `client_secret`, `refresh_token`, `service_provider_refresh_token`); an
+    /// `ASP_*` variable that is set wins over it.
+    #[arg(long, env = "ASP_SECRET_NAME", global = true)]
+    pub secret_name: Option<String>,
+    /// What `secret_name` held, read once per run before the first API call.
+    #[arg(skip)]
+    pub secret_credentials: Option<Credentials>,
     /// Requests in flight at once.
     #[arg(long, env = "ASP_CONCURRENCY", default_value_t = 8, global = true)]
     pub concurrency: usize,
@@ -504,7 +512,17 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn dispatch(mut cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let calls_apis = !matches!(
+        cli.command,
+        Command::FakeServer { .. } | Command::Validate { .. } | Command::RoomExtensions { .. }
+    );
+    if calls_apis
+        && !cli.dry_run
+        && let Some(name) = cli.secret_name.as_deref().filter(|n| !n.is_empty())
+    {
+        cli.secret_credentials = Some(crate::secret::credentials_from_secret(name).await?);
+    }
     match &cli.command {
         Command::FakeServer {
             port,
@@ -734,7 +752,7 @@ pub fn client_with<T: Transport>(cli: &Cli, region: Region, transport: Arc<T>) -
     AspClient::new(
         transport,
         endpoints(cli, region),
-        Credentials::from_env(),
+        Credentials::from_env().or(cli.secret_credentials.clone().unwrap_or_default()),
         policy(cli),
         cli.dry_run,
     )

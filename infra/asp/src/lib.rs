@@ -18,6 +18,7 @@ pub mod plan;
 pub mod property;
 pub mod provision;
 pub mod retry;
+pub mod secret;
 pub mod state;
 pub mod validate;
 pub mod wire;
