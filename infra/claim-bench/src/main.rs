@@ -69,6 +69,14 @@ struct Args {
     /// Calls per figure in `--suite`.
     #[arg(long, default_value_t = 200)]
     calls: usize,
+    /// Calls per strategy in the suite's throttled run (20 % of requests throttled): enough
+    /// that a 0.5 % refusal rate is ten callers, not a fraction of one.
+    #[arg(long = "throttled-calls", default_value_t = 2048)]
+    throttled_calls: usize,
+    /// Only these figures of `--suite` (the others print as null): `warm`, `per-call`,
+    /// `cold`, `bursts`, `throttled`. Default: all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Internal: one cold claim in a fresh process (`ours` or `sample`), for `--suite`.
     #[arg(long, hide = true)]
     cold_child: Option<String>,
@@ -81,6 +89,11 @@ struct Args {
 }
 
 impl Args {
+    /// Whether `--suite` should measure `figure`.
+    fn wants(&self, figure: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|f| f == figure)
+    }
+
     fn hold(&self) -> Duration {
         Duration::from_millis(self.hold_ms)
     }
@@ -525,20 +538,32 @@ async fn run_suite(args: &Args) -> Result<serde_json::Value, String> {
     let n = args.calls.max(10);
     let (pairs_table, calls_table) = fresh_tables(&sdk, 16).await?;
     let b = suite::Bench::new(sdk.clone(), pairs_table.clone(), calls_table.clone());
-    eprintln!("claim-bench: warm uncontended claims");
-    let (ours_ms, sample_ms) = suite::warm_latency(&b, n).await?;
-    eprintln!("claim-bench: requests per call");
-    // Abandoned calls free their pairs unbound (no lookup), which then rest 15 s: a pool with
-    // room for them, so every call of the figure finds a pair.
-    let (pt, ct) = fresh_tables(&sdk, 256).await?;
-    let per_call = suite::requests_per_call(
-        &suite::Bench::new(sdk.clone(), pt, ct),
-        (n / 4).max(10) as u64,
-    )
-    .await?;
-    eprintln!("claim-bench: cold start");
-    let cold_ours = suite::cold_start(&pairs_table, &calls_table, 5, "ours")?;
-    let cold_sample = suite::cold_start(&pairs_table, &calls_table, 5, "sample")?;
+    let mut warm = serde_json::Value::Null;
+    if args.wants("warm") {
+        eprintln!("claim-bench: warm uncontended claims");
+        let (ours_ms, sample_ms) = suite::warm_latency(&b, n).await?;
+        warm = serde_json::json!({"ours": round2(ours_ms), "sample": round2(sample_ms),
+            "ratio": round2(ours_ms / sample_ms.max(f64::EPSILON))});
+    }
+    let mut per_call = serde_json::Value::Null;
+    if args.wants("per-call") {
+        eprintln!("claim-bench: requests per call");
+        // Abandoned calls free their pairs unbound (no lookup), which then rest 15 s: a pool
+        // with room for them, so every call of the figure finds a pair.
+        let (pt, ct) = fresh_tables(&sdk, 256).await?;
+        per_call = suite::requests_per_call(
+            &suite::Bench::new(sdk.clone(), pt, ct),
+            (n / 4).max(10) as u64,
+        )
+        .await?;
+    }
+    let mut cold = serde_json::Value::Null;
+    if args.wants("cold") {
+        eprintln!("claim-bench: cold start");
+        let cold_ours = suite::cold_start(&pairs_table, &calls_table, 5, "ours")?;
+        let cold_sample = suite::cold_start(&pairs_table, &calls_table, 5, "sample")?;
+        cold = serde_json::json!({"ours": round2(cold_ours), "sample_strategy_in_rust": round2(cold_sample)});
+    }
 
     let mut bursts = serde_json::Map::new();
     for (name, claimers, pairs, warm, hold_ms, ours) in [
@@ -548,26 +573,34 @@ async fn run_suite(args: &Args) -> Result<serde_json::Value, String> {
         ("ours_100_on_40_warm", 100, 40, true, 1000, true),
         ("sample_100_on_40", 100, 40, false, 1000, false),
     ] {
+        if !args.wants("bursts") {
+            break;
+        }
         eprintln!("claim-bench: burst {name}");
         let (pt, ct) = fresh_tables(&sdk, pairs).await?;
         let bb = suite::Bench::new(sdk.clone(), pt, ct);
         let r = suite::burst(&bb, claimers, warm, Duration::from_millis(hold_ms), ours).await?;
         bursts.insert(name.to_owned(), r);
     }
-    eprintln!("claim-bench: 20 % of requests throttled");
-    let (pt, ct) = fresh_tables(&sdk, 64).await?;
-    let tb = suite::Bench::new(sdk.clone(), pt, ct);
-    let rounds = (n / 16).max(5);
-    let throttled_ours = suite::refusals_under_throttling(&tb, 20, 16, rounds, true).await?;
-    let throttled_sample = suite::refusals_under_throttling(&tb, 20, 16, rounds, false).await?;
+    let mut throttled = serde_json::Value::Null;
+    if args.wants("throttled") {
+        eprintln!("claim-bench: 20 % of requests throttled");
+        let (pt, ct) = fresh_tables(&sdk, 64).await?;
+        let tb = suite::Bench::new(sdk.clone(), pt, ct);
+        // 16 callers at a time on 64 pairs: nobody is busy, every refusal is a fault's.
+        let workers = 16;
+        let rounds = args.throttled_calls.div_ceil(workers).max(5);
+        let ours = suite::refusals_under_throttling(&tb, 20, workers, rounds, true).await?;
+        let sample = suite::refusals_under_throttling(&tb, 20, workers, rounds, false).await?;
+        throttled = serde_json::json!({"ours": ours, "sample": sample});
+    }
     Ok(serde_json::json!({
         "bench": "calls",
-        "warm_claim_p50_ms": {"ours": round2(ours_ms), "sample": round2(sample_ms),
-            "ratio": round2(ours_ms / sample_ms.max(f64::EPSILON))},
+        "warm_claim_p50_ms": warm,
         "requests_per_call": per_call,
-        "cold_start_to_first_claim_ms": {"ours": round2(cold_ours), "sample_strategy_in_rust": round2(cold_sample)},
+        "cold_start_to_first_claim_ms": cold,
         "bursts": bursts,
-        "throttled_20pct": {"ours": throttled_ours, "sample": throttled_sample},
+        "throttled_20pct": throttled,
     }))
 }
 

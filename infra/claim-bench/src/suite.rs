@@ -79,7 +79,14 @@ impl Intercept for Throttler {
         request
             .headers_mut()
             .insert("x-amz-target", "DynamoDB_20120810.DescribeLimits");
-        *request.body_mut() = SdkBody::from("{}");
+        // The length must match the new body: a stale, longer Content-Length left the server
+        // waiting for bytes that never came, so a "throttled" request hung until the attempt
+        // timeout instead of being answered at once, as DynamoDB answers a throttled request.
+        let body = "{}";
+        request
+            .headers_mut()
+            .insert("content-length", body.len().to_string());
+        *request.body_mut() = SdkBody::from(body);
         cfg.interceptor_state().store_put(Injected);
         Ok(())
     }
@@ -330,19 +337,33 @@ pub async fn refusals_under_throttling(
     ours: bool,
 ) -> Result<serde_json::Value, String> {
     let refused = Arc::new(AtomicU64::new(0));
+    let busy = Arc::new(AtomicU64::new(0));
     let calls = Arc::new(AtomicU64::new(0));
+    // Why callers were refused: the error's text (or the cap), counted.
+    let reasons: Arc<Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
     let releaser = DynamoStore::new(Client::new(&b.sdk), &b.pairs_table, &b.calls_table);
     let clean_seed = Seed {
         client: Client::new(&b.sdk),
         table: b.pairs_table.clone(),
     };
     b.throttler.set_percent(percent);
+    let started = Instant::now();
     let injected_before = b.throttler.injected.load(Ordering::Relaxed);
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let (store, seed, releaser, clean_seed) =
             (b.store(), b.seed(), releaser.clone(), clean_seed.clone());
-        let (refused, calls) = (refused.clone(), calls.clone());
+        let (refused, busy, calls, reasons) = (
+            refused.clone(),
+            busy.clone(),
+            calls.clone(),
+            reasons.clone(),
+        );
+        let note = move |reason: String| {
+            if let Ok(mut r) = reasons.lock() {
+                *r.entry(reason).or_default() += 1;
+            }
+        };
         tasks.push(tokio::spawn(async move {
             for _ in 0..rounds {
                 let t = tx();
@@ -359,9 +380,20 @@ pub async fn refusals_under_throttling(
                             let _ = releaser.lookup(&c.pair, &t, LookupMode::KeepClaim).await;
                             let _ = releaser.release(&c.pair, &t).await;
                         }
-                        Ok(Ok(ClaimOutcome::Busy)) => {}
-                        _ => {
+                        Ok(Ok(ClaimOutcome::Busy)) => {
+                            busy.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(Err(e)) => {
                             refused.fetch_add(1, Ordering::Relaxed);
+                            let cause = std::error::Error::source(&e)
+                                .map(|s| format!(": {s}"))
+                                .unwrap_or_default();
+                            note(format!("{e}{cause}"));
+                            let _ = releaser.release_owned(&t, None).await;
+                        }
+                        Err(_) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            note("over the handler's cap".into());
                             // Whatever may have landed is freed by the call's next event.
                             let _ = releaser.release_owned(&t, None).await;
                         }
@@ -373,13 +405,22 @@ pub async fn refusals_under_throttling(
                     )
                     .await
                     {
-                        Ok(Ok(r)) => {
-                            if let Some(p) = r.pair {
+                        Ok(Ok(r)) => match r.pair {
+                            Some(p) => {
                                 let _ = clean_seed.release(&p).await;
                             }
-                        }
-                        _ => {
+                            None => {
+                                busy.fetch_add(1, Ordering::Relaxed);
+                            }
+                        },
+                        Ok(Err(e)) => {
                             refused.fetch_add(1, Ordering::Relaxed);
+                            // The operation and the error's kind, without its request id.
+                            note(e.split('{').next().unwrap_or_default().trim().to_owned());
+                        }
+                        Err(_) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            note("over the handler's cap".into());
                         }
                     }
                 }
@@ -392,11 +433,15 @@ pub async fn refusals_under_throttling(
     b.throttler.set_percent(0);
     let calls = calls.load(Ordering::Relaxed).max(1);
     let refused = refused.load(Ordering::Relaxed);
+    let reasons = reasons.lock().map(|r| r.clone()).unwrap_or_default();
     Ok(serde_json::json!({
         "calls": calls,
         "refused": refused,
+        "busy": busy.load(Ordering::Relaxed),
+        "refused_by_reason": reasons,
         "refusal_rate_pct": round2(refused as f64 * 100.0 / calls as f64),
         "throttled_requests": b.throttler.injected.load(Ordering::Relaxed) - injected_before,
+        "seconds": round2(started.elapsed().as_secs_f64()),
     }))
 }
 
@@ -479,6 +524,7 @@ pub async fn burst(
     }
     let (mut claims, mut busy, mut writes, mut doubles) = (0u64, 0u64, 0u64, 0u64);
     let (mut busy_ms, mut busy_requests_max) = (0.0f64, 0u64);
+    let mut busy_by_requests = std::collections::BTreeMap::<u64, u64>::new();
     for t in tasks {
         let (won, w, r, ms, double) = t.await.map_err(|e| e.to_string())??;
         writes += w;
@@ -488,6 +534,7 @@ pub async fn burst(
             busy += 1;
             busy_ms = busy_ms.max(ms);
             busy_requests_max = busy_requests_max.max(r);
+            *busy_by_requests.entry(r).or_default() += 1;
         }
         doubles += u64::from(double);
     }
@@ -498,6 +545,11 @@ pub async fn burst(
         "write_attempts_per_claim": round2(writes as f64 / claims.max(1) as f64),
         "slowest_busy_ms": round2(busy_ms),
         "max_requests_per_busy": busy_requests_max,
+        // How many busy answers cost each number of requests.
+        "busy_by_requests": busy_by_requests
+            .iter()
+            .map(|(r, n)| (r.to_string(), serde_json::json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
     }))
 }
 

@@ -62,8 +62,8 @@ use tracing::{debug, info, warn};
 
 use takeback_common::mask::mask_number;
 use takeback_pairs::strategy::{
-    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, Delivery, FreePairs, PoolView,
-    Ticket,
+    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, ClaimablePairs, Delivery,
+    FreePairs, PoolView, Ticket,
 };
 use takeback_pairs::{
     CallStore, Claim, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
@@ -575,6 +575,65 @@ impl ClaimPrimitives for Budgeted<'_> {
             }
         }
         Ok(found)
+    }
+
+    /// One scan of the `in_use` index (every pair is in it; the pool item is not), filtered by
+    /// the claim write's condition ([`CLAIMABLE`]): free pairs that are not resting, and held
+    /// pairs whose lease ran out. The projected keys and slots of a few hundred pairs fit one
+    /// page, so this is one request; a larger pool reads on while fewer than
+    /// [`ClaimConfig::candidates`] free pairs were found, at most
+    /// [`ClaimConfig::max_expired_pages`] pages.
+    async fn claimable_pairs(
+        &self,
+        transaction_id: &str,
+        now_s: i64,
+    ) -> Result<ClaimablePairs, StoreError> {
+        let mut claimable = ClaimablePairs::default();
+        let mut start: Option<Item> = None;
+        for _ in 0..self.config.max_expired_pages.max(1) {
+            let req = self
+                .client
+                .scan()
+                .table_name(&self.pairs_table)
+                .index_name(PAIRS_INDEX)
+                .filter_expression(CLAIMABLE)
+                .expression_attribute_names("#s", attr::SMA_NUMBER)
+                .expression_attribute_names("#c", attr::CONNECT_NUMBER)
+                .expression_attribute_names("#slot", attr::SLOT)
+                .expression_attribute_names("#u", attr::IN_USE)
+                .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
+                .expression_attribute_names("#cid", attr::CONTACT_ID)
+                .expression_attribute_names("#rat", attr::RELEASED_AT)
+                .expression_attribute_names("#rby", attr::RELEASED_BY)
+                .expression_attribute_values(":t", s(IN_USE_TRUE))
+                .expression_attribute_values(":f", s(IN_USE_FALSE))
+                .expression_attribute_values(":tx", s(transaction_id))
+                .expression_attribute_values(":now", n(now_s))
+                .expression_attribute_values(
+                    ":edge",
+                    n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
+                )
+                .projection_expression("#s, #c, #slot, #u")
+                .set_exclusive_start_key(start.take());
+            let out = self
+                .retrying(self.deadline, || req.clone().send(), map_sdk_error)
+                .await?;
+            for item in out.items() {
+                let candidate = candidate_of(item)?;
+                if opt_s(item, attr::IN_USE) == Some(IN_USE_FALSE) {
+                    claimable.free.push(candidate);
+                } else {
+                    claimable.expired.push(candidate);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(key) if claimable.free.len() < self.config.candidates.max(1) as usize => {
+                    start = Some(key.clone());
+                }
+                _ => break,
+            }
+        }
+        Ok(claimable)
     }
 
     /// One conditional claim of `pair`, atomically with this transaction's CALLS record.

@@ -721,6 +721,11 @@ async fn a_lost_fast_path_falls_back_to_the_contention_aware_path() {
         ClaimOutcome::Busy
     );
     assert_eq!(store.metrics().claim_write_attempts, 1);
+    assert_eq!(
+        store.metrics().requests,
+        2,
+        "the lost write and one read of free and expired pairs together"
+    );
     assert_eq!(f.store.believed_free(), 0, "the loss refreshed the view");
     // Once freed, the next claim reads again and wins with the record-keeping write.
     // (Looked up first, so the freed pair does not rest.)
@@ -752,4 +757,40 @@ async fn a_fast_path_claim_whose_outcome_was_never_learned_is_found_and_freed() 
     );
     let state = table_state(&f).await;
     assert_eq!(holder(&state[&lost_answer.pair]), None);
+}
+
+#[tokio::test]
+async fn after_a_lost_fast_write_the_read_offers_only_pairs_the_write_accepts() {
+    let all = pairs(1, 8);
+    let Some(f) = fixture("fast-lost-resting", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    // This environment's claim, which it later frees after a lookup (reusable at once).
+    let mine = claimed(f.store.claim(&request("tx-mine")).await.unwrap());
+    // Another environment takes the other seven pairs and frees six of them before any
+    // lookup: those rest (`reuse_quiet_seconds`), the seventh stays held.
+    let other = f.store.clone().with_fresh_view();
+    let mut taken = Vec::new();
+    for i in 0..7 {
+        let tx = format!("tx-other-{i}");
+        taken.push((claimed(other.claim(&request(&tx)).await.unwrap()).pair, tx));
+    }
+    for (pair, tx) in &taken[1..] {
+        assert_eq!(
+            other.release(pair, tx).await.unwrap(),
+            ReleaseOutcome::Released
+        );
+    }
+    f.store
+        .lookup(&mine.pair, "contact-mine", LookupMode::KeepClaim)
+        .await
+        .unwrap();
+    f.store.release(&mine.pair, "tx-mine").await.unwrap();
+    // The view still believes the other seven free: the fast write loses; the read after it
+    // leaves out the resting pairs, so the one write goes to the only pair it can win.
+    let store = f.store.clone().with_fresh_metrics();
+    let c = claimed(store.claim(&request("tx-next")).await.unwrap());
+    assert_eq!(c.pair, mine.pair);
+    assert_eq!(store.metrics().requests, 3, "{:?}", store.metrics());
+    assert_eq!(store.metrics().claim_write_attempts, 2);
 }

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::strategy::{
-    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, Delivery, FreePairs, PoolView,
-    Ticket,
+    self, Candidate, ClaimAttempt, ClaimPrimitives, ClaimRules, ClaimablePairs, Delivery,
+    FreePairs, PoolView, Ticket,
 };
 use crate::{
     CallStore, Claim, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
@@ -180,6 +180,40 @@ impl ClaimPrimitives for MemoryStore {
                 pair: pair.clone(),
             })
             .collect())
+    }
+
+    async fn claimable_pairs(
+        &self,
+        transaction_id: &str,
+        now_s: i64,
+    ) -> Result<ClaimablePairs, StoreError> {
+        let pairs = lock(&self.pairs);
+        let unbound = lock(&self.released_unbound);
+        let mut claimable = ClaimablePairs::default();
+        for (slot, (pair, holder)) in pairs.iter().enumerate() {
+            let candidate = Candidate {
+                slot: Some(slot as u64),
+                pair: pair.clone(),
+            };
+            match holder {
+                None => {
+                    let resting = unbound.get(pair).map(|(at, by)| (*at, by.as_str()));
+                    if strategy::is_reusable(
+                        resting,
+                        transaction_id,
+                        now_s,
+                        self.rules.reuse_quiet_seconds,
+                    ) {
+                        claimable.free.push(candidate);
+                    }
+                }
+                Some(h) if strategy::is_claimable(true, Some(h.lease_expires_at), now_s) => {
+                    claimable.expired.push(candidate);
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(claimable)
     }
 
     async fn attempt(

@@ -12,8 +12,10 @@
 //! of this process is trying) and sends one single-item conditional write
 //! ([`ClaimPrimitives::attempt_single`]). Winning is the whole claim. A write that finds the pair
 //! already held *by this transaction* (a re-delivery that picked the same pair) answers with that
-//! claim from its failure reason, without a second request. Losing drops the pair from the view
-//! and falls back to the contention-aware path below, whose read refreshes the view.
+//! claim from its failure reason, without a second request. Losing drops the pair from the view;
+//! one read of every claimable pair ([`ClaimPrimitives::claimable_pairs`]) refreshes it, and
+//! one record-keeping write on a pair from that read follows ([`fallback_order`]); nothing
+//! claimable, or a second loss, answers `Busy` (see [`ClaimRules::writes_after_fast_loss`]).
 //!
 //! Why the fast path needs no per-transaction record: the SMA re-delivers an event only after
 //! waiting 5 s for an answer, and the handler takes the fast path only while the call is younger
@@ -84,6 +86,18 @@ pub struct ClaimRules {
     pub fast_path: bool,
     /// A view older than this is not trusted for the fast path (the next claim reads afresh).
     pub view_max_age_ms: i64,
+    /// Writes a first delivery may still spend after its fast write lost, on pairs from one
+    /// read of every claimable pair ([`ClaimPrimitives::claimable_pairs`]). A lost fast write
+    /// means other claimers are taking the pairs this environment believed free; the read
+    /// after it is the freshest picture there is, and a loss on a pair it showed claimable
+    /// means that picture is going too. With 1, such a caller hears its answer after three
+    /// requests (the lost fast write, the read, one write), where walking on (read, lose, read
+    /// again…) bought more lost writes and a slower busy answer in a burst. The price: a
+    /// caller who loses both writes by chance while other pairs are free also hears busy; the
+    /// fallback's pick avoids the pairs other environments' fast paths aim at next to make
+    /// that rare (see [`fallback_order`]). An empty read answers `Busy` at once;
+    /// `max_write_attempts` still bounds everything.
+    pub writes_after_fast_loss: u32,
 }
 
 impl Default for ClaimRules {
@@ -96,6 +110,7 @@ impl Default for ClaimRules {
             reuse_quiet_seconds: 15,
             fast_path: true,
             view_max_age_ms: 5 * 60 * 1000,
+            writes_after_fast_loss: 1,
         }
     }
 }
@@ -333,6 +348,14 @@ pub struct FreePairs {
     pub complete: bool,
 }
 
+/// Every pair a claim could win, from one read: free pairs (not resting after an unbound
+/// release, unless this transaction released it) and held pairs whose lease ran out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimablePairs {
+    pub free: Vec<Candidate>,
+    pub expired: Vec<Candidate>,
+}
+
 /// Result of one conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimAttempt {
@@ -409,6 +432,17 @@ pub trait ClaimPrimitives: Send + Sync {
         transaction_id: &str,
         now_s: i64,
     ) -> impl Future<Output = Result<Option<Claim>, StoreError>> + Send;
+
+    /// Every pair `transaction_id` could claim at `now_s` (see [`ClaimablePairs`]), free and
+    /// lease-expired together, filtered by the claim write's own condition so that a pair this
+    /// read offers is one the write accepts unless someone took it meanwhile. One request for
+    /// a pool that fits one read (the fallback after a lost fast write, see
+    /// [`ClaimRules::writes_after_fast_loss`]).
+    fn claimable_pairs(
+        &self,
+        transaction_id: &str,
+        now_s: i64,
+    ) -> impl Future<Output = Result<ClaimablePairs, StoreError>> + Send;
 
     /// The environment's cached view of the pool, if the store keeps one.
     fn pool_view(&self) -> Option<&Mutex<PoolView>> {
@@ -504,6 +538,10 @@ pub async fn claim_for<P: ClaimPrimitives>(
     // After a fast path the ticket is not worth a request: that path's read or view already
     // placed this claim, and a loser should hear its answer in as few requests as possible.
     let mut take_ticket = rules.use_ticket;
+    // Set when the fast write lost: the rest of the claim is one read and
+    // `writes_after_fast_loss` writes (see `ClaimRules::writes_after_fast_loss`).
+    let mut after_fast_loss = false;
+    let mut losses_after_fast_loss = 0u32;
     match delivery {
         // The fast write counts against the attempt bound like any other.
         Delivery::First if rules.fast_path && rules.max_write_attempts > 0 => {
@@ -514,6 +552,7 @@ pub async fn claim_for<P: ClaimPrimitives>(
                     if let Some(pair) = lost_pair {
                         attempts += 1;
                         lost.insert(pair);
+                        after_fast_loss = true;
                     }
                 }
             }
@@ -530,20 +569,41 @@ pub async fn claim_for<P: ClaimPrimitives>(
     loop {
         let now_ms = store.now_ms();
         let now_s = now_ms.div_euclid(1000);
-        let (ticket, free) = store.free_pairs(round == 0 && take_ticket).await?;
-        if let Some(view) = store.pool_view() {
-            lock_view(view).refresh(&free, now_ms);
-        }
-        let FreePairs {
-            mut candidates,
-            mut complete,
-        } = free;
-        candidates.retain(|c| !lost.contains(&c.pair));
-        if candidates.is_empty() {
-            candidates = store.expired_pairs(now_s).await?;
+        let (ticket, mut candidates, complete) = if after_fast_loss {
+            let ClaimablePairs { free, expired } = store
+                .claimable_pairs(&request.transaction_id, now_s)
+                .await?;
+            if let Some(view) = store.pool_view() {
+                let free = FreePairs {
+                    candidates: free.clone(),
+                    complete: true,
+                };
+                lock_view(view).refresh(&free, now_ms);
+            }
+            let mut candidates: Vec<Candidate> = free;
             candidates.retain(|c| !lost.contains(&c.pair));
-            complete = false;
-        }
+            if candidates.is_empty() {
+                candidates = expired;
+                candidates.retain(|c| !lost.contains(&c.pair));
+            }
+            (None, candidates, false)
+        } else {
+            let (ticket, free) = store.free_pairs(round == 0 && take_ticket).await?;
+            if let Some(view) = store.pool_view() {
+                lock_view(view).refresh(&free, now_ms);
+            }
+            let FreePairs {
+                mut candidates,
+                mut complete,
+            } = free;
+            candidates.retain(|c| !lost.contains(&c.pair));
+            if candidates.is_empty() {
+                candidates = store.expired_pairs(now_s).await?;
+                candidates.retain(|c| !lost.contains(&c.pair));
+                complete = false;
+            }
+            (ticket, candidates, complete)
+        };
         if candidates.is_empty() {
             // A re-delivered event on a full pool never reached a write (whose record check
             // would have said so): it may hold one of the busy pairs itself.
@@ -566,6 +626,11 @@ pub async fn claim_for<P: ClaimPrimitives>(
         if let Some(t) = ticket {
             order = order.with_start(ticket_start(t, &candidates, complete));
         }
+        let order: Vec<usize> = if after_fast_loss {
+            fallback_order(order, &candidates)
+        } else {
+            order.collect()
+        };
         let lease_expires_at = lease_expiry(now_s, rules.lease_seconds);
         let mut conflicts = 0u32;
         for idx in order {
@@ -596,6 +661,13 @@ pub async fn claim_for<P: ClaimPrimitives>(
                         lock_view(view).lost(pair);
                     }
                     lost.insert(pair.clone());
+                    if after_fast_loss {
+                        losses_after_fast_loss += 1;
+                        if losses_after_fast_loss >= rules.writes_after_fast_loss.max(1) {
+                            debug!(attempts, "lost again after a lost fast write: busy");
+                            return Ok(ClaimOutcome::Busy);
+                        }
+                    }
                     conflicts += 1;
                     if conflicts >= rules.requery_after_conflicts.max(1) {
                         break;
@@ -635,6 +707,22 @@ pub async fn claim_for<P: ClaimPrimitives>(
         }
         round += 1;
     }
+}
+
+/// The fallback's walk after a lost fast write: `order`, but with the pairs that directly
+/// follow a taken slot last. Warm environments' fast paths try the first free pair after the
+/// slot of their last claim, so a free pair right after a taken one is the likeliest next
+/// target of another environment; one inside a run of free slots is not. Candidates without
+/// slots keep their place.
+pub fn fallback_order(order: impl Iterator<Item = usize>, candidates: &[Candidate]) -> Vec<usize> {
+    let free_slots: HashSet<u64> = candidates.iter().filter_map(|c| c.slot).collect();
+    let targeted = |i: &usize| {
+        candidates[*i]
+            .slot
+            .is_some_and(|s| s > 0 && !free_slots.contains(&(s - 1)))
+    };
+    let (likely_targets, rest): (Vec<usize>, Vec<usize>) = order.partition(targeted);
+    rest.into_iter().chain(likely_targets).collect()
 }
 
 /// The first candidate to try for a ticket. When the list is every free pair and they all carry
@@ -785,6 +873,22 @@ mod tests {
         assert_eq!(ticket_start(t(5), &free, false), 2);
         let legacy = [cand(None, 1), cand(None, 2)];
         assert_eq!(ticket_start(t(5), &legacy, true), 1);
+    }
+
+    #[test]
+    fn the_fallback_tries_pairs_inside_a_free_run_before_pairs_right_after_a_taken_slot() {
+        // Slots 2, 3, 4 and 7 free: 2 and 7 follow taken slots (1 and 6), another
+        // environment's likeliest next picks; 3 and 4 do not.
+        let free = [
+            cand(Some(2), 2),
+            cand(Some(3), 3),
+            cand(Some(4), 4),
+            cand(Some(7), 7),
+        ];
+        let order = fallback_order([3usize, 0, 2, 1].into_iter(), &free);
+        assert_eq!(order, vec![2, 1, 3, 0]);
+        let legacy = [cand(None, 1), cand(None, 2)];
+        assert_eq!(fallback_order([1usize, 0].into_iter(), &legacy), vec![1, 0]);
     }
 
     #[test]
