@@ -10,20 +10,5 @@ fn a_missing_setting_is_one_json_line_naming_the_variable() {
         .env("RUST_LOG", "info")
         .output()
         .expect("the function binary runs");
-    assert_eq!(out.status.code(), Some(78), "{out:?}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "one line: {stdout}");
-    let line: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
-    assert_eq!(line["level"], "ERROR", "{line}");
-    assert_eq!(line["fields"]["message"], "configuration error", "{line}");
-    let variable = line["fields"]["variable"].as_str().unwrap_or_default();
-    assert!(
-        !variable.is_empty()
-            && variable
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
-        "names an environment variable: {line}"
-    );
-    assert_eq!(line["fields"]["problem"], "is not set", "{line}");
+    takeback_common::telemetry::capture::assert_one_configuration_error_line(&out);
 }

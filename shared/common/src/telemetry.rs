@@ -170,6 +170,28 @@ pub mod capture {
         (set_thread_default(subscriber), captured)
     }
 
+    /// Checks what a function's `main` printed when started with no configuration at all:
+    /// exit status 78 (EX_CONFIG) and one JSON log line that names a missing environment
+    /// variable — not a Rust `Debug` dump.
+    pub fn assert_one_configuration_error_line(out: &std::process::Output) {
+        assert_eq!(out.status.code(), Some(78), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stdout}");
+        let line: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
+        assert_eq!(line["level"], "ERROR", "{line}");
+        assert_eq!(line["fields"]["message"], "configuration error", "{line}");
+        let variable = line["fields"]["variable"].as_str().unwrap_or_default();
+        assert!(
+            !variable.is_empty()
+                && variable
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+            "names an environment variable: {line}"
+        );
+        assert_eq!(line["fields"]["problem"], "is not set", "{line}");
+    }
+
     /// `tracing::subscriber::set_default`, made safe for tests that run in parallel threads.
     ///
     /// When exactly one dispatcher is registered, `tracing-core` rebuilds callsite interest and
