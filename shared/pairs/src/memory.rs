@@ -68,6 +68,46 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// The write both claim paths make, under the pairs lock (as DynamoDB's condition on one
+    /// item): takes `pair` for `request` when it is free and not resting after a release no
+    /// lookup bound, or when its lease has expired.
+    fn take_if_claimable(
+        &self,
+        slot: &mut Option<Holder>,
+        pair: &PairKey,
+        request: &ClaimRequest,
+        now_ms: i64,
+        lease_expires_at: i64,
+    ) -> bool {
+        let now_s = now_ms.div_euclid(1000);
+        let held = slot.as_ref().map(|h| h.lease_expires_at);
+        if !strategy::is_claimable(held.is_some(), held, now_s) {
+            return false;
+        }
+        let mut unbound = lock(&self.released_unbound);
+        let resting = unbound.get(pair).map(|(at, by)| (*at, by.as_str()));
+        if held.is_none()
+            && !strategy::is_reusable(
+                resting,
+                &request.transaction_id,
+                now_s,
+                self.rules.reuse_quiet_seconds,
+            )
+        {
+            return false;
+        }
+        unbound.remove(pair);
+        *slot = Some(Holder {
+            transaction_id: request.transaction_id.clone(),
+            original_calling_number: request.original_calling_number.clone(),
+            original_called_number: request.original_called_number.clone(),
+            call_timestamp_ms: now_ms,
+            lease_expires_at,
+            contact_id: None,
+        });
+        true
+    }
+
     pub fn new(pairs: impl IntoIterator<Item = PairKey>, lease_seconds: i64) -> Self {
         Self {
             pairs: Mutex::new(pairs.into_iter().map(|p| (p, None)).collect()),
@@ -224,7 +264,6 @@ impl ClaimPrimitives for MemoryStore {
         lease_expires_at: i64,
         replacing: Option<&PairKey>,
     ) -> Result<ClaimAttempt, StoreError> {
-        let now_s = now_ms.div_euclid(1000);
         let mut pairs = lock(&self.pairs);
         let mut records = lock(&self.records);
         let recorded = records.get(&request.transaction_id);
@@ -238,31 +277,9 @@ impl ClaimPrimitives for MemoryStore {
         let Some(slot) = pairs.get_mut(pair) else {
             return Ok(ClaimAttempt::PairTaken);
         };
-        let held = slot.as_ref().map(|h| h.lease_expires_at);
-        if !strategy::is_claimable(held.is_some(), held, now_s) {
+        if !self.take_if_claimable(slot, pair, request, now_ms, lease_expires_at) {
             return Ok(ClaimAttempt::PairTaken);
         }
-        let mut unbound = lock(&self.released_unbound);
-        let resting = unbound.get(pair).map(|(at, by)| (*at, by.as_str()));
-        if held.is_none()
-            && !strategy::is_reusable(
-                resting,
-                &request.transaction_id,
-                now_s,
-                self.rules.reuse_quiet_seconds,
-            )
-        {
-            return Ok(ClaimAttempt::PairTaken);
-        }
-        unbound.remove(pair);
-        *slot = Some(Holder {
-            transaction_id: request.transaction_id.clone(),
-            original_calling_number: request.original_calling_number.clone(),
-            original_called_number: request.original_called_number.clone(),
-            call_timestamp_ms: now_ms,
-            lease_expires_at,
-            contact_id: None,
-        });
         records.insert(request.transaction_id.clone(), pair.clone());
         Ok(ClaimAttempt::Won(Claim {
             pair: pair.clone(),
@@ -326,31 +343,9 @@ impl ClaimPrimitives for MemoryStore {
         let Some(slot) = pairs.get_mut(pair) else {
             return Ok(ClaimAttempt::PairTaken);
         };
-        let held = slot.as_ref().map(|h| h.lease_expires_at);
-        if !strategy::is_claimable(held.is_some(), held, now_s) {
+        if !self.take_if_claimable(slot, pair, request, now_ms, lease_expires_at) {
             return Ok(ClaimAttempt::PairTaken);
         }
-        let mut unbound = lock(&self.released_unbound);
-        let resting = unbound.get(pair).map(|(at, by)| (*at, by.as_str()));
-        if held.is_none()
-            && !strategy::is_reusable(
-                resting,
-                &request.transaction_id,
-                now_s,
-                self.rules.reuse_quiet_seconds,
-            )
-        {
-            return Ok(ClaimAttempt::PairTaken);
-        }
-        unbound.remove(pair);
-        *slot = Some(Holder {
-            transaction_id: request.transaction_id.clone(),
-            original_calling_number: request.original_calling_number.clone(),
-            original_called_number: request.original_called_number.clone(),
-            call_timestamp_ms: now_ms,
-            lease_expires_at,
-            contact_id: None,
-        });
         lock(&self.records).insert(request.transaction_id.clone(), pair.clone());
         Ok(ClaimAttempt::Won(Claim {
             pair: pair.clone(),
