@@ -209,7 +209,46 @@ impl std::fmt::Debug for DynamoStore {
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The attribute names of [`CLAIMABLE`] and [`CLAIM_UPDATE`].
+fn claim_names() -> HashMap<String, String> {
+    [
+        ("#rat", attr::RELEASED_AT),
+        ("#rby", attr::RELEASED_BY),
+        ("#s", attr::SMA_NUMBER),
+        ("#u", attr::IN_USE),
+        ("#tx", attr::TRANSACTION_ID),
+        ("#from", attr::ORIGINAL_CALLING_NUMBER),
+        ("#to", attr::ORIGINAL_CALLED_NUMBER),
+        ("#ts", attr::CALL_TIMESTAMP),
+        ("#l", attr::LEASE_EXPIRES_AT),
+        ("#cid", attr::CONTACT_ID),
+    ]
+    .into_iter()
+    .map(|(placeholder, name)| (placeholder.to_owned(), name.to_owned()))
+    .collect()
+}
+
 impl DynamoStore {
+    /// The values of [`CLAIMABLE`] and [`CLAIM_UPDATE`], the same for the fast write and the
+    /// transaction's pair update.
+    fn claim_values(&self, request: &ClaimRequest, now_ms: i64, lease_expires_at: i64) -> Item {
+        let now_s = now_ms.div_euclid(1000);
+        HashMap::from([
+            (
+                ":edge".to_owned(),
+                n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
+            ),
+            (":t".to_owned(), s(IN_USE_TRUE)),
+            (":f".to_owned(), s(IN_USE_FALSE)),
+            (":tx".to_owned(), s(&request.transaction_id)),
+            (":from".to_owned(), s(&request.original_calling_number)),
+            (":to".to_owned(), s(&request.original_called_number)),
+            (":ts".to_owned(), n(now_ms)),
+            (":lease".to_owned(), n(lease_expires_at)),
+            (":now".to_owned(), n(now_s)),
+        ])
+    }
+
     pub fn new(
         client: Client,
         pairs_table: impl Into<String>,
@@ -656,28 +695,12 @@ impl ClaimPrimitives for Budgeted<'_> {
             // Free and not resting after an unbound release (see `ClaimRules::
             // reuse_quiet_seconds`), or held by a claim that is no longer live.
             .condition_expression(CLAIMABLE)
-            .expression_attribute_names("#rat", attr::RELEASED_AT)
-            .expression_attribute_names("#rby", attr::RELEASED_BY)
-            .expression_attribute_values(
-                ":edge",
-                n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
-            )
-            .expression_attribute_names("#s", attr::SMA_NUMBER)
-            .expression_attribute_names("#u", attr::IN_USE)
-            .expression_attribute_names("#tx", attr::TRANSACTION_ID)
-            .expression_attribute_names("#from", attr::ORIGINAL_CALLING_NUMBER)
-            .expression_attribute_names("#to", attr::ORIGINAL_CALLED_NUMBER)
-            .expression_attribute_names("#ts", attr::CALL_TIMESTAMP)
-            .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
-            .expression_attribute_names("#cid", attr::CONTACT_ID)
-            .expression_attribute_values(":t", s(IN_USE_TRUE))
-            .expression_attribute_values(":f", s(IN_USE_FALSE))
-            .expression_attribute_values(":tx", s(&request.transaction_id))
-            .expression_attribute_values(":from", s(&request.original_calling_number))
-            .expression_attribute_values(":to", s(&request.original_called_number))
-            .expression_attribute_values(":ts", n(now_ms))
-            .expression_attribute_values(":lease", n(lease_expires_at))
-            .expression_attribute_values(":now", n(now_s))
+            .set_expression_attribute_names(Some(claim_names()))
+            .set_expression_attribute_values(Some(self.claim_values(
+                request,
+                now_ms,
+                lease_expires_at,
+            )))
             .build()
             .map_err(|e| StoreError::Other(Box::new(e)))?;
 
@@ -823,28 +846,12 @@ impl ClaimPrimitives for Budgeted<'_> {
             .set_key(Some(pair_key_item(pair)))
             .update_expression(CLAIM_UPDATE)
             .condition_expression(CLAIMABLE)
-            .expression_attribute_names("#rat", attr::RELEASED_AT)
-            .expression_attribute_names("#rby", attr::RELEASED_BY)
-            .expression_attribute_values(
-                ":edge",
-                n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
-            )
-            .expression_attribute_names("#s", attr::SMA_NUMBER)
-            .expression_attribute_names("#u", attr::IN_USE)
-            .expression_attribute_names("#tx", attr::TRANSACTION_ID)
-            .expression_attribute_names("#from", attr::ORIGINAL_CALLING_NUMBER)
-            .expression_attribute_names("#to", attr::ORIGINAL_CALLED_NUMBER)
-            .expression_attribute_names("#ts", attr::CALL_TIMESTAMP)
-            .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
-            .expression_attribute_names("#cid", attr::CONTACT_ID)
-            .expression_attribute_values(":t", s(IN_USE_TRUE))
-            .expression_attribute_values(":f", s(IN_USE_FALSE))
-            .expression_attribute_values(":tx", s(&request.transaction_id))
-            .expression_attribute_values(":from", s(&request.original_calling_number))
-            .expression_attribute_values(":to", s(&request.original_called_number))
-            .expression_attribute_values(":ts", n(now_ms))
-            .expression_attribute_values(":lease", n(lease_expires_at))
-            .expression_attribute_values(":now", n(now_s))
+            .set_expression_attribute_names(Some(claim_names()))
+            .set_expression_attribute_values(Some(self.claim_values(
+                request,
+                now_ms,
+                lease_expires_at,
+            )))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         self.counters
             .claim_write_attempts
