@@ -34,7 +34,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_FALSE, IN_USE_TRUE, attr};
 use takeback_dynamo::seed::seed_pairs;
 use takeback_dynamo::tables::{self, create_table};
-use takeback_pairs::strategy::ClaimRules;
+use takeback_pairs::strategy::{ClaimRules, Delivery};
 use takeback_pairs::{ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore};
 
 mod suite;
@@ -77,6 +77,9 @@ struct Args {
     /// `cold`, `bursts`, `throttled`. Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Our store's `ClaimRules::writes_after_fast_loss` (default: the functions' own).
+    #[arg(long = "writes-after-fast-loss")]
+    writes_after_fast_loss: Option<u32>,
     /// Internal: one cold claim in a fresh process (`ours` or `sample`), for `--suite`.
     #[arg(long, hide = true)]
     cold_child: Option<String>,
@@ -92,6 +95,15 @@ impl Args {
     /// Whether `--suite` should measure `figure`.
     fn wants(&self, figure: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|f| f == figure)
+    }
+
+    /// The claim rules our store runs with in `--suite`.
+    fn rules(&self) -> ClaimRules {
+        let mut rules = ClaimRules::default();
+        if let Some(n) = self.writes_after_fast_loss {
+            rules.writes_after_fast_loss = n;
+        }
+        rules
     }
 
     fn hold(&self) -> Duration {
@@ -537,7 +549,8 @@ async fn run_suite(args: &Args) -> Result<serde_json::Value, String> {
     let sdk = takeback_sdk::load().await;
     let n = args.calls.max(10);
     let (pairs_table, calls_table) = fresh_tables(&sdk, 16).await?;
-    let b = suite::Bench::new(sdk.clone(), pairs_table.clone(), calls_table.clone());
+    let b = suite::Bench::new(sdk.clone(), pairs_table.clone(), calls_table.clone())
+        .with_rules(args.rules());
     let mut warm = serde_json::Value::Null;
     if args.wants("warm") {
         eprintln!("claim-bench: warm uncontended claims");
@@ -552,7 +565,7 @@ async fn run_suite(args: &Args) -> Result<serde_json::Value, String> {
         // with room for them, so every call of the figure finds a pair.
         let (pt, ct) = fresh_tables(&sdk, 256).await?;
         per_call = suite::requests_per_call(
-            &suite::Bench::new(sdk.clone(), pt, ct),
+            &suite::Bench::new(sdk.clone(), pt, ct).with_rules(args.rules()),
             (n / 4).max(10) as u64,
         )
         .await?;
@@ -578,7 +591,7 @@ async fn run_suite(args: &Args) -> Result<serde_json::Value, String> {
         }
         eprintln!("claim-bench: burst {name}");
         let (pt, ct) = fresh_tables(&sdk, pairs).await?;
-        let bb = suite::Bench::new(sdk.clone(), pt, ct);
+        let bb = suite::Bench::new(sdk.clone(), pt, ct).with_rules(args.rules());
         let r = suite::burst(&bb, claimers, warm, Duration::from_millis(hold_ms), ours).await?;
         bursts.insert(name.to_owned(), r);
     }
@@ -586,7 +599,7 @@ async fn run_suite(args: &Args) -> Result<serde_json::Value, String> {
     if args.wants("throttled") {
         eprintln!("claim-bench: 20 % of requests throttled");
         let (pt, ct) = fresh_tables(&sdk, 64).await?;
-        let tb = suite::Bench::new(sdk.clone(), pt, ct);
+        let tb = suite::Bench::new(sdk.clone(), pt, ct).with_rules(args.rules());
         // 16 callers at a time on 64 pairs: nobody is busy, every refusal is a fault's.
         let workers = 16;
         let rounds = args.throttled_calls.div_ceil(workers).max(5);
@@ -611,16 +624,25 @@ async fn cold_child(args: &Args, strategy: &str) -> Result<(), String> {
         return Err("--cold-child needs --pairs-table and --calls-table".into());
     };
     let sdk = takeback_sdk::load().await;
+    let sdk_loaded = since_spawn(args);
     let t = uuid::Uuid::new_v4().to_string();
     let request = ClaimRequest {
         transaction_id: t.clone(),
         original_calling_number: "+14155550100".into(),
         original_called_number: "+18005550199".into(),
     };
+    // The client and store as `sma-handler`'s `main` builds them.
     let client = Client::new(&sdk);
     let pair = if strategy == "ours" {
-        let store = DynamoStore::new(client, pairs_table, calls_table);
-        match store.claim(&request).await.map_err(|e| e.to_string())? {
+        let store = DynamoStore::new(client, pairs_table, calls_table).with_config(ClaimConfig {
+            retry_budget: takeback_sdk::SMA_STORE_RETRY_BUDGET,
+            ..ClaimConfig::default()
+        });
+        match store
+            .claim_new_call(&request, Delivery::First)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             ClaimOutcome::Claimed(c) => {
                 let done = since_spawn(args);
                 store
@@ -647,6 +669,9 @@ async fn cold_child(args: &Args, strategy: &str) -> Result<(), String> {
         }
         done
     };
+    eprintln!(
+        "claim-bench: cold {strategy}: SDK loaded at {sdk_loaded:.2} ms, claimed at {pair:.2} ms"
+    );
     println!("{pair}");
     Ok(())
 }

@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use takeback_dynamo::pairs::{ClaimConfig, DynamoStore};
-use takeback_pairs::strategy::{self, Delivery};
+use takeback_pairs::strategy::{self, ClaimRules, Delivery};
 use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LookupMode, PairKey, PairStore, TransferIntent,
 };
@@ -122,6 +122,8 @@ pub struct Bench {
     /// Through the counter and the throttler, retrying up to four times as the sample's
     /// (boto3 legacy mode) clients do.
     pub sample: Client,
+    /// The claim rules our store runs with (the functions' defaults unless a run varies them).
+    pub rules: ClaimRules,
 }
 
 impl Bench {
@@ -148,13 +150,20 @@ impl Bench {
             throttler,
             ours,
             sample,
+            rules: ClaimRules::default(),
         }
+    }
+
+    pub fn with_rules(mut self, rules: ClaimRules) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// A store as the SMA handler builds it (a fresh execution environment).
     pub fn store(&self) -> DynamoStore {
         DynamoStore::new(self.ours.clone(), &self.pairs_table, &self.calls_table).with_config(
             ClaimConfig {
+                rules: self.rules.clone(),
                 retry_budget: takeback_sdk::SMA_STORE_RETRY_BUDGET,
                 ..ClaimConfig::default()
             },
@@ -574,14 +583,13 @@ pub fn cold_start(
             .args(["--cold-child", strategy, "--pairs-table", pairs_table])
             .args(["--spawned-at-us", &spawned_at_us])
             .args(["--calls-table", calls_table])
+            // The child's phases (SDK loaded, claim answered) go to our stderr as progress.
+            .stderr(std::process::Stdio::inherit())
             .output()
             .map_err(|e| e.to_string())?;
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         if !out.status.success() {
-            return Err(format!(
-                "cold child failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
+            return Err(format!("cold child failed ({})", out.status));
         }
         // The child prints when its claim was answered; the rest is process exit.
         let first_claim_ms = String::from_utf8_lossy(&out.stdout)

@@ -108,12 +108,27 @@ async fn the_attempt_bound_answers_busy() {
     );
 }
 
-/// The in-memory store's primitives, counted, with a rival claimer that takes every pair the
+/// The in-memory store's primitives, counted, with a rival claimer that takes the pair the
 /// contention-aware write aims at just before that write lands (a burst's simultaneous
-/// claimers, made deterministic).
+/// claimers, made deterministic), for the first `rival_writes` such writes.
 struct RivalBeforeEachWrite<'a> {
     inner: &'a MemoryStore,
     requests: std::sync::atomic::AtomicU64,
+    rival_writes: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> RivalBeforeEachWrite<'a> {
+    fn new(inner: &'a MemoryStore, rival_writes: u64) -> Self {
+        Self {
+            inner,
+            requests: Default::default(),
+            rival_writes: rival_writes.into(),
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl RivalBeforeEachWrite<'_> {
@@ -150,13 +165,20 @@ impl ClaimPrimitives for RivalBeforeEachWrite<'_> {
         replacing: Option<&PairKey>,
     ) -> Result<strategy::ClaimAttempt, takeback_pairs::StoreError> {
         self.count();
-        let rival = format!(
-            "rival-{}",
-            self.requests.load(std::sync::atomic::Ordering::SeqCst)
-        );
-        self.inner
-            .attempt_single(pair, &self::request(&rival), now_ms, lease_expires_at)
-            .await?;
+        let rival_left = self
+            .rival_writes
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if rival_left {
+            let rival = format!("rival-{}", self.requests());
+            self.inner
+                .attempt_single(pair, &self::request(&rival), now_ms, lease_expires_at)
+                .await?;
+        }
         self.inner
             .attempt(pair, request, now_ms, lease_expires_at, replacing)
             .await
@@ -210,31 +232,86 @@ impl ClaimPrimitives for RivalBeforeEachWrite<'_> {
     }
 }
 
-#[tokio::test]
-async fn a_caller_whose_fast_write_lost_hears_its_answer_within_three_requests() {
+/// A warm environment (6 pairs, 1 held by its own earlier claim) whose fast path is about to
+/// lose: another environment has just taken the pair this one would try next.
+async fn warm_store_whose_next_pick_is_taken() -> MemoryStore {
     let store = MemoryStore::new(pairs(6), 600);
-    let rules = ClaimRules::default();
-    // Warm: this environment has read the pool (5 pairs believed free after its own claim).
-    claimed(store.claim(&request("warm")).await.unwrap());
-    // Another environment takes the pair this one would try next.
-    let next = {
-        let view = store.pool_view().unwrap();
-        let pick = strategy::lock_view(view).pick("peek", store.now_ms(), i64::MAX);
-        let pick = pick.unwrap();
-        strategy::lock_view(view).abandon(&pick);
-        pick
-    };
+    claimed(store.claim(&request("warm")).await.expect("test set-up"));
+    let view = store.pool_view().expect("the memory store keeps a view");
+    let next = strategy::lock_view(view)
+        .pick("peek", store.now_ms(), i64::MAX)
+        .expect("the view believes pairs free");
+    strategy::lock_view(view).abandon(&next);
     let lease = store.now_ms() / 1000 + 600;
-    store
+    let taken = store
         .attempt_single(&next, &request("other-env"), store.now_ms(), lease)
         .await
-        .unwrap();
-    // The fast write loses; the read still shows free pairs, but a rival takes the one this
-    // caller writes: the answer is busy after 3 requests, not a walk of read-lose-read.
-    let contended = RivalBeforeEachWrite {
-        inner: &store,
-        requests: Default::default(),
+        .expect("test set-up");
+    assert!(matches!(taken, strategy::ClaimAttempt::Won(_)));
+    store
+}
+
+#[tokio::test]
+async fn a_caller_who_loses_a_race_after_its_fast_write_still_gets_a_free_pair() {
+    let store = warm_store_whose_next_pick_is_taken().await;
+    // The fast write loses; the read shows 4 free pairs; a rival takes the one this caller
+    // writes. Pairs are still free, so this caller must not hear busy.
+    let contended = RivalBeforeEachWrite::new(&store, 1);
+    let pair = claimed(
+        strategy::claim(&contended, &ClaimRules::default(), &request("caller"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        store.held_pairs().len(),
+        4,
+        "own warm-up, other env, rival, caller"
+    );
+    assert!(
+        store
+            .held_pairs()
+            .iter()
+            .any(|(p, t)| p == &pair && t == "caller")
+    );
+    assert_eq!(
+        contended.requests(),
+        5,
+        "lost fast write, read, lost write, read, winning write"
+    );
+}
+
+#[tokio::test]
+async fn busy_is_answered_when_a_read_shows_the_pool_full_not_after_lost_races() {
+    let store = warm_store_whose_next_pick_is_taken().await;
+    // Rivals take every pair this caller writes: it claims on while reads show free pairs and
+    // hears busy from the read that shows none.
+    let contended = RivalBeforeEachWrite::new(&store, u64::MAX);
+    assert_eq!(
+        strategy::claim(&contended, &ClaimRules::default(), &request("caller"))
+            .await
+            .unwrap(),
+        ClaimOutcome::Busy
+    );
+    assert_eq!(
+        store.held_pairs().len(),
+        6,
+        "busy only once every pair is held"
+    );
+    assert_eq!(
+        contended.requests(),
+        1 + 4 * 2 + 1,
+        "lost fast write, 4 × (read, lost write), the read that shows the pool full"
+    );
+}
+
+#[tokio::test]
+async fn a_limit_on_writes_after_a_lost_fast_write_answers_a_loser_in_three_requests() {
+    let store = warm_store_whose_next_pick_is_taken().await;
+    let rules = ClaimRules {
+        writes_after_fast_loss: 1,
+        ..ClaimRules::default()
     };
+    let contended = RivalBeforeEachWrite::new(&store, u64::MAX);
     assert_eq!(
         strategy::claim(&contended, &rules, &request("loser"))
             .await
@@ -242,9 +319,14 @@ async fn a_caller_whose_fast_write_lost_hears_its_answer_within_three_requests()
         ClaimOutcome::Busy
     );
     assert_eq!(
-        contended.requests.load(std::sync::atomic::Ordering::SeqCst),
+        contended.requests(),
         3,
         "lost fast write, one read of every claimable pair, one lost write"
+    );
+    assert_eq!(
+        store.held_pairs().len(),
+        3,
+        "the price: three pairs still free"
     );
 }
 
@@ -262,10 +344,7 @@ async fn after_a_lost_fast_write_a_full_pool_answers_busy_after_one_read() {
         .attempt_single(&other, &request("other-env"), store.now_ms(), lease)
         .await
         .unwrap();
-    let counted = RivalBeforeEachWrite {
-        inner: &store,
-        requests: Default::default(),
-    };
+    let counted = RivalBeforeEachWrite::new(&store, u64::MAX);
     assert_eq!(
         strategy::claim(&counted, &ClaimRules::default(), &request("t"))
             .await
@@ -273,7 +352,7 @@ async fn after_a_lost_fast_write_a_full_pool_answers_busy_after_one_read() {
         ClaimOutcome::Busy
     );
     assert_eq!(
-        counted.requests.load(std::sync::atomic::Ordering::SeqCst),
+        counted.requests(),
         2,
         "the lost fast write and one read covering free and expired pairs"
     );
