@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
 };
 use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
@@ -100,6 +101,8 @@ impl Intercept for Throttler {
         if cfg.load::<Injected>().is_none() {
             return Ok(());
         }
+        // The mark belongs to this attempt only: the operation's retry must reach the server.
+        cfg.interceptor_state().unset::<Injected>();
         let response = context.response_mut();
         *response.status_mut() = 400u16.try_into()?;
         *response.body_mut() = SdkBody::from(
@@ -119,8 +122,7 @@ pub struct Bench {
     /// Through the counter and the throttler, with the project's SDK limits
     /// (`takeback_sdk`): what the functions use.
     pub ours: Client,
-    /// Through the counter and the throttler, retrying up to four times as the sample's
-    /// (boto3 legacy mode) clients do.
+    /// Through the counter and the throttler, with the retries of the sample's boto3 client.
     pub sample: Client,
     /// The claim rules our store runs with (the functions' defaults unless a run varies them).
     pub rules: ClaimRules,
@@ -130,18 +132,29 @@ impl Bench {
     pub fn new(sdk: aws_config::SdkConfig, pairs_table: String, calls_table: String) -> Self {
         let counter = RequestCounter::default();
         let throttler = Throttler::default();
-        let build = |retry: RetryConfig| {
+        let build = |timeouts: TimeoutConfig, retry: RetryConfig| {
             Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .timeout_config(takeback_sdk::timeout_config())
+                    .timeout_config(timeouts)
                     .retry_config(retry)
                     .interceptor(counter.clone())
                     .interceptor(throttler.clone())
                     .build(),
             )
         };
-        let ours = build(takeback_sdk::retry_config());
-        let sample = build(RetryConfig::standard().with_max_attempts(5));
+        let ours = build(takeback_sdk::timeout_config(), takeback_sdk::retry_config());
+        // The sample's boto3 client as configured by default (botocore's legacy retry mode,
+        // whose DynamoDB entry allows 10 attempts with exponential backoff from 50 ms; no
+        // operation time limit, 60 s socket timeouts).
+        let sample = build(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(60))
+                .read_timeout(Duration::from_secs(60))
+                .build(),
+            RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_initial_backoff(Duration::from_millis(50)),
+        );
         Self {
             sdk,
             pairs_table,
