@@ -329,31 +329,66 @@ impl DynamoStore {
     /// Free pairs from the `in_use` index (eventually consistent, as every GSI read: the
     /// conditional write is what decides).
     /// Also says whether the list is complete (every free pair) or was cut at the limit.
-    async fn free_candidates(&self, deadline: Instant) -> Result<FreePairs, StoreError> {
-        let req = self
-            .client
-            .query()
-            .table_name(&self.pairs_table)
-            .index_name(PAIRS_INDEX)
-            .key_condition_expression("#u = :f")
-            .expression_attribute_names("#u", attr::IN_USE)
-            .expression_attribute_values(":f", s(IN_USE_FALSE))
-            .projection_expression("#s, #c, #slot")
-            .expression_attribute_names("#s", attr::SMA_NUMBER)
-            .expression_attribute_names("#c", attr::CONNECT_NUMBER)
-            .expression_attribute_names("#slot", attr::SLOT)
-            .limit(self.config.candidates.max(1));
-        let out = self
-            .retrying(deadline, || req.clone().send(), map_sdk_error)
-            .await?;
-        let candidates = out
-            .items()
-            .iter()
-            .map(candidate_of)
-            .collect::<Result<_, _>>()?;
+    async fn free_candidates(
+        &self,
+        deadline: Instant,
+        transaction_id: &str,
+        now_s: i64,
+    ) -> Result<FreePairs, StoreError> {
+        let wanted = self.config.candidates.max(1) as usize;
+        let mut candidates = Vec::new();
+        let mut start: Option<Item> = None;
+        // A filter applies after the page limit: while many pairs rest, a page can offer few
+        // candidates, so read on (a few pages at most) until enough were found.
+        for _ in 0..self.config.max_expired_pages.max(1) {
+            let req = self
+                .client
+                .query()
+                .table_name(&self.pairs_table)
+                .index_name(PAIRS_INDEX)
+                .key_condition_expression("#u = :f")
+                .filter_expression(NOT_RESTING)
+                .expression_attribute_names("#u", attr::IN_USE)
+                .expression_attribute_names("#cid", attr::CONTACT_ID)
+                .expression_attribute_names("#rat", attr::RELEASED_AT)
+                .expression_attribute_names("#rby", attr::RELEASED_BY)
+                .expression_attribute_values(":f", s(IN_USE_FALSE))
+                .expression_attribute_values(":tx", s(transaction_id))
+                .expression_attribute_values(
+                    ":edge",
+                    n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
+                )
+                .projection_expression("#s, #c, #slot")
+                .expression_attribute_names("#s", attr::SMA_NUMBER)
+                .expression_attribute_names("#c", attr::CONNECT_NUMBER)
+                .expression_attribute_names("#slot", attr::SLOT)
+                .limit(self.config.candidates.max(1))
+                .set_exclusive_start_key(start.take());
+            let out = self
+                .retrying(deadline, || req.clone().send(), map_sdk_error)
+                .await?;
+            for item in out.items() {
+                candidates.push(candidate_of(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if candidates.len() < wanted => start = Some(key.clone()),
+                Some(_) => {
+                    return Ok(FreePairs {
+                        candidates,
+                        complete: false,
+                    });
+                }
+                None => {
+                    return Ok(FreePairs {
+                        candidates,
+                        complete: true,
+                    });
+                }
+            }
+        }
         Ok(FreePairs {
             candidates,
-            complete: out.last_evaluated_key().is_none(),
+            complete: false,
         })
     }
 
@@ -562,14 +597,14 @@ impl ClaimPrimitives for Budgeted<'_> {
     async fn free_pairs(
         &self,
         take_ticket: bool,
+        transaction_id: &str,
+        now_s: i64,
     ) -> Result<(Option<Ticket>, FreePairs), StoreError> {
+        let free = self.free_candidates(self.deadline, transaction_id, now_s);
         if !take_ticket {
-            return Ok((None, self.free_candidates(self.deadline).await?));
+            return Ok((None, free.await?));
         }
-        let (ticket, free) = futures::join!(
-            self.next_ticket(self.deadline),
-            self.free_candidates(self.deadline)
-        );
+        let (ticket, free) = futures::join!(self.next_ticket(self.deadline), free);
         // A failing counter only costs the spread, not the claim.
         let ticket = ticket
             .inspect_err(|e| warn!(error = %e, "claim ticket unavailable"))
@@ -935,6 +970,11 @@ const CLAIM_UPDATE: &str = "SET #u = :t, #tx = :tx, #from = :from, #to = :to, #t
 
 /// Free and not resting after an unbound release (see `ClaimRules::reuse_quiet_seconds`), or
 /// held by a claim that is no longer live.
+/// A free pair a claim may take: its last release was bound by a lookup, or is older than the
+/// quiet time, or was this transaction's own (the free half of [`CLAIMABLE`]).
+const NOT_RESTING: &str =
+    "attribute_exists(#cid) OR attribute_not_exists(#rat) OR #rat <= :edge OR #rby = :tx";
+
 const CLAIMABLE: &str = "attribute_exists(#s) AND ((#u = :f AND (attribute_exists(#cid) \
                          OR attribute_not_exists(#rat) OR #rat <= :edge OR #rby = :tx)) \
                          OR (#u = :t AND (attribute_not_exists(#l) OR #l <= :now)))";

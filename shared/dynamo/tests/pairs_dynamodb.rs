@@ -794,3 +794,42 @@ async fn after_a_lost_fast_write_the_read_offers_only_pairs_the_write_accepts() 
     assert_eq!(store.metrics().requests, 3, "{:?}", store.metrics());
     assert_eq!(store.metrics().claim_write_attempts, 2);
 }
+
+#[tokio::test]
+async fn resting_pairs_never_crowd_out_free_ones_from_a_claim() {
+    // Reads offer 4 candidates at a time, so the first page of the index holds only pairs
+    // that rest after the calls below.
+    let all = pairs(2, 4);
+    let config = ClaimConfig {
+        candidates: 4,
+        ..ClaimConfig::default()
+    };
+    let Some(f) = fixture("resting-crowd", &all, config).await else {
+        return;
+    };
+    // Calls abandoned before any Connect lookup: each pair rests (15 s) after its release.
+    let mut resting = HashSet::new();
+    for i in 0..4 {
+        let t = format!("tx-abandoned-{i}");
+        let claim = claimed(f.store.claim(&request(&t)).await.unwrap());
+        assert_eq!(
+            f.store.release_owned(&t, Some(&claim.pair)).await.unwrap(),
+            ReleaseOutcome::Released
+        );
+        resting.insert(claim.pair);
+    }
+    // Four pairs were never claimed: the next callers get them, whichever environment they
+    // reach, and no resting pair.
+    for (i, store) in [f.store.clone(), f.store.clone().with_fresh_view()]
+        .into_iter()
+        .enumerate()
+    {
+        let next = claimed(
+            store
+                .claim(&request(&format!("tx-next-{i}")))
+                .await
+                .unwrap(),
+        );
+        assert!(!resting.contains(&next.pair), "claimed a resting pair");
+    }
+}

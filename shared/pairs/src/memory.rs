@@ -182,8 +182,11 @@ impl ClaimPrimitives for MemoryStore {
     async fn free_pairs(
         &self,
         take_ticket: bool,
+        transaction_id: &str,
+        now_s: i64,
     ) -> Result<(Option<Ticket>, FreePairs), StoreError> {
         let pairs = lock(&self.pairs);
+        let unbound = lock(&self.released_unbound);
         let ticket = take_ticket.then(|| Ticket {
             ticket: self.tickets.fetch_add(1, Ordering::SeqCst),
             slots: pairs.len() as u64,
@@ -191,7 +194,15 @@ impl ClaimPrimitives for MemoryStore {
         let candidates = pairs
             .iter()
             .enumerate()
-            .filter(|(_, (_, holder))| holder.is_none())
+            .filter(|(_, (pair, holder))| {
+                holder.is_none()
+                    && strategy::is_reusable(
+                        unbound.get(pair).map(|(at, by)| (*at, by.as_str())),
+                        transaction_id,
+                        now_s,
+                        self.rules.reuse_quiet_seconds,
+                    )
+            })
             .map(|(slot, (pair, _))| Candidate {
                 slot: Some(slot as u64),
                 pair: pair.clone(),

@@ -376,11 +376,15 @@ pub trait ClaimPrimitives: Send + Sync {
     /// Epoch milliseconds.
     fn now_ms(&self) -> i64;
 
-    /// Free pairs; with `take_ticket`, also a ticket taken at the same time (`None` when the
-    /// counter failed: that only loses the spread).
+    /// Free pairs that `transaction_id` may claim at `now_s`: not resting after a release no
+    /// lookup bound ([`is_reusable`]), so the read offers only pairs the write accepts. With
+    /// `take_ticket`, also a ticket taken at the same time (`None` when the counter failed:
+    /// that only loses the spread).
     fn free_pairs(
         &self,
         take_ticket: bool,
+        transaction_id: &str,
+        now_s: i64,
     ) -> impl Future<Output = Result<(Option<Ticket>, FreePairs), StoreError>> + Send;
 
     /// Held pairs whose claim is no longer live at `now_s` (see [`is_claimable`]).
@@ -473,7 +477,13 @@ async fn fast_path<P: ClaimPrimitives>(
     if picked.is_none() && !lock_view(view).usable(now_ms, rules.view_max_age_ms) {
         // A new (or long idle) environment: read the pool first, with a ticket in parallel that
         // places this claim (and so this environment's walk) apart from its neighbours'.
-        let (ticket, mut free) = store.free_pairs(rules.use_ticket).await?;
+        let (ticket, mut free) = store
+            .free_pairs(
+                rules.use_ticket,
+                &request.transaction_id,
+                now_ms.div_euclid(1000),
+            )
+            .await?;
         free.candidates.sort_unstable();
         let mut view = lock_view(view);
         view.refresh(&free, now_ms);
@@ -591,7 +601,9 @@ pub async fn claim_for<P: ClaimPrimitives>(
             }
             (None, candidates, false)
         } else {
-            let (ticket, free) = store.free_pairs(round == 0 && take_ticket).await?;
+            let (ticket, free) = store
+                .free_pairs(round == 0 && take_ticket, &request.transaction_id, now_s)
+                .await?;
             if let Some(view) = store.pool_view() {
                 lock_view(view).refresh(&free, now_ms);
             }

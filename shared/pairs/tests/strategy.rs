@@ -145,9 +145,13 @@ impl ClaimPrimitives for RivalBeforeEachWrite<'_> {
     async fn free_pairs(
         &self,
         take_ticket: bool,
+        transaction_id: &str,
+        now_s: i64,
     ) -> Result<(Option<strategy::Ticket>, strategy::FreePairs), takeback_pairs::StoreError> {
         self.count();
-        self.inner.free_pairs(take_ticket).await
+        self.inner
+            .free_pairs(take_ticket, transaction_id, now_s)
+            .await
     }
     async fn expired_pairs(
         &self,
@@ -355,5 +359,33 @@ async fn after_a_lost_fast_write_a_full_pool_answers_busy_after_one_read() {
         counted.requests(),
         2,
         "the lost fast write and one read covering free and expired pairs"
+    );
+}
+
+#[tokio::test]
+async fn reads_offer_no_resting_pair_so_the_first_write_lands_on_a_free_one() {
+    let store = MemoryStore::new(pairs(12), 600);
+    // Nine calls abandoned before their Connect lookup: their pairs rest after the release.
+    for i in 0..9 {
+        let t = format!("abandoned-{i}");
+        let pair = claimed(store.claim(&request(&t)).await.unwrap());
+        assert_eq!(
+            store.release_owned(&t, Some(&pair)).await.unwrap(),
+            ReleaseOutcome::Released
+        );
+    }
+    let now_s = store.now_ms() / 1000;
+    let (_, free) = store.free_pairs(false, "next", now_s).await.unwrap();
+    assert_eq!(free.candidates.len(), 3, "only the never-claimed pairs");
+    // The contention-aware path with a single write: it must aim at one of them.
+    let rules = ClaimRules {
+        fast_path: false,
+        max_write_attempts: 1,
+        ..ClaimRules::default()
+    };
+    claimed(
+        strategy::claim(&store, &rules, &request("next"))
+            .await
+            .unwrap(),
     );
 }
