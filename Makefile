@@ -59,7 +59,7 @@ TOOLS_STAMP  := $(ROOT)/.tools/venv/.pins
 .DEFAULT_GOAL := help
 
 .PHONY: help tools build test lint fmt clippy local-db-up local-db-down local-db-env seed watch \
-        invoke lambda-build sizes sam-build validate deploy demo scenarios fuzz soak bench-claims bench \
+        invoke lambda-build sizes sam-build validate deploy demo scenarios fuzz soak bench-claims bench-calls bench \
         clean-local provision-demo flow
 
 help: ## list the verbs
@@ -171,6 +171,9 @@ soak: ## SOAK_CALLS=10000 calls through the handlers and DynamoDB Local behind a
 
 bench-claims: ## concurrent pair-claim benchmark against DynamoDB Local (spread vs the seed's Limit=1)
 	infra/bench-claims.sh
+
+bench-calls: ## sma-handler and a Python model of the sample as Lambda processes: cold, warm, throttled; JSON last
+	infra/bench-calls.sh
 
 bench: ## criterion benches of the SMA crate (parse + decide + serialize)
 	$(CARGO) bench -p takeback-sma

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -141,6 +141,14 @@ struct Shared {
     rng: Mutex<ChaosRng>,
     enabled: AtomicBool,
     counts: Mutex<ProxyCounts>,
+    /// Every request by DynamoDB operation, faults or not (kept out of [`ProxyCounts`] so the
+    /// soak's figures stay as they are).
+    by_operation: Mutex<BTreeMap<String, u64>>,
+    /// Time spent waiting for the upstream, over all forwarded requests.
+    upstream_micros: AtomicU64,
+    /// A delay every request waits before it is answered or forwarded (0: none), standing in
+    /// for the network between a function and DynamoDB.
+    fixed_delay_micros: AtomicU64,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -175,6 +183,9 @@ impl FaultProxy {
             rng: Mutex::new(ChaosRng::new(seed)),
             enabled: AtomicBool::new(false),
             counts: Mutex::default(),
+            by_operation: Mutex::default(),
+            upstream_micros: AtomicU64::new(0),
+            fixed_delay_micros: AtomicU64::new(0),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
         tokio::spawn(serve(listener, shared.clone()));
@@ -195,6 +206,25 @@ impl FaultProxy {
 
     pub fn counts(&self) -> ProxyCounts {
         lock(&self.shared.counts).clone()
+    }
+
+    /// Requests by DynamoDB operation (`X-Amz-Target` without its prefix), faults or not.
+    pub fn requests_by_operation(&self) -> BTreeMap<String, u64> {
+        lock(&self.shared.by_operation).clone()
+    }
+
+    /// Makes every request wait `delay` first, faults or not (`Duration::ZERO`: no delay, the
+    /// default).
+    pub fn set_fixed_delay(&self, delay: Duration) {
+        self.shared.fixed_delay_micros.store(
+            u64::try_from(delay.as_micros()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Total time forwarded requests spent upstream (DynamoDB Local's share of a call).
+    pub fn upstream_time(&self) -> Duration {
+        Duration::from_micros(self.shared.upstream_micros.load(Ordering::SeqCst))
     }
 }
 
@@ -254,6 +284,13 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
         .and_then(|v| v.to_str().ok())
         .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned())
         .unwrap_or_else(|| "-".into());
+    *lock(&shared.by_operation)
+        .entry(operation.clone())
+        .or_default() += 1;
+    let fixed_delay = shared.fixed_delay_micros.load(Ordering::SeqCst);
+    if fixed_delay > 0 {
+        tokio::time::sleep(Duration::from_micros(fixed_delay)).await;
+    }
     let enabled = shared.enabled.load(Ordering::SeqCst);
     let fault = if enabled {
         shared.rates.choose(&mut lock(&shared.rng))
@@ -277,7 +314,12 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
         Some((DdbFault::Latency, delay)) => tokio::time::sleep(delay).await,
         Some((DdbFault::ErrorAfter, _)) | None => {}
     }
+    let forwarded_at = std::time::Instant::now();
     let answer = forward(req, shared).await;
+    shared.upstream_micros.fetch_add(
+        u64::try_from(forwarded_at.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::SeqCst,
+    );
     match (answer, fault) {
         (Ok(_), Some((DdbFault::ErrorAfter, _))) => internal_error(),
         (Ok(r), _) => r,
@@ -476,6 +518,31 @@ mod tests {
         let started = Instant::now();
         let (status, _) = post(p.endpoint()).await;
         assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_by_operation() {
+        let (up, _) = upstream().await;
+        let p = proxy(&up, only(|r| r.throttled = 1.0)).await;
+        post(p.endpoint()).await;
+        p.set_enabled(false);
+        post(p.endpoint()).await;
+        assert_eq!(p.requests_by_operation().get("UpdateItem"), Some(&2));
+        assert_eq!(p.requests_by_operation().len(), 1);
+        // Only the second request was forwarded; the throttled one never waited upstream.
+        assert!(p.upstream_time() > Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_fixed_delay_holds_every_request() {
+        let (up, hits) = upstream().await;
+        let p = proxy(&up, DdbFaultRates::default()).await;
+        p.set_fixed_delay(Duration::from_millis(150));
+        let started = Instant::now();
+        let (status, _) = post(p.endpoint()).await;
+        assert!(started.elapsed() >= Duration::from_millis(150));
         assert_eq!(status, StatusCode::OK);
         assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
