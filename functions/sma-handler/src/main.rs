@@ -33,6 +33,15 @@ async fn main() -> Result<(), Error> {
         retry_budget: takeback_sdk::SMA_STORE_RETRY_BUDGET,
         ..ClaimConfig::default()
     });
+    // The first caller's claim is then one write: the pool read overlaps the runtime's start.
+    tokio::spawn({
+        let store = store.clone();
+        async move {
+            if let Err(e) = store.prime_view().await {
+                tracing::warn!(error = %takeback_common::chain(&e), "pool view not primed; the first claim reads it");
+            }
+        }
+    });
     let deps = SmaDeps {
         store,
         call_machine: config.call_machine,

@@ -195,7 +195,16 @@ pub struct DynamoStore {
     view: Arc<Mutex<PoolView>>,
     /// One turn per transaction claiming in this process.
     in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Held while [`DynamoStore::prime_view`] reads the pool: a first claim arriving meanwhile
+    /// waits for that read (up to [`PRIME_WAIT`]) instead of sending its own.
+    priming: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long a primer's read may take, retries included (its SDK attempts are bounded too).
+pub const PRIME_BUDGET: std::time::Duration = std::time::Duration::from_millis(1_500);
+/// How long a first claim waits for a primer's read still in flight before it reads itself
+/// (a read left over from a frozen execution environment may never answer).
+pub const PRIME_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl std::fmt::Debug for DynamoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,6 +272,7 @@ impl DynamoStore {
             counters: Arc::default(),
             view: Arc::default(),
             in_flight: Arc::default(),
+            priming: Arc::default(),
         }
     }
 
@@ -287,7 +297,20 @@ impl DynamoStore {
     pub fn with_fresh_view(mut self) -> Self {
         self.view = Arc::default();
         self.in_flight = Arc::default();
+        self.priming = Arc::default();
         self
+    }
+
+    /// Reads the pool into this environment's view before any call needs it
+    /// ([`strategy::prime_view`]); `sma-handler` starts it at cold start beside the runtime.
+    /// A failure only means the first claim reads for itself.
+    pub async fn prime_view(&self) -> Result<bool, StoreError> {
+        let _reading = self.priming.lock().await;
+        let call = Budgeted {
+            store: self,
+            deadline: Instant::now() + PRIME_BUDGET,
+        };
+        strategy::prime_view(&call, &self.config.rules).await
     }
 
     /// Pairs the cached view believes free (0 before the first read).
@@ -996,11 +1019,16 @@ impl PairStore for DynamoStore {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(in_flight.entry(request.transaction_id.clone()).or_default())
         };
+        let deadline = self.deadline();
+        if delivery == Delivery::First {
+            // A primer still reading the pool: its read is this claim's, one write away.
+            let _ = tokio::time::timeout(PRIME_WAIT, self.priming.lock()).await;
+        }
         let outcome = {
             let _turn = turn.lock().await;
             let call = Budgeted {
                 store: self,
-                deadline: self.deadline(),
+                deadline,
             };
             strategy::claim_for(&call, &self.config.rules, request, delivery).await
         };

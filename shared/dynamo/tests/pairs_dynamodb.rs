@@ -833,3 +833,51 @@ async fn resting_pairs_never_crowd_out_free_ones_from_a_claim() {
         assert!(!resting.contains(&next.pair), "claimed a resting pair");
     }
 }
+
+#[tokio::test]
+async fn a_primed_environment_answers_its_first_caller_with_one_write() {
+    let all = pairs(2, 4);
+    let Some(f) = fixture("primed", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    // Two environments start one after the other: each primer reads the pool and takes a
+    // ticket, which places each environment's first claim on a pair of its own.
+    let (first_env, second_env) = (f.store.clone(), f.store.clone().with_fresh_view());
+    assert!(first_env.prime_view().await.unwrap());
+    assert!(second_env.prime_view().await.unwrap());
+    assert_eq!(first_env.believed_free(), 8);
+    let mut won = HashSet::new();
+    for (i, env) in [first_env, second_env].into_iter().enumerate() {
+        let env = env.with_fresh_metrics();
+        let claim = claimed(env.claim(&request(&format!("tx-first-{i}"))).await.unwrap());
+        assert_eq!(env.metrics().requests, 1, "{:?}", env.metrics());
+        assert!(
+            won.insert(claim.pair),
+            "both environments aimed at one pair"
+        );
+    }
+    // A view that is already fresh is not read again.
+    let warm = f.store.clone().with_fresh_metrics();
+    assert!(warm.prime_view().await.unwrap());
+    assert_eq!(warm.metrics().requests, 0);
+}
+
+#[tokio::test]
+async fn a_first_claim_during_the_primers_read_waits_for_it_instead_of_reading_again() {
+    let all = pairs(2, 4);
+    let Some(f) = fixture("primed-race", &all, ClaimConfig::default()).await else {
+        return;
+    };
+    let store = f.store.clone().with_fresh_metrics();
+    // `join!` polls the primer first: it holds the read when the claim starts.
+    let early = request("tx-early");
+    let (primed, claim) = futures::join!(store.prime_view(), store.claim(&early));
+    assert!(primed.unwrap());
+    claimed(claim.unwrap());
+    assert_eq!(
+        store.metrics().requests,
+        3,
+        "the primer's read and ticket, then the claim's one write: {:?}",
+        store.metrics()
+    );
+}

@@ -160,6 +160,9 @@ pub struct PoolView {
     recent: VecDeque<(String, PairKey)>,
     /// Slot of the last pair this environment won.
     cursor: Option<u64>,
+    /// Where a primed view's first pick starts before any claim set the cursor: the pair the
+    /// primer's ticket chose ([`prime_view`]).
+    placed: Option<Candidate>,
     /// Slots of the pairs reads have shown (pairs are never renumbered).
     slots: std::collections::HashMap<PairKey, Option<u64>>,
 }
@@ -203,9 +206,12 @@ impl PoolView {
                 .iter()
                 .position(|c| c.slot.is_some_and(|s| s > cursor))
                 .unwrap_or(0),
-            None => spread_order(mix(fnv1a(transaction_id.as_bytes()), 0), len)
-                .next()
-                .unwrap_or(0),
+            None => match &self.placed {
+                Some(target) => self.free.partition_point(|c| c < target) % len,
+                None => spread_order(mix(fnv1a(transaction_id.as_bytes()), 0), len)
+                    .next()
+                    .unwrap_or(0),
+            },
         };
         let pick = (0..len)
             .map(|i| &self.free[(start + i) % len].pair)
@@ -236,6 +242,12 @@ impl PoolView {
             .clone();
         self.trying.insert(pick.clone());
         Some(pick)
+    }
+
+    /// Starts this environment's walk at `target` (a ticket's choice), as a new environment's
+    /// first claim would, until a claim sets the cursor.
+    pub fn place_at(&mut self, target: Candidate) {
+        self.placed = Some(target);
     }
 
     /// `pair` is now held by `transaction_id`.
@@ -523,6 +535,45 @@ async fn fast_path<P: ClaimPrimitives>(
             Err(e)
         }
     }
+}
+
+/// The name a primer's read goes by: no pair is ever released by it, so the read offers what
+/// any new transaction may claim.
+pub const PRIMER_ID: &str = "pool-view-primer";
+
+/// Fills a store's missing or stale view of the pool ahead of the first claim, so that claim
+/// is one write: at cold start the read (and its ticket, which places this environment's walk
+/// as a new environment's first claim would) overlaps the runtime's own start instead of
+/// waiting for the first caller. Returns whether the view is usable afterwards. A view that is
+/// already usable is left alone (no request).
+pub async fn prime_view<P: ClaimPrimitives>(
+    store: &P,
+    rules: &ClaimRules,
+) -> Result<bool, StoreError> {
+    let Some(view) = store.pool_view() else {
+        return Ok(false);
+    };
+    if !rules.fast_path {
+        return Ok(false);
+    }
+    let now_ms = store.now_ms();
+    if lock_view(view).usable(now_ms, rules.view_max_age_ms) {
+        return Ok(true);
+    }
+    let (ticket, mut free) = store
+        .free_pairs(rules.use_ticket, PRIMER_ID, now_ms.div_euclid(1000))
+        .await?;
+    free.candidates.sort_unstable();
+    let mut view = lock_view(view);
+    view.refresh(&free, now_ms);
+    if let Some(t) = ticket
+        && let Some(target) = free
+            .candidates
+            .get(ticket_start(t, &free.candidates, free.complete))
+    {
+        view.place_at(target.clone());
+    }
+    Ok(true)
 }
 
 /// Claims a pair for a first delivery (see [`claim_for`]).
