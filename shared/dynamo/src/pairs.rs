@@ -358,61 +358,82 @@ impl DynamoStore {
         transaction_id: &str,
         now_s: i64,
     ) -> Result<FreePairs, StoreError> {
-        let wanted = self.config.candidates.max(1) as usize;
+        let req = self
+            .client
+            .query()
+            .table_name(&self.pairs_table)
+            .index_name(PAIRS_INDEX)
+            .key_condition_expression("#u = :f")
+            .filter_expression(NOT_RESTING)
+            .expression_attribute_names("#u", attr::IN_USE)
+            .expression_attribute_names("#cid", attr::CONTACT_ID)
+            .expression_attribute_names("#rat", attr::RELEASED_AT)
+            .expression_attribute_names("#rby", attr::RELEASED_BY)
+            .expression_attribute_values(":f", s(IN_USE_FALSE))
+            .expression_attribute_values(":tx", s(transaction_id))
+            .expression_attribute_values(
+                ":edge",
+                n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
+            )
+            .projection_expression("#s, #c, #slot")
+            .expression_attribute_names("#s", attr::SMA_NUMBER)
+            .expression_attribute_names("#c", attr::CONNECT_NUMBER)
+            .expression_attribute_names("#slot", attr::SLOT)
+            .limit(self.config.candidates.max(1));
         let mut candidates = Vec::new();
-        let mut start: Option<Item> = None;
-        // A filter applies after the page limit: while many pairs rest, a page can offer few
-        // candidates, so read on (a few pages at most) until enough were found.
-        for _ in 0..self.config.max_expired_pages.max(1) {
-            let req = self
-                .client
-                .query()
-                .table_name(&self.pairs_table)
-                .index_name(PAIRS_INDEX)
-                .key_condition_expression("#u = :f")
-                .filter_expression(NOT_RESTING)
-                .expression_attribute_names("#u", attr::IN_USE)
-                .expression_attribute_names("#cid", attr::CONTACT_ID)
-                .expression_attribute_names("#rat", attr::RELEASED_AT)
-                .expression_attribute_names("#rby", attr::RELEASED_BY)
-                .expression_attribute_values(":f", s(IN_USE_FALSE))
-                .expression_attribute_values(":tx", s(transaction_id))
-                .expression_attribute_values(
-                    ":edge",
-                    n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
-                )
-                .projection_expression("#s, #c, #slot")
-                .expression_attribute_names("#s", attr::SMA_NUMBER)
-                .expression_attribute_names("#c", attr::CONNECT_NUMBER)
-                .expression_attribute_names("#slot", attr::SLOT)
-                .limit(self.config.candidates.max(1))
-                .set_exclusive_start_key(start.take());
-            let out = self
-                .retrying(deadline, || req.clone().send(), map_sdk_error)
-                .await?;
-            for item in out.items() {
-                candidates.push(candidate_of(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if candidates.len() < wanted => start = Some(key.clone()),
-                Some(_) => {
-                    return Ok(FreePairs {
-                        candidates,
-                        complete: false,
-                    });
-                }
-                None => {
-                    return Ok(FreePairs {
-                        candidates,
-                        complete: true,
-                    });
-                }
-            }
-        }
+        // While many pairs rest, a page can offer few candidates: read on until enough.
+        let complete = self
+            .read_pages(
+                move |start| {
+                    let page = req.clone().set_exclusive_start_key(start);
+                    async move {
+                        let out = self
+                            .retrying(deadline, || page.clone().send(), map_sdk_error)
+                            .await?;
+                        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+                    }
+                },
+                |item| {
+                    candidates.push(candidate_of(item)?);
+                    Ok(candidates.len())
+                },
+            )
+            .await?;
         Ok(FreePairs {
             candidates,
-            complete: false,
+            complete,
         })
+    }
+
+    /// Reads the pages `send_page` fetches (given where each starts), handing every item to
+    /// `keep`, which answers how many wanted items it holds so far; stops when that reaches
+    /// [`ClaimConfig::candidates`], when the read ends, or after
+    /// [`ClaimConfig::max_expired_pages`] pages. A filter applies after DynamoDB's page limit,
+    /// so a page may hold few matches; the page bound keeps a large, busy pool to a few
+    /// requests. Answers whether the read reached its end.
+    async fn read_pages<Fut>(
+        &self,
+        mut send_page: impl FnMut(Option<Item>) -> Fut,
+        mut keep: impl FnMut(&Item) -> Result<usize, StoreError>,
+    ) -> Result<bool, StoreError>
+    where
+        Fut: Future<Output = Result<(Vec<Item>, Option<Item>), StoreError>>,
+    {
+        let wanted = self.config.candidates.max(1) as usize;
+        let mut kept = 0;
+        let mut start = None;
+        for _ in 0..self.config.max_expired_pages.max(1) {
+            let (items, next) = send_page(start.take()).await?;
+            for item in &items {
+                kept = keep(item)?;
+            }
+            match next {
+                Some(key) if kept < wanted => start = Some(key),
+                Some(_) => return Ok(false),
+                None => return Ok(true),
+            }
+        }
+        Ok(false)
     }
 
     /// The next claim ticket and the pool's slot count (see [`ClaimRules::use_ticket`]).
@@ -638,39 +659,40 @@ impl ClaimPrimitives for Budgeted<'_> {
     /// Held pairs whose lease ran out (or that carry none, e.g. items left by the seed's code).
     /// A filter applies after the page limit, so a few pages are read at most.
     async fn expired_pairs(&self, now_s: i64) -> Result<Vec<Candidate>, StoreError> {
+        let req = self
+            .client
+            .query()
+            .table_name(&self.pairs_table)
+            .index_name(PAIRS_INDEX)
+            .key_condition_expression("#u = :t")
+            .filter_expression("attribute_not_exists(#l) OR #l <= :now")
+            .expression_attribute_names("#u", attr::IN_USE)
+            .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
+            .expression_attribute_names("#s", attr::SMA_NUMBER)
+            .expression_attribute_names("#c", attr::CONNECT_NUMBER)
+            .expression_attribute_values(":t", s(IN_USE_TRUE))
+            .expression_attribute_values(":now", n(now_s))
+            .expression_attribute_names("#slot", attr::SLOT)
+            .projection_expression("#s, #c, #slot")
+            .limit(self.config.candidates.max(1).saturating_mul(4));
+        let deadline = self.deadline;
         let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        for _ in 0..self.config.max_expired_pages.max(1) {
-            let req = self
-                .client
-                .query()
-                .table_name(&self.pairs_table)
-                .index_name(PAIRS_INDEX)
-                .key_condition_expression("#u = :t")
-                .filter_expression("attribute_not_exists(#l) OR #l <= :now")
-                .expression_attribute_names("#u", attr::IN_USE)
-                .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
-                .expression_attribute_names("#s", attr::SMA_NUMBER)
-                .expression_attribute_names("#c", attr::CONNECT_NUMBER)
-                .expression_attribute_values(":t", s(IN_USE_TRUE))
-                .expression_attribute_values(":now", n(now_s))
-                .expression_attribute_names("#slot", attr::SLOT)
-                .projection_expression("#s, #c, #slot")
-                .limit(self.config.candidates.max(1).saturating_mul(4))
-                .set_exclusive_start_key(start.take());
-            let out = self
-                .retrying(self.deadline, || req.clone().send(), map_sdk_error)
-                .await?;
-            for item in out.items() {
-                found.push(candidate_of(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if found.len() < self.config.candidates.max(1) as usize => {
-                    start = Some(key.clone());
+        self.read_pages(
+            move |start| {
+                let page = req.clone().set_exclusive_start_key(start);
+                async move {
+                    let out = self
+                        .retrying(deadline, || page.clone().send(), map_sdk_error)
+                        .await?;
+                    Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
                 }
-                _ => break,
-            }
-        }
+            },
+            |item| {
+                found.push(candidate_of(item)?);
+                Ok(found.len())
+            },
+        )
+        .await?;
         Ok(found)
     }
 
@@ -685,51 +707,52 @@ impl ClaimPrimitives for Budgeted<'_> {
         transaction_id: &str,
         now_s: i64,
     ) -> Result<ClaimablePairs, StoreError> {
+        let req = self
+            .client
+            .scan()
+            .table_name(&self.pairs_table)
+            .index_name(PAIRS_INDEX)
+            .filter_expression(CLAIMABLE)
+            .expression_attribute_names("#s", attr::SMA_NUMBER)
+            .expression_attribute_names("#c", attr::CONNECT_NUMBER)
+            .expression_attribute_names("#slot", attr::SLOT)
+            .expression_attribute_names("#u", attr::IN_USE)
+            .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
+            .expression_attribute_names("#cid", attr::CONTACT_ID)
+            .expression_attribute_names("#rat", attr::RELEASED_AT)
+            .expression_attribute_names("#rby", attr::RELEASED_BY)
+            .expression_attribute_values(":t", s(IN_USE_TRUE))
+            .expression_attribute_values(":f", s(IN_USE_FALSE))
+            .expression_attribute_values(":tx", s(transaction_id))
+            .expression_attribute_values(":now", n(now_s))
+            .expression_attribute_values(
+                ":edge",
+                n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
+            )
+            .projection_expression("#s, #c, #slot, #u");
+        let deadline = self.deadline;
         let mut claimable = ClaimablePairs::default();
-        let mut start: Option<Item> = None;
-        for _ in 0..self.config.max_expired_pages.max(1) {
-            let req = self
-                .client
-                .scan()
-                .table_name(&self.pairs_table)
-                .index_name(PAIRS_INDEX)
-                .filter_expression(CLAIMABLE)
-                .expression_attribute_names("#s", attr::SMA_NUMBER)
-                .expression_attribute_names("#c", attr::CONNECT_NUMBER)
-                .expression_attribute_names("#slot", attr::SLOT)
-                .expression_attribute_names("#u", attr::IN_USE)
-                .expression_attribute_names("#l", attr::LEASE_EXPIRES_AT)
-                .expression_attribute_names("#cid", attr::CONTACT_ID)
-                .expression_attribute_names("#rat", attr::RELEASED_AT)
-                .expression_attribute_names("#rby", attr::RELEASED_BY)
-                .expression_attribute_values(":t", s(IN_USE_TRUE))
-                .expression_attribute_values(":f", s(IN_USE_FALSE))
-                .expression_attribute_values(":tx", s(transaction_id))
-                .expression_attribute_values(":now", n(now_s))
-                .expression_attribute_values(
-                    ":edge",
-                    n(now_s.saturating_sub(self.config.rules.reuse_quiet_seconds)),
-                )
-                .projection_expression("#s, #c, #slot, #u")
-                .set_exclusive_start_key(start.take());
-            let out = self
-                .retrying(self.deadline, || req.clone().send(), map_sdk_error)
-                .await?;
-            for item in out.items() {
+        self.read_pages(
+            move |start| {
+                let page = req.clone().set_exclusive_start_key(start);
+                async move {
+                    let out = self
+                        .retrying(deadline, || page.clone().send(), map_sdk_error)
+                        .await?;
+                    Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+                }
+            },
+            |item| {
                 let candidate = candidate_of(item)?;
                 if opt_s(item, attr::IN_USE) == Some(IN_USE_FALSE) {
                     claimable.free.push(candidate);
                 } else {
                     claimable.expired.push(candidate);
                 }
-            }
-            match out.last_evaluated_key() {
-                Some(key) if claimable.free.len() < self.config.candidates.max(1) as usize => {
-                    start = Some(key.clone());
-                }
-                _ => break,
-            }
-        }
+                Ok(claimable.free.len())
+            },
+        )
+        .await?;
         Ok(claimable)
     }
 
