@@ -43,12 +43,12 @@ echo "bench-calls: DynamoDB Local at $AWS_ENDPOINT_URL_DYNAMODB" >&2
 bin="$TARGET/release/call-bench"
 args=(--ours "$TARGET/release/sma-handler" --python "$PYTHON")
 
-# Warm DynamoDB Local's JVM first (results discarded): otherwise the first processes pay for
-# its JIT compilation of each request shape (measured: a cold start's first answer 20-46 ms
-# after a small warm-up, 12-15 ms against a long-running server). Real DynamoDB has no such
-# warm-up to pay.
-echo "bench-calls: warming DynamoDB Local (discarded run)" >&2
-"$bin" "${args[@]}" --cold 10 --calls 200 --throttled-calls 200 >/dev/null 2>&1 || true
+# Warm DynamoDB Local's JVM first (results discarded, about a minute): otherwise the cold
+# starts pay for its JIT compilation of each request shape. Measured: our first answer took
+# 20-46 ms after a short warm-up and 13-14 ms after this one, as against a long-running
+# server. Real DynamoDB has no such warm-up to pay.
+echo "bench-calls: warming DynamoDB Local (discarded run, about a minute)" >&2
+"$bin" "${args[@]}" --cold 30 --calls 600 --throttled-calls 600 >/dev/null 2>&1 || true
 
 # shellcheck disable=SC2086 # CALL_BENCH_FLAGS is a list of flags
 "$bin" "${args[@]}" \
