@@ -339,7 +339,6 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         );
     }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let setup = Client::new(&sdk);
     let claim_counter = RequestCounter::default();
     let claim_client = Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
@@ -347,22 +346,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
             .build(),
     );
     let other_client = Client::new(&sdk);
-
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let pairs_table = format!("bench-pairs-{suffix}");
-    let calls_table = format!("bench-calls-{suffix}");
-    for (def, name) in [
-        (&tables::PAIRS, &pairs_table),
-        (&tables::CALLS, &calls_table),
-    ] {
-        create_table(&setup, def, name)
-            .await
-            .map_err(|e| format!("create {name}: {e:?}"))?;
-    }
-    let pairs = bench_pairs(args.pairs as usize);
-    seed_pairs(&setup, &pairs_table, &pairs)
-        .await
-        .map_err(|e| format!("seed: {e:?}"))?;
+    let (pairs_table, calls_table) = fresh_tables(&sdk, args.pairs).await?;
 
     let backend = Arc::new(match args.mode {
         Mode::Spread | Mode::Hash => {
@@ -645,14 +629,7 @@ async fn cold_child(args: &Args, strategy: &str) -> Result<(), String> {
         {
             ClaimOutcome::Claimed(c) => {
                 let done = since_spawn(args);
-                store
-                    .lookup(&c.pair, &t, LookupMode::KeepClaim)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                store
-                    .release(&c.pair, &t)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                suite::look_up_and_release(&store, &c.pair, &t).await?;
                 done
             }
             ClaimOutcome::Busy => return Err("busy".into()),

@@ -222,6 +222,24 @@ fn intent() -> TransferIntent {
     }
 }
 
+/// Ends a call whose claim a Connect lookup bound, so its pair is reusable at once (an unbound
+/// release would leave it resting): the lookup, then the release.
+pub async fn look_up_and_release(
+    store: &DynamoStore,
+    pair: &PairKey,
+    transaction_id: &str,
+) -> Result<(), String> {
+    store
+        .lookup(pair, transaction_id, LookupMode::KeepClaim)
+        .await
+        .map_err(|e| e.to_string())?;
+    store
+        .release(pair, transaction_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Median claim latency (ms) of `n` sequential claims on a warm store, each released (after a
 /// lookup, so the pair is reusable at once) outside the timing.
 pub async fn warm_latency(b: &Bench, n: usize) -> Result<(f64, f64), String> {
@@ -233,11 +251,7 @@ pub async fn warm_latency(b: &Bench, n: usize) -> Result<(f64, f64), String> {
     for _ in 0..3 {
         let t = tx();
         let p = claimed(store.claim(&request(&t)).await.map_err(|e| e.to_string())?)?;
-        store
-            .lookup(&p, &t, LookupMode::KeepClaim)
-            .await
-            .map_err(|e| e.to_string())?;
-        store.release(&p, &t).await.map_err(|e| e.to_string())?;
+        look_up_and_release(&store, &p, &t).await?;
         let r = seed.claim(&request(&t)).await?;
         if let Some(p) = r.pair {
             seed.release(&p).await?;
@@ -252,11 +266,7 @@ pub async fn warm_latency(b: &Bench, n: usize) -> Result<(f64, f64), String> {
             .map_err(|e| e.to_string())?;
         ours.push(started.elapsed().as_secs_f64() * 1000.0);
         let p = claimed(outcome)?;
-        store
-            .lookup(&p, &t, LookupMode::KeepClaim)
-            .await
-            .map_err(|e| e.to_string())?;
-        store.release(&p, &t).await.map_err(|e| e.to_string())?;
+        look_up_and_release(&store, &p, &t).await?;
 
         let started = Instant::now();
         let r = seed.claim(&request(&t)).await?;
@@ -278,11 +288,7 @@ pub async fn requests_per_call(b: &Bench, n: u64) -> Result<serde_json::Value, S
     // Warm the store's view.
     let t = tx();
     let p = claimed(store.claim(&request(&t)).await.map_err(|e| e.to_string())?)?;
-    store
-        .lookup(&p, &t, LookupMode::KeepClaim)
-        .await
-        .map_err(|e| e.to_string())?;
-    store.release(&p, &t).await.map_err(|e| e.to_string())?;
+    look_up_and_release(&store, &p, &t).await?;
     let e = |e: takeback_pairs::StoreError| e.to_string();
 
     let before = b.requests();
@@ -486,14 +492,7 @@ pub async fn burst(
             if let ClaimOutcome::Claimed(c) =
                 store.claim(&request(&t)).await.map_err(|e| e.to_string())?
             {
-                store
-                    .lookup(&c.pair, &t, LookupMode::KeepClaim)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                store
-                    .release(&c.pair, &t)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                look_up_and_release(&store, &c.pair, &t).await?;
             }
         }
         envs.push(store);
