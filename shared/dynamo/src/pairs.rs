@@ -195,8 +195,9 @@ pub struct DynamoStore {
     view: Arc<Mutex<PoolView>>,
     /// One turn per transaction claiming in this process.
     in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-    /// Held while [`DynamoStore::prime_view`] reads the pool: a first claim arriving meanwhile
-    /// waits for that read (up to [`PRIME_WAIT`]) instead of sending its own.
+    /// Held while the view is read for this environment ([`DynamoStore::prime_view`], or the
+    /// first claim to find it unread or stale): a first claim arriving meanwhile waits for that
+    /// read (up to [`PRIME_WAIT`]) instead of sending its own.
     priming: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -311,6 +312,28 @@ impl DynamoStore {
             deadline: Instant::now() + PRIME_BUDGET,
         };
         strategy::prime_view(&call, &self.config.rules).await
+    }
+
+    /// Makes sure this environment's view is read before a first claim uses it, with one read
+    /// per environment: claims that find the view unread or stale take turns, so the first
+    /// reads (with a ticket that places the environment's walk) and the rest find the view
+    /// fresh and pick distinct pairs from it. Without the turns, claims arriving together each
+    /// read and aimed by their own tickets while later ones walked the view the first read
+    /// filled, and the two kinds of pick collided (64 claims on 64 pairs in one process cost up
+    /// to 85 writes instead of 64). A primer still reading counts as that first read. A failed
+    /// read only leaves the claim to read for itself.
+    async fn read_view_once(&self, deadline: Instant) {
+        let Ok(_reading) = tokio::time::timeout(PRIME_WAIT, self.priming.lock()).await else {
+            // Another read is taking long (or was frozen with its environment): read alone.
+            return;
+        };
+        let call = Budgeted {
+            store: self,
+            deadline,
+        };
+        if let Err(e) = strategy::prime_view(&call, &self.config.rules).await {
+            debug!(error = %e, "reading the pool view failed; the claim reads for itself");
+        }
     }
 
     /// Pairs the cached view believes free (0 before the first read).
@@ -635,6 +658,14 @@ pub(crate) fn pool_key_item() -> Item {
 impl ClaimPrimitives for Budgeted<'_> {
     fn now_ms(&self) -> i64 {
         (self.clock)()
+    }
+
+    async fn settle(&self, ms: i64) {
+        let wait = Duration::from_millis(u64::try_from(ms).unwrap_or_default());
+        // Never past the claim's budget: the read after it must still fit.
+        if Instant::now() + wait < self.deadline {
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// The ticket is an `UpdateItem ADD` on the pool item, sent in parallel with the index query.
@@ -1043,9 +1074,8 @@ impl PairStore for DynamoStore {
             Arc::clone(in_flight.entry(request.transaction_id.clone()).or_default())
         };
         let deadline = self.deadline();
-        if delivery == Delivery::First {
-            // A primer still reading the pool: its read is this claim's, one write away.
-            let _ = tokio::time::timeout(PRIME_WAIT, self.priming.lock()).await;
+        if delivery == Delivery::First && self.config.rules.fast_path {
+            self.read_view_once(deadline).await;
         }
         let outcome = {
             let _turn = turn.lock().await;
@@ -1376,7 +1406,8 @@ fn classify_cancellation(
         return Ok(ClaimAttempt::RecordConflict);
     }
     match pair_code.as_str() {
-        "ConditionalCheckFailed" | "TransactionConflict" => Ok(ClaimAttempt::PairTaken),
+        "ConditionalCheckFailed" => Ok(ClaimAttempt::PairTaken),
+        "TransactionConflict" => Ok(ClaimAttempt::PairContended),
         _ => Err(StoreError::Other(Box::new(err))),
     }
 }

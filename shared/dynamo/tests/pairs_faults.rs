@@ -139,8 +139,10 @@ async fn throttling_inside_a_cancelled_transaction_is_throttled() {
 }
 
 #[tokio::test]
-async fn a_conflicting_transaction_moves_on_to_another_pair() {
-    let query = free_pairs(3);
+async fn a_pair_inside_a_conflicting_transaction_is_read_again_and_still_claimable() {
+    // The only free pair is inside another transaction that then fails: it is still free, and
+    // the caller must get it rather than hear busy.
+    let query = free_pairs(1);
     let write = mock!(Client::transact_write_items)
         .sequence()
         .error(|| cancelled(&["TransactionConflict", "None"]))
@@ -151,8 +153,9 @@ async fn a_conflicting_transaction_moves_on_to_another_pair() {
         panic!("expected a claim");
     };
     assert_eq!(write.num_calls(), 2);
-    // Re-read after the lost race.
+    // Read again after the conflict, which still shows the pair.
     assert_eq!(query.num_calls(), 2);
+    assert_eq!(claim.pair, pair(0));
     assert_eq!(claim.transaction_id, "tx-1");
     assert_eq!(store.metrics().claim_write_attempts, 2);
 }

@@ -15,10 +15,14 @@
 //! claim from its failure reason, without a second request. Losing drops the pair from the view;
 //! one read of every claimable pair ([`ClaimPrimitives::claimable_pairs`]) refreshes it, and
 //! one record-keeping write on a pair from that read follows ([`fallback_order`]); another
-//! loss reads again. A read that shows nothing claimable answers `Busy` (see
-//! [`ClaimRules::writes_after_fast_loss`]): losing a race never refuses a caller while the pool
-//! still shows room, and a busy answer in a burst costs at most the lost fast write, a read, a
-//! lost write and the read that shows the pool full.
+//! loss reads again. Before that first read the caller waits about two round trips of its lost
+//! write ([`settle_wait_ms`]): a fast write loses mostly in a burst, and the wait lets the other
+//! environments' writes land, so the read shows what is really left (in the benchmark's burst of
+//! 100 callers on 40 pairs, most losers then hear busy after 2 requests instead of 4). `Busy`
+//! comes from a read that shows nothing claimable, or from losing the only pair a read showed
+//! (see [`ClaimRules::writes_after_fast_loss`]): losing a race never refuses a caller while the
+//! pool still shows room. A pair caught inside another write ([`ClaimAttempt::PairContended`])
+//! is not lost: that write may fail, and the claim reads again.
 //!
 //! Why the fast path needs no per-transaction record: the SMA re-delivers an event only after
 //! waiting 5 s for an answer, and the handler takes the fast path only while the call is younger
@@ -93,7 +97,8 @@ pub struct ClaimRules {
     /// of every claimable pair ([`ClaimPrimitives::claimable_pairs`]) showed free, before it
     /// answers `Busy` even though a read still shows claimable pairs. The default sets no limit
     /// of its own (only `max_write_attempts`): a caller hears busy when a read shows nothing
-    /// claimable, never because it lost races while pairs were free. Lower it only to answer
+    /// claimable or when it loses the only pair a read showed, never because it lost races
+    /// while other pairs were free. Lower it only to answer
     /// a burst's losers in fewer requests at the price of refusing some callers while the pool
     /// has room: with 1, the benchmark's 100 callers on 40 pairs got every busy answer within 3
     /// requests instead of 4, but callers were told busy on a pool with free pairs (a test with
@@ -375,8 +380,12 @@ pub struct ClaimablePairs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimAttempt {
     Won(Claim),
-    /// The pair is held by someone else (or in a conflicting write).
+    /// The pair is held by someone else.
     PairTaken,
+    /// The pair was part of another write still in progress (DynamoDB's `TransactionConflict`):
+    /// that write may yet fail, so the pair may still be free. Not a lost race: the claim reads
+    /// again and may try the pair again.
+    PairContended,
     /// This transaction already has a pair recorded.
     AlreadyHas(PairKey),
     /// This transaction's record was being written concurrently: read it again.
@@ -467,6 +476,28 @@ pub trait ClaimPrimitives: Send + Sync {
     fn pool_view(&self) -> Option<&Mutex<PoolView>> {
         None
     }
+
+    /// Waits `ms` milliseconds before the next request (see [`settle_wait_ms`]). A store whose
+    /// writes take effect the moment they are made (nothing is ever in flight) need not wait.
+    fn settle(&self, ms: i64) -> impl Future<Output = ()> + Send {
+        let _ = ms;
+        std::future::ready(())
+    }
+}
+
+/// The longest a claim waits after a lost fast write before it reads the pool (see
+/// [`settle_wait_ms`]).
+pub const MAX_SETTLE_WAIT_MS: i64 = 250;
+
+/// How long a caller whose fast write lost waits before it reads the pool: twice as long as that
+/// write took, within [`MAX_SETTLE_WAIT_MS`]. A fast write loses mostly in a burst, where other
+/// environments' fast writes are in flight at the same moment; a read sent at once shows their
+/// targets as free, the caller writes on one, loses again and must read again — two requests
+/// more for a caller who is going to be told busy. Writes sent with its own are answered within
+/// about its own round trip (a server that queues them, as DynamoDB Local does, needed about
+/// twice that in the benchmark), so after that wait the read shows what the burst left.
+pub fn settle_wait_ms(fast_write_ms: i64) -> i64 {
+    fast_write_ms.saturating_mul(2).clamp(0, MAX_SETTLE_WAIT_MS)
 }
 
 /// What the fast path achieved.
@@ -511,6 +542,7 @@ async fn fast_path<P: ClaimPrimitives>(
         return Ok(FastPath::FallBack(None));
     };
     let lease_expires_at = lease_expiry(now_ms.div_euclid(1000), rules.lease_seconds);
+    let sent_ms = store.now_ms();
     match store
         .attempt_single(&pair, request, now_ms, lease_expires_at)
         .await
@@ -527,7 +559,12 @@ async fn fast_path<P: ClaimPrimitives>(
         }
         Ok(_) => {
             lock_view(view).lost(&pair);
-            debug!("fast path lost its pair; reading the pool");
+            let wait_ms = settle_wait_ms(store.now_ms() - sent_ms);
+            debug!(
+                wait_ms,
+                "fast path lost its pair; reading the pool after the burst settles"
+            );
+            store.settle(wait_ms).await;
             Ok(FastPath::FallBack(Some(pair)))
         }
         Err(e) => {
@@ -729,6 +766,13 @@ pub async fn claim_for<P: ClaimPrimitives>(
                     lost.insert(pair.clone());
                     if after_fast_loss {
                         losses_after_fast_loss += 1;
+                        // The read showed this pair as the only claimable one and someone else
+                        // holds it now: the pool is as full as an empty read would show, and a
+                        // second read would only cost the caller another request.
+                        if candidates.len() == 1 {
+                            debug!(attempts, "lost the only claimable pair: busy");
+                            return Ok(ClaimOutcome::Busy);
+                        }
                         if losses_after_fast_loss >= rules.writes_after_fast_loss.max(1) {
                             debug!(attempts, "lost again after a lost fast write: busy");
                             return Ok(ClaimOutcome::Busy);
@@ -738,6 +782,12 @@ pub async fn claim_for<P: ClaimPrimitives>(
                     if conflicts >= rules.requery_after_conflicts.max(1) {
                         break;
                     }
+                }
+                ClaimAttempt::PairContended => {
+                    // Neither lost nor won: read again, which shows whether the other write
+                    // took the pair.
+                    debug!(attempts, "pair in another write; reading again");
+                    break;
                 }
                 ClaimAttempt::AlreadyHas(existing) => {
                     // A re-delivered event (or a concurrent duplicate that won): answer with the

@@ -111,10 +111,15 @@ async fn the_attempt_bound_answers_busy() {
 /// The in-memory store's primitives, counted, with a rival claimer that takes the pair the
 /// contention-aware write aims at just before that write lands (a burst's simultaneous
 /// claimers, made deterministic), for the first `rival_writes` such writes.
+/// Optionally, the first `contended_writes` such writes find their pair inside another write
+/// still in progress (DynamoDB's `TransactionConflict`) and change nothing. Records the waits
+/// the strategy asks for.
 struct RivalBeforeEachWrite<'a> {
     inner: &'a MemoryStore,
     requests: std::sync::atomic::AtomicU64,
     rival_writes: std::sync::atomic::AtomicU64,
+    contended_writes: std::sync::atomic::AtomicU64,
+    settle_waits_ms: std::sync::Mutex<Vec<i64>>,
 }
 
 impl<'a> RivalBeforeEachWrite<'a> {
@@ -123,7 +128,22 @@ impl<'a> RivalBeforeEachWrite<'a> {
             inner,
             requests: Default::default(),
             rival_writes: rival_writes.into(),
+            contended_writes: Default::default(),
+            settle_waits_ms: Default::default(),
         }
+    }
+
+    fn with_contended_writes(self, n: u64) -> Self {
+        self.contended_writes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+        self
+    }
+
+    fn settle_waits_ms(&self) -> Vec<i64> {
+        self.settle_waits_ms
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default()
     }
 
     fn requests(&self) -> u64 {
@@ -169,6 +189,17 @@ impl ClaimPrimitives for RivalBeforeEachWrite<'_> {
         replacing: Option<&PairKey>,
     ) -> Result<strategy::ClaimAttempt, takeback_pairs::StoreError> {
         self.count();
+        let contended = self
+            .contended_writes
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if contended {
+            return Ok(strategy::ClaimAttempt::PairContended);
+        }
         let rival_left = self
             .rival_writes
             .fetch_update(
@@ -234,12 +265,21 @@ impl ClaimPrimitives for RivalBeforeEachWrite<'_> {
     fn pool_view(&self) -> Option<&std::sync::Mutex<strategy::PoolView>> {
         self.inner.pool_view()
     }
+    async fn settle(&self, ms: i64) {
+        if let Ok(mut waits) = self.settle_waits_ms.lock() {
+            waits.push(ms);
+        }
+    }
 }
 
-/// A warm environment (6 pairs, 1 held by its own earlier claim) whose fast path is about to
-/// lose: another environment has just taken the pair this one would try next.
+/// A warm environment (6 pairs, or `pool`, 1 held by its own earlier claim) whose fast path is
+/// about to lose: another environment has just taken the pair this one would try next.
 async fn warm_store_whose_next_pick_is_taken() -> MemoryStore {
-    let store = MemoryStore::new(pairs(6), 600);
+    warm_store_of_whose_next_pick_is_taken(6).await
+}
+
+async fn warm_store_of_whose_next_pick_is_taken(pool: usize) -> MemoryStore {
+    let store = MemoryStore::new(pairs(pool), 600);
     claimed(store.claim(&request("warm")).await.expect("test set-up"));
     let view = store.pool_view().expect("the memory store keeps a view");
     let next = strategy::lock_view(view)
@@ -285,10 +325,10 @@ async fn a_caller_who_loses_a_race_after_its_fast_write_still_gets_a_free_pair()
 }
 
 #[tokio::test]
-async fn busy_is_answered_when_a_read_shows_the_pool_full_not_after_lost_races() {
+async fn busy_is_answered_once_the_pool_is_full_not_after_lost_races() {
     let store = warm_store_whose_next_pick_is_taken().await;
     // Rivals take every pair this caller writes: it claims on while reads show free pairs and
-    // hears busy from the read that shows none.
+    // hears busy when it loses the only pair a read showed.
     let contended = RivalBeforeEachWrite::new(&store, u64::MAX);
     assert_eq!(
         strategy::claim(&contended, &ClaimRules::default(), &request("caller"))
@@ -303,8 +343,104 @@ async fn busy_is_answered_when_a_read_shows_the_pool_full_not_after_lost_races()
     );
     assert_eq!(
         contended.requests(),
-        1 + 4 * 2 + 1,
-        "lost fast write, 4 × (read, lost write), the read that shows the pool full"
+        1 + 4 * 2,
+        "lost fast write, 4 × (read, lost write): the last read showed one pair, and it was lost"
+    );
+}
+
+#[tokio::test]
+async fn losing_the_only_pair_a_read_showed_answers_busy_in_three_requests() {
+    // Three pairs: one held by this environment's own earlier claim, one taken elsewhere
+    // (this environment's next pick), one free that a rival takes just before this caller's
+    // write lands.
+    let store = warm_store_of_whose_next_pick_is_taken(3).await;
+    let contended = RivalBeforeEachWrite::new(&store, u64::MAX);
+    assert_eq!(
+        strategy::claim(&contended, &ClaimRules::default(), &request("loser"))
+            .await
+            .unwrap(),
+        ClaimOutcome::Busy
+    );
+    assert_eq!(
+        store.held_pairs().len(),
+        3,
+        "busy only with every pair held"
+    );
+    assert_eq!(
+        contended.requests(),
+        3,
+        "lost fast write, the read showing one pair, the write that lost it"
+    );
+}
+
+#[tokio::test]
+async fn a_pair_inside_another_write_is_not_lost_the_claim_reads_again_and_takes_it() {
+    // The same pool, but the last free pair is only *inside* another write that then fails
+    // (DynamoDB's TransactionConflict): it is still free, so the caller must get it, not busy.
+    let store = warm_store_of_whose_next_pick_is_taken(3).await;
+    let contended = RivalBeforeEachWrite::new(&store, 0).with_contended_writes(1);
+    let pair = claimed(
+        strategy::claim(&contended, &ClaimRules::default(), &request("caller"))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        store
+            .held_pairs()
+            .iter()
+            .any(|(p, t)| p == &pair && t == "caller")
+    );
+    assert_eq!(
+        contended.requests(),
+        5,
+        "lost fast write, read, contended write, read, winning write on the same pair"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_fast_write_waits_for_the_burst_to_settle_before_reading() {
+    let store = warm_store_whose_next_pick_is_taken().await;
+    let counted = RivalBeforeEachWrite::new(&store, 0);
+    claimed(
+        strategy::claim(&counted, &ClaimRules::default(), &request("caller"))
+            .await
+            .unwrap(),
+    );
+    let waits = counted.settle_waits_ms();
+    assert_eq!(
+        waits.len(),
+        1,
+        "one wait, after the lost fast write: {waits:?}"
+    );
+    assert!((0..=strategy::MAX_SETTLE_WAIT_MS).contains(&waits[0]));
+    // A fast write that wins waits for nothing.
+    let store = MemoryStore::new(pairs(4), 600);
+    let counted = RivalBeforeEachWrite::new(&store, 0);
+    claimed(
+        strategy::claim(&counted, &ClaimRules::default(), &request("a"))
+            .await
+            .unwrap(),
+    );
+    claimed(
+        strategy::claim(&counted, &ClaimRules::default(), &request("b"))
+            .await
+            .unwrap(),
+    );
+    assert!(counted.settle_waits_ms().is_empty());
+}
+
+#[test]
+fn the_settle_wait_is_two_round_trips_of_the_lost_write_within_a_bound() {
+    assert_eq!(strategy::settle_wait_ms(0), 0);
+    assert_eq!(strategy::settle_wait_ms(7), 14);
+    assert_eq!(
+        strategy::settle_wait_ms(-3),
+        0,
+        "a clock step back waits for nothing"
+    );
+    assert_eq!(
+        strategy::settle_wait_ms(10_000),
+        strategy::MAX_SETTLE_WAIT_MS
     );
 }
 
