@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -14,7 +15,7 @@ use takeback_connect::config::{Env, LookupConfig, TransferConfig};
 use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr};
 use takeback_dynamo::seed::seed_pairs;
 use takeback_dynamo::tables;
-use takeback_pairs::memory::MemoryStore;
+use takeback_pairs::memory::{EpochClock, MemoryStore};
 use takeback_pairs::strategy::{ClaimRules, Delivery};
 use takeback_pairs::{
     CallStore, ClaimOutcome, ClaimRequest, LiveClaim, LookupMode, PairKey, PairStore,
@@ -267,6 +268,39 @@ impl PairProbe {
     }
 }
 
+/// The run's virtual clock as the in-process stores read it: the real epoch ms at which the
+/// run's virtual time 0 sits, plus the virtual ms the event loop has reached. The loop
+/// compresses time (a 30 s ring costs nothing), so a store on the wall clock would see a call's
+/// minutes as seconds: the lease and the rest after an unbound release would last many times
+/// longer, measured in the calls' time, than in a real deployment.
+#[derive(Clone)]
+pub struct VirtualClock {
+    pub epoch_ms: i64,
+    pub virtual_ms: Arc<AtomicU64>,
+}
+
+impl VirtualClock {
+    fn starting_now() -> Self {
+        Self {
+            epoch_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .unwrap_or_default(),
+            virtual_ms: Arc::default(),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        let virtual_ms = i64::try_from(self.virtual_ms.load(Ordering::SeqCst)).unwrap_or(i64::MAX);
+        self.epoch_ms.saturating_add(virtual_ms)
+    }
+
+    fn read_by(&self) -> Arc<dyn Fn() -> i64 + Send + Sync> {
+        let clock = self.clone();
+        Arc::new(move || clock.now_ms())
+    }
+}
+
 pub struct Backend {
     /// The Connect numbers of the pairs the functions may claim: the scenario's, plus those
     /// already in a named table (which other scenarios or a deployment seeded).
@@ -275,6 +309,8 @@ pub struct Backend {
     pub probe: PairProbe,
     pub store: Option<AnyStore>,
     pub env: BTreeMap<String, String>,
+    /// The clock of the in-process stores (functions behind the Invoke API keep their own).
+    pub clock: VirtualClock,
     /// Tables this run created (deleted by [`Backend::cleanup`]).
     created: Vec<String>,
     ddb: Option<aws_sdk_dynamodb::Client>,
@@ -418,6 +454,7 @@ pub async fn prepare(
     opts: &Options,
     run_id: &str,
 ) -> Result<Backend, BackendError> {
+    let clock = VirtualClock::starting_now();
     let pairs = scenario
         .pairs
         .pairs()
@@ -482,6 +519,7 @@ pub async fn prepare(
             probe,
             store: None,
             env,
+            clock,
             created,
             ddb,
         });
@@ -513,7 +551,8 @@ pub async fn prepare(
                         ..ClaimRules::default()
                     },
                     ..ClaimConfig::default()
-                });
+                })
+                .with_clock(clock.read_by());
             (
                 AnyStore::Dynamo(store),
                 PairProbe::Dynamo {
@@ -523,7 +562,10 @@ pub async fn prepare(
             )
         }
         _ => {
-            let m = Arc::new(MemoryStore::new(pairs, sma_config.lease_seconds));
+            let m = Arc::new(
+                MemoryStore::new(pairs, sma_config.lease_seconds)
+                    .with_clock(EpochClock(clock.read_by())),
+            );
             (AnyStore::Memory(m.clone()), PairProbe::Memory(m))
         }
     };
@@ -595,6 +637,7 @@ pub async fn prepare(
         probe,
         store: Some(store),
         env,
+        clock,
         created,
         ddb,
     })

@@ -26,7 +26,12 @@
 //! the delay before `CALL_UPDATE_REQUESTED` and `CallTimeoutSeconds` are events on a queue, and
 //! the clock jumps from one instant to the next, so a 30 s ring costs nothing. It is not tokio's
 //! paused time: the handlers talk to a real DynamoDB Local over TCP and the SDK's own timeouts
-//! must keep running on the real clock, which paused time would break.
+//! must keep running on the real clock, which paused time would break. The in-process stores
+//! keep the *virtual* time, though ([`backend::VirtualClock`]): claims, leases and the rest of a
+//! pair after an unbound release are stamped with the instant the loop is at, as are the events'
+//! `StartTimeInMilliseconds`. On the wall clock they would see a run's minutes as seconds, and
+//! the 15 s rest would keep a pair from the next callers for many virtual minutes. (Functions
+//! behind `--lambda-url` keep their own clocks.)
 //!
 //! **Handler invocations take no virtual time** — the clock stands still while they run — and
 //! their latency is measured on the real clock: held against the SMA's 5 s Lambda timeout and

@@ -504,17 +504,14 @@ async fn execute(
         .map(|p| p.sma.chime_api_faults.clone())
         .unwrap_or_default();
     let run = Arc::new(Run {
-        world: World::new(sma_id, faults, keep_timeline),
+        world: World::new(sma_id, faults, keep_timeline).on_clock(&backend.clock),
         invoker: backend.invoker.clone(),
         plans,
         connect_numbers,
         targets: scenario.targets.clone(),
         fallback,
         flow,
-        epoch_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default(),
+        epoch_ms: backend.clock.epoch_ms,
         sample_pairs: !keep_timeline,
     });
     shared.api.set(Some(run.clone()));

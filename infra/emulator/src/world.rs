@@ -9,8 +9,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::chaos::ChimeChaos;
@@ -57,7 +57,9 @@ impl Ord for Scheduled {
 }
 
 pub struct World {
-    pub now: AtomicU64,
+    /// Virtual milliseconds since the run began; shared with the in-process stores' clock
+    /// ([`crate::backend::VirtualClock`]).
+    pub now: Arc<AtomicU64>,
     seq: AtomicU64,
     order: AtomicU64,
     queue: Mutex<BinaryHeap<Reverse<Scheduled>>>,
@@ -85,7 +87,7 @@ pub struct World {
 impl World {
     pub fn new(sma_id: String, chime_faults: Vec<String>, keep_timeline: bool) -> Self {
         Self {
-            now: AtomicU64::new(0),
+            now: Arc::default(),
             seq: AtomicU64::new(0),
             order: AtomicU64::new(0),
             queue: Mutex::new(BinaryHeap::new()),
@@ -103,6 +105,13 @@ impl World {
             sma_id,
             keep_timeline,
         }
+    }
+
+    /// A world whose virtual time is `clock`'s, so the stores the backend built read the
+    /// instant this loop is at.
+    pub fn on_clock(mut self, clock: &crate::backend::VirtualClock) -> Self {
+        self.now = clock.virtual_ms.clone();
+        self
     }
 
     pub fn now(&self) -> Ms {

@@ -194,17 +194,14 @@ pub async fn run_soak(
             .cloned()
             .zip(backend.env.get("FALLBACK_TARGET_ARN").cloned());
         let run = Arc::new(Run {
-            world: World::new(sma_id, Vec::new(), false),
+            world: World::new(sma_id, Vec::new(), false).on_clock(&backend.clock),
             invoker: backend.invoker.clone(),
             plans,
             connect_numbers: backend.connect_numbers.clone(),
             targets: BTreeMap::new(),
             fallback: fallback.clone(),
             flow: flow.clone(),
-            epoch_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or_default(),
+            epoch_ms: backend.clock.epoch_ms,
             sample_pairs: false,
         });
         *lock(&run.world.chime_chaos) = Some(ChimeChaos::new(

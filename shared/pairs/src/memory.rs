@@ -5,8 +5,8 @@
 //! against this.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::strategy::{
@@ -59,8 +59,10 @@ pub struct MemoryStore {
     /// Claim tickets dealt so far.
     tickets: AtomicU64,
     rules: ClaimRules,
-    /// Seconds added to the wall clock, so tests can expire leases.
+    /// Seconds added to the clock, so tests can expire leases.
     clock_offset: AtomicU64,
+    /// Where the time comes from when it is not the wall clock (see [`MemoryStore::with_clock`]).
+    clock: Option<EpochClock>,
     fault: Mutex<Option<InjectedFault>>,
     requests: AtomicU64,
     /// The fast path's cached view of the pool (see [`strategy::PoolView`]).
@@ -119,6 +121,14 @@ impl MemoryStore {
         }
     }
 
+    /// Takes the time from `clock` (epoch milliseconds) instead of the wall clock: an emulator
+    /// that compresses time gives the store its virtual clock, so leases and the rest after an
+    /// unbound release last as long as they would in a real call, not a twentieth of it.
+    pub fn with_clock(mut self, clock: EpochClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Makes the next store call fail once with `fault`.
     pub fn inject_fault(&self, fault: InjectedFault) {
         *lock(&self.fault) = Some(fault);
@@ -147,11 +157,14 @@ impl MemoryStore {
     }
 
     fn now(&self) -> i64 {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        wall + self.clock_offset.load(Ordering::SeqCst) as i64
+        let base = match &self.clock {
+            Some(clock) => (clock.0)().div_euclid(1000),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default(),
+        };
+        base + self.clock_offset.load(Ordering::SeqCst) as i64
     }
 
     fn enter(&self) -> Result<(), StoreError> {
@@ -165,6 +178,16 @@ impl MemoryStore {
                 InjectedError("injected unavailability"),
             ))),
         }
+    }
+}
+
+/// A source of epoch milliseconds other than the wall clock.
+#[derive(Clone)]
+pub struct EpochClock(pub Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl std::fmt::Debug for EpochClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EpochClock").field(&(self.0)()).finish()
     }
 }
 
@@ -583,6 +606,37 @@ mod tests {
             let found = store.lookup(&pair(), "contact-2", mode).await.unwrap();
             assert_eq!(found.map(|c| c.transaction_id), Some("t2".to_owned()));
         }
+    }
+
+    #[tokio::test]
+    async fn a_store_on_a_given_clock_keeps_time_by_it_not_by_the_wall() {
+        // An emulator's virtual clock, far from the wall clock and moved by hand.
+        let virtual_ms = Arc::new(AtomicU64::new(1_000_000_000));
+        let read = virtual_ms.clone();
+        let store = MemoryStore::new([pair()], 60).with_clock(EpochClock(Arc::new(move || {
+            read.load(Ordering::SeqCst) as i64
+        })));
+        assert_eq!(store.now_ms(), 1_000_000_000);
+        let ClaimOutcome::Claimed(claim) = store.claim(&request("t1")).await.unwrap() else {
+            panic!("expected a claim");
+        };
+        assert_eq!(
+            claim.lease_expires_at,
+            1_000_000 + 60,
+            "the lease counts from the clock"
+        );
+        store.release(&pair(), "t1").await.unwrap();
+        // Unbound release: the pair rests 15 s of this clock, however little wall time passes.
+        virtual_ms.fetch_add(14_000, Ordering::SeqCst);
+        assert_eq!(
+            store.claim(&request("t2")).await.unwrap(),
+            ClaimOutcome::Busy
+        );
+        virtual_ms.fetch_add(1_000, Ordering::SeqCst);
+        assert!(matches!(
+            store.claim(&request("t2")).await.unwrap(),
+            ClaimOutcome::Claimed(_)
+        ));
     }
 
     #[tokio::test]
