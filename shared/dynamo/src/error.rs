@@ -17,7 +17,12 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
 }
 
 /// Whether a request failed in a way worth repeating: throttling, 5xx, a timeout, a dropped
-/// or refused connection, an unreadable response (the same split as [`map_sdk_error`]).
+/// or refused connection, an unreadable response (the same split as [`map_sdk_error`]), and a
+/// single-item write on an item that another request's transaction is changing
+/// (`TransactionConflictException`): that transaction ends within milliseconds, and the repeat
+/// then meets the item as it left it, so its condition decides (a claim wins or finds the pair
+/// taken, a release finds its owner or not). Without the retry, a fast-path claim that met a
+/// fallback's transaction on its pair refused the caller as "unavailable".
 pub fn is_transient_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> bool
 where
     E: ProvideErrorMetadata,
@@ -29,7 +34,10 @@ where
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
             is_throttling_code(code)
-                || matches!(code, "InternalServerError" | "ServiceUnavailable")
+                || matches!(
+                    code,
+                    "InternalServerError" | "ServiceUnavailable" | "TransactionConflictException"
+                )
                 || se.raw().status().as_u16() >= 500
                 || se.raw().status().as_u16() == 429
         }

@@ -303,3 +303,48 @@ async fn a_conditional_failure_is_an_answer_and_never_retried() {
     );
     assert_eq!(not_held.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn a_write_on_a_pair_inside_another_transaction_waits_for_it_instead_of_failing() {
+    // A release that meets another request's transaction on the pair, then goes through.
+    let conflicted = mock!(Client::update_item)
+        .sequence()
+        .http_response(|| aws_error(400, "TransactionConflictException"))
+        .output(|| UpdateItemOutput::builder().build())
+        .build();
+    let store = store_with_budget(&[&conflicted], std::time::Duration::from_secs(5));
+    assert_eq!(
+        store.release(&pair(0), "tx-1").await.unwrap(),
+        ReleaseOutcome::Released
+    );
+    assert_eq!(conflicted.num_calls(), 2);
+
+    // The fast path's single write meets a fallback's transaction on its pair: the caller
+    // gets the pair once that transaction is over, not an "unavailable".
+    let query = free_pairs(1);
+    let write = mock!(Client::update_item)
+        .sequence()
+        .http_response(|| aws_error(400, "TransactionConflictException"))
+        .output(|| UpdateItemOutput::builder().build())
+        .build();
+    let store = store_with_budget(&[&query, &write], std::time::Duration::from_secs(5));
+    let config = ClaimConfig {
+        rules: ClaimRules {
+            fast_path: true,
+            ..store.config().rules.clone()
+        },
+        ..store.config().clone()
+    };
+    let store = store.with_config(config);
+    let ClaimOutcome::Claimed(claim) = store.claim(&request()).await.unwrap() else {
+        panic!("expected a claim");
+    };
+    assert_eq!(claim.pair, pair(0));
+    assert_eq!(write.num_calls(), 2, "the conflicted write and its repeat");
+    assert_eq!(query.num_calls(), 1, "the view's one read");
+    assert_eq!(
+        store.metrics().claim_write_attempts,
+        1,
+        "one attempt, repeated"
+    );
+}
