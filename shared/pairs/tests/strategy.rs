@@ -324,25 +324,27 @@ async fn a_caller_who_loses_a_race_after_its_fast_write_still_gets_a_free_pair()
     );
 }
 
+/// A caller on a warm environment of `pool` pairs whose next pick is taken, with rivals taking
+/// every pair it writes just before its write lands: its outcome, how many pairs are held
+/// afterwards, and the requests it made.
+async fn claim_while_rivals_take_every_pair_written(pool: usize) -> (ClaimOutcome, usize, u64) {
+    let store = warm_store_of_whose_next_pick_is_taken(pool).await;
+    let contended = RivalBeforeEachWrite::new(&store, u64::MAX);
+    let outcome = strategy::claim(&contended, &ClaimRules::default(), &request("caller"))
+        .await
+        .unwrap();
+    (outcome, store.held_pairs().len(), contended.requests())
+}
+
 #[tokio::test]
 async fn busy_is_answered_once_the_pool_is_full_not_after_lost_races() {
-    let store = warm_store_whose_next_pick_is_taken().await;
-    // Rivals take every pair this caller writes: it claims on while reads show free pairs and
-    // hears busy when it loses the only pair a read showed.
-    let contended = RivalBeforeEachWrite::new(&store, u64::MAX);
+    // It claims on while reads show free pairs and hears busy when it loses the only pair a
+    // read showed.
+    let (outcome, held, requests) = claim_while_rivals_take_every_pair_written(6).await;
+    assert_eq!(outcome, ClaimOutcome::Busy);
+    assert_eq!(held, 6, "busy only once every pair is held");
     assert_eq!(
-        strategy::claim(&contended, &ClaimRules::default(), &request("caller"))
-            .await
-            .unwrap(),
-        ClaimOutcome::Busy
-    );
-    assert_eq!(
-        store.held_pairs().len(),
-        6,
-        "busy only once every pair is held"
-    );
-    assert_eq!(
-        contended.requests(),
+        requests,
         1 + 4 * 2,
         "lost fast write, 4 × (read, lost write): the last read showed one pair, and it was lost"
     );
@@ -351,24 +353,12 @@ async fn busy_is_answered_once_the_pool_is_full_not_after_lost_races() {
 #[tokio::test]
 async fn losing_the_only_pair_a_read_showed_answers_busy_in_three_requests() {
     // Three pairs: one held by this environment's own earlier claim, one taken elsewhere
-    // (this environment's next pick), one free that a rival takes just before this caller's
-    // write lands.
-    let store = warm_store_of_whose_next_pick_is_taken(3).await;
-    let contended = RivalBeforeEachWrite::new(&store, u64::MAX);
+    // (this environment's next pick), one free that a rival takes first.
+    let (outcome, held, requests) = claim_while_rivals_take_every_pair_written(3).await;
+    assert_eq!(outcome, ClaimOutcome::Busy);
+    assert_eq!(held, 3, "busy only with every pair held");
     assert_eq!(
-        strategy::claim(&contended, &ClaimRules::default(), &request("loser"))
-            .await
-            .unwrap(),
-        ClaimOutcome::Busy
-    );
-    assert_eq!(
-        store.held_pairs().len(),
-        3,
-        "busy only with every pair held"
-    );
-    assert_eq!(
-        contended.requests(),
-        3,
+        requests, 3,
         "lost fast write, the read showing one pair, the write that lost it"
     );
 }
