@@ -420,9 +420,9 @@ async fn a_lost_fast_write_waits_for_the_burst_to_settle_before_reading() {
 }
 
 #[test]
-fn the_settle_wait_is_two_round_trips_of_the_lost_write_within_a_bound() {
+fn the_settle_wait_is_three_round_trips_of_the_lost_write_within_a_bound() {
     assert_eq!(strategy::settle_wait_ms(0), 0);
-    assert_eq!(strategy::settle_wait_ms(7), 14);
+    assert_eq!(strategy::settle_wait_ms(7), 21);
     assert_eq!(
         strategy::settle_wait_ms(-3),
         0,
