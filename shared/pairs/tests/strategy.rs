@@ -151,6 +151,16 @@ impl<'a> RivalBeforeEachWrite<'a> {
     }
 }
 
+/// Takes one from `left` if any is left.
+fn take_one(left: &std::sync::atomic::AtomicU64) -> bool {
+    left.fetch_update(
+        std::sync::atomic::Ordering::SeqCst,
+        std::sync::atomic::Ordering::SeqCst,
+        |n| n.checked_sub(1),
+    )
+    .is_ok()
+}
+
 impl RivalBeforeEachWrite<'_> {
     fn count(&self) {
         self.requests
@@ -189,26 +199,10 @@ impl ClaimPrimitives for RivalBeforeEachWrite<'_> {
         replacing: Option<&PairKey>,
     ) -> Result<strategy::ClaimAttempt, takeback_pairs::StoreError> {
         self.count();
-        let contended = self
-            .contended_writes
-            .fetch_update(
-                std::sync::atomic::Ordering::SeqCst,
-                std::sync::atomic::Ordering::SeqCst,
-                |n| n.checked_sub(1),
-            )
-            .is_ok();
-        if contended {
+        if take_one(&self.contended_writes) {
             return Ok(strategy::ClaimAttempt::PairContended);
         }
-        let rival_left = self
-            .rival_writes
-            .fetch_update(
-                std::sync::atomic::Ordering::SeqCst,
-                std::sync::atomic::Ordering::SeqCst,
-                |n| n.checked_sub(1),
-            )
-            .is_ok();
-        if rival_left {
+        if take_one(&self.rival_writes) {
             let rival = format!("rival-{}", self.requests());
             self.inner
                 .attempt_single(pair, &self::request(&rival), now_ms, lease_expires_at)
@@ -332,7 +326,7 @@ async fn claim_while_rivals_take_every_pair_written(pool: usize) -> (ClaimOutcom
     let contended = RivalBeforeEachWrite::new(&store, u64::MAX);
     let outcome = strategy::claim(&contended, &ClaimRules::default(), &request("caller"))
         .await
-        .unwrap();
+        .expect("the memory store answers");
     (outcome, store.held_pairs().len(), contended.requests())
 }
 
