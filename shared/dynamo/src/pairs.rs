@@ -1017,7 +1017,9 @@ impl ClaimPrimitives for Budgeted<'_> {
                 transaction_id: request.transaction_id.clone(),
                 lease_expires_at: lease,
             }),
-            None => ClaimAttempt::PairTaken,
+            None => ClaimAttempt::PairTaken {
+                claimed_at_ms: held.as_ref().and_then(claimed_at_ms_of),
+            },
         })
     }
 
@@ -1362,6 +1364,11 @@ fn cancelled_by_throttling(
 /// Sorts a failed `TransactWriteItems` into "pair taken", "transaction already has a pair",
 /// "concurrent write on the CALLS record", or a [`StoreError`]. Reasons come in item order:
 /// 0 = pair, 1 = CALLS record.
+/// When the holder of a pair item claimed it (its claim's call timestamp), if the item says.
+fn claimed_at_ms_of(item: &Item) -> Option<i64> {
+    opt_n(item, attr::CALL_TIMESTAMP).ok().flatten()
+}
+
 fn classify_cancellation(
     err: SdkError<TransactWriteItemsError>,
 ) -> Result<ClaimAttempt, StoreError> {
@@ -1406,7 +1413,12 @@ fn classify_cancellation(
         return Ok(ClaimAttempt::RecordConflict);
     }
     match pair_code.as_str() {
-        "ConditionalCheckFailed" => Ok(ClaimAttempt::PairTaken),
+        "ConditionalCheckFailed" => Ok(ClaimAttempt::PairTaken {
+            claimed_at_ms: reasons
+                .first()
+                .and_then(|r| r.item())
+                .and_then(claimed_at_ms_of),
+        }),
         "TransactionConflict" => Ok(ClaimAttempt::PairContended),
         _ => Err(StoreError::Other(Box::new(err))),
     }
@@ -1511,6 +1523,17 @@ mod tests {
         assert!(is_throttling_code("ThrottlingError"));
         assert!(is_throttling_code("ProvisionedThroughputExceededException"));
         assert!(!is_throttling_code("ConditionalCheckFailed"));
+    }
+
+    #[test]
+    fn a_lost_writes_old_item_tells_when_its_holder_claimed() {
+        let held: Item = HashMap::from([
+            (attr::IN_USE.to_owned(), s(IN_USE_TRUE)),
+            (attr::CALL_TIMESTAMP.to_owned(), n(1_796_000_000_123_i64)),
+        ]);
+        assert_eq!(claimed_at_ms_of(&held), Some(1_796_000_000_123));
+        let free: Item = HashMap::from([(attr::IN_USE.to_owned(), s(IN_USE_FALSE))]);
+        assert_eq!(claimed_at_ms_of(&free), None);
     }
 
     #[test]

@@ -309,10 +309,13 @@ impl ClaimPrimitives for MemoryStore {
             _ => {}
         }
         let Some(slot) = pairs.get_mut(pair) else {
-            return Ok(ClaimAttempt::PairTaken);
+            return Ok(ClaimAttempt::PairTaken {
+                claimed_at_ms: None,
+            });
         };
+        let claimed_at_ms = slot.as_ref().map(|h| h.call_timestamp_ms);
         if !self.take_if_claimable(slot, pair, request, now_ms, lease_expires_at) {
-            return Ok(ClaimAttempt::PairTaken);
+            return Ok(ClaimAttempt::PairTaken { claimed_at_ms });
         }
         records.insert(request.transaction_id.clone(), pair.clone());
         Ok(ClaimAttempt::Won(Claim {
@@ -375,10 +378,13 @@ impl ClaimPrimitives for MemoryStore {
             return Ok(ClaimAttempt::AlreadyHas(held.clone()));
         }
         let Some(slot) = pairs.get_mut(pair) else {
-            return Ok(ClaimAttempt::PairTaken);
+            return Ok(ClaimAttempt::PairTaken {
+                claimed_at_ms: None,
+            });
         };
+        let claimed_at_ms = slot.as_ref().map(|h| h.call_timestamp_ms);
         if !self.take_if_claimable(slot, pair, request, now_ms, lease_expires_at) {
-            return Ok(ClaimAttempt::PairTaken);
+            return Ok(ClaimAttempt::PairTaken { claimed_at_ms });
         }
         lock(&self.records).insert(request.transaction_id.clone(), pair.clone());
         Ok(ClaimAttempt::Won(Claim {

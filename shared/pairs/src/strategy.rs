@@ -380,8 +380,11 @@ pub struct ClaimablePairs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimAttempt {
     Won(Claim),
-    /// The pair is held by someone else.
-    PairTaken,
+    /// The pair is held by someone else; `claimed_at_ms`: when that holder claimed it, where
+    /// the store's answer says (see [`contention_is_recent`]).
+    PairTaken {
+        claimed_at_ms: Option<i64>,
+    },
     /// The pair was part of another write still in progress (DynamoDB's `TransactionConflict`):
     /// that write may yet fail, so the pair may still be free. Not a lost race: the claim reads
     /// again and may try the pair again.
@@ -503,6 +506,18 @@ pub fn settle_wait_ms(fast_write_ms: i64) -> i64 {
     fast_write_ms.saturating_mul(3).clamp(0, MAX_SETTLE_WAIT_MS)
 }
 
+/// A claim made this recently, relative to the lost write's answer, means claimers are racing
+/// now (see [`contention_is_recent`]).
+pub const RECENT_CLAIM_MS: i64 = 1_000;
+
+/// Whether a lost fast write lost to a race under way (the holder claimed within
+/// [`RECENT_CLAIM_MS`], or the store did not say when), which is worth the settle wait; or to
+/// a claim made long before — this environment's view was stale, nothing is in flight, and the
+/// caller reads at once.
+pub fn contention_is_recent(claimed_at_ms: Option<i64>, now_ms: i64) -> bool {
+    claimed_at_ms.is_none_or(|at| now_ms.saturating_sub(at) <= RECENT_CLAIM_MS)
+}
+
 /// What the fast path achieved.
 enum FastPath {
     Claimed(Claim),
@@ -560,14 +575,25 @@ async fn fast_path<P: ClaimPrimitives>(
             );
             Ok(FastPath::Claimed(claim))
         }
-        Ok(_) => {
+        Ok(lost) => {
             lock_view(view).lost(&pair);
-            let wait_ms = settle_wait_ms(store.now_ms() - sent_ms);
-            debug!(
-                wait_ms,
-                "fast path lost its pair; reading the pool after the burst settles"
-            );
-            store.settle(wait_ms).await;
+            let answered_ms = store.now_ms();
+            let claimed_at_ms = match lost {
+                ClaimAttempt::PairTaken { claimed_at_ms } => claimed_at_ms,
+                _ => None,
+            };
+            if contention_is_recent(claimed_at_ms, answered_ms) {
+                let wait_ms = settle_wait_ms(answered_ms - sent_ms);
+                debug!(
+                    wait_ms,
+                    "fast path lost its pair to a claim just made; reading the pool after the burst settles"
+                );
+                store.settle(wait_ms).await;
+            } else {
+                debug!(
+                    "fast path lost its pair to an older claim (a stale view); reading the pool"
+                );
+            }
             Ok(FastPath::FallBack(Some(pair)))
         }
         Err(e) => {
@@ -762,7 +788,7 @@ pub async fn claim_for<P: ClaimPrimitives>(
                     );
                     return Ok(ClaimOutcome::Claimed(claim));
                 }
-                ClaimAttempt::PairTaken => {
+                ClaimAttempt::PairTaken { .. } => {
                     if let Some(view) = store.pool_view() {
                         lock_view(view).lost(pair);
                     }

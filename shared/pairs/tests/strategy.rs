@@ -413,6 +413,48 @@ async fn a_lost_fast_write_waits_for_the_burst_to_settle_before_reading() {
     assert!(counted.settle_waits_ms().is_empty());
 }
 
+#[tokio::test]
+async fn a_fast_write_lost_to_a_claim_made_long_ago_reads_at_once() {
+    // The other environment took this environment's next pick a minute ago: the view was
+    // stale, no burst is under way, and waiting would only delay the caller.
+    let store = warm_store_whose_next_pick_is_taken().await;
+    store.advance_clock(60);
+    let counted = RivalBeforeEachWrite::new(&store, 0);
+    claimed(
+        strategy::claim(&counted, &ClaimRules::default(), &request("caller"))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        counted.settle_waits_ms().is_empty(),
+        "{:?}",
+        counted.settle_waits_ms()
+    );
+    assert_eq!(
+        counted.requests(),
+        3,
+        "lost fast write, read, winning write"
+    );
+}
+
+#[test]
+fn only_a_loss_to_a_claim_just_made_or_of_unknown_age_is_worth_the_wait() {
+    let now = 1_796_000_000_000;
+    assert!(strategy::contention_is_recent(Some(now - 40), now));
+    assert!(strategy::contention_is_recent(
+        Some(now - strategy::RECENT_CLAIM_MS),
+        now
+    ));
+    assert!(!strategy::contention_is_recent(
+        Some(now - strategy::RECENT_CLAIM_MS - 1),
+        now
+    ));
+    assert!(
+        strategy::contention_is_recent(None, now),
+        "unknown: assume a burst"
+    );
+}
+
 #[test]
 fn the_settle_wait_is_three_round_trips_of_the_lost_write_within_a_bound() {
     assert_eq!(strategy::settle_wait_ms(0), 0);
