@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
 use serde_json::Value;
 use takeback_connect::config::{Env, LookupConfig, TransferConfig};
-use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr};
+use takeback_dynamo::pairs::{ClaimConfig, DynamoStore, IN_USE_TRUE, attr, system_clock};
 use takeback_dynamo::seed::seed_pairs;
 use takeback_dynamo::tables;
 use takeback_pairs::memory::{EpochClock, MemoryStore};
@@ -282,10 +282,7 @@ pub struct VirtualClock {
 impl VirtualClock {
     fn starting_now() -> Self {
         Self {
-            epoch_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                .unwrap_or_default(),
+            epoch_ms: system_clock()(),
             virtual_ms: Arc::default(),
         }
     }

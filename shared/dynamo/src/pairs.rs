@@ -307,9 +307,14 @@ impl DynamoStore {
     /// A failure only means the first claim reads for itself.
     pub async fn prime_view(&self) -> Result<bool, StoreError> {
         let _reading = self.priming.lock().await;
+        self.prime_view_by(Instant::now() + PRIME_BUDGET).await
+    }
+
+    /// [`strategy::prime_view`] within `deadline`; the caller holds `priming`.
+    async fn prime_view_by(&self, deadline: Instant) -> Result<bool, StoreError> {
         let call = Budgeted {
             store: self,
-            deadline: Instant::now() + PRIME_BUDGET,
+            deadline,
         };
         strategy::prime_view(&call, &self.config.rules).await
     }
@@ -327,11 +332,7 @@ impl DynamoStore {
             // Another read is taking long (or was frozen with its environment): read alone.
             return;
         };
-        let call = Budgeted {
-            store: self,
-            deadline,
-        };
-        if let Err(e) = strategy::prime_view(&call, &self.config.rules).await {
+        if let Err(e) = self.prime_view_by(deadline).await {
             debug!(error = %e, "reading the pool view failed; the claim reads for itself");
         }
     }
@@ -1361,14 +1362,14 @@ fn cancelled_by_throttling(
         .any(|r| r.code().is_some_and(is_throttling_code))
 }
 
-/// Sorts a failed `TransactWriteItems` into "pair taken", "transaction already has a pair",
-/// "concurrent write on the CALLS record", or a [`StoreError`]. Reasons come in item order:
-/// 0 = pair, 1 = CALLS record.
 /// When the holder of a pair item claimed it (its claim's call timestamp), if the item says.
 fn claimed_at_ms_of(item: &Item) -> Option<i64> {
     opt_n(item, attr::CALL_TIMESTAMP).ok().flatten()
 }
 
+/// Sorts a failed `TransactWriteItems` into "pair taken", "pair inside another transaction",
+/// "transaction already has a pair", "concurrent write on the CALLS record", or a
+/// [`StoreError`]. Reasons come in item order: 0 = pair, 1 = CALLS record.
 fn classify_cancellation(
     err: SdkError<TransactWriteItemsError>,
 ) -> Result<ClaimAttempt, StoreError> {

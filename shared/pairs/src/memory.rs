@@ -110,6 +110,29 @@ impl MemoryStore {
         true
     }
 
+    /// [`take_if_claimable`](Self::take_if_claimable) on `pair` of the pool, or the
+    /// `PairTaken` answer (with its holder's claim time) both claim writes give when it fails.
+    fn take_pair(
+        &self,
+        pairs: &mut BTreeMap<PairKey, Option<Holder>>,
+        pair: &PairKey,
+        request: &ClaimRequest,
+        now_ms: i64,
+        lease_expires_at: i64,
+    ) -> Result<(), ClaimAttempt> {
+        let Some(slot) = pairs.get_mut(pair) else {
+            return Err(ClaimAttempt::PairTaken {
+                claimed_at_ms: None,
+            });
+        };
+        let claimed_at_ms = slot.as_ref().map(|h| h.call_timestamp_ms);
+        if self.take_if_claimable(slot, pair, request, now_ms, lease_expires_at) {
+            Ok(())
+        } else {
+            Err(ClaimAttempt::PairTaken { claimed_at_ms })
+        }
+    }
+
     pub fn new(pairs: impl IntoIterator<Item = PairKey>, lease_seconds: i64) -> Self {
         Self {
             pairs: Mutex::new(pairs.into_iter().map(|p| (p, None)).collect()),
@@ -308,14 +331,8 @@ impl ClaimPrimitives for MemoryStore {
             }
             _ => {}
         }
-        let Some(slot) = pairs.get_mut(pair) else {
-            return Ok(ClaimAttempt::PairTaken {
-                claimed_at_ms: None,
-            });
-        };
-        let claimed_at_ms = slot.as_ref().map(|h| h.call_timestamp_ms);
-        if !self.take_if_claimable(slot, pair, request, now_ms, lease_expires_at) {
-            return Ok(ClaimAttempt::PairTaken { claimed_at_ms });
+        if let Err(taken) = self.take_pair(&mut pairs, pair, request, now_ms, lease_expires_at) {
+            return Ok(taken);
         }
         records.insert(request.transaction_id.clone(), pair.clone());
         Ok(ClaimAttempt::Won(Claim {
@@ -377,14 +394,8 @@ impl ClaimPrimitives for MemoryStore {
             }
             return Ok(ClaimAttempt::AlreadyHas(held.clone()));
         }
-        let Some(slot) = pairs.get_mut(pair) else {
-            return Ok(ClaimAttempt::PairTaken {
-                claimed_at_ms: None,
-            });
-        };
-        let claimed_at_ms = slot.as_ref().map(|h| h.call_timestamp_ms);
-        if !self.take_if_claimable(slot, pair, request, now_ms, lease_expires_at) {
-            return Ok(ClaimAttempt::PairTaken { claimed_at_ms });
+        if let Err(taken) = self.take_pair(&mut pairs, pair, request, now_ms, lease_expires_at) {
+            return Ok(taken);
         }
         lock(&self.records).insert(request.transaction_id.clone(), pair.clone());
         Ok(ClaimAttempt::Won(Claim {
