@@ -13,8 +13,6 @@
 //!
 //! IAM: `dynamodb:UpdateItem` on the pairs table.
 
-// The DynamoDB store's nested async state machines exceed the default layout depth.
-#![recursion_limit = "256"]
 mod metrics;
 
 use lambda_runtime::{LambdaEvent, service_fn};

@@ -20,8 +20,6 @@
 //!
 //! IAM: `dynamodb:UpdateItem` on both tables, `chime:UpdateSipMediaApplicationCall` on the SMA.
 
-// The DynamoDB store's nested async state machines exceed the default layout depth.
-#![recursion_limit = "256"]
 mod metrics;
 
 use lambda_runtime::{LambdaEvent, service_fn};

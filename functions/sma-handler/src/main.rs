@@ -2,9 +2,6 @@
 //!
 //! A configuration error is one JSON log line (`variable`, `problem`) and exit status 78.
 
-// The DynamoDB store's nested async state machines exceed the default layout depth.
-#![recursion_limit = "256"]
-
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sma_handler::config::SmaHandlerConfig;

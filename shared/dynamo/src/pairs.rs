@@ -550,7 +550,10 @@ impl DynamoStore {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             self.count_request();
-            let err = match tokio::time::timeout(remaining, send()).await {
+            // Boxed: the SDK's request future is dozens of state machines deep, and every
+            // async fn that awaits a store operation would otherwise nest it inside its own
+            // layout, past the compiler's default depth in the crates that use the store.
+            let err = match tokio::time::timeout(remaining, Box::pin(send())).await {
                 Ok(Ok(out)) => return Ok(out),
                 Ok(Err(err)) if transient(&err) => map_err(err),
                 Ok(Err(err)) => return Err(map_err(err)),
